@@ -1,0 +1,9 @@
+"""tiktok-tracker: find a face or a symbol in short videos.
+
+Pure logic lives in ``video`` (frame sampling), ``detect`` (backbones, targets,
+scoring), ``training`` (datasets and heads) and ``verdict``; ``storage`` holds
+the SQL models; ``scan`` runs everything in-process; ``pipeline`` wraps the
+same functions in Celery tasks; ``cli`` is the ``tiktok-tracker`` command.
+"""
+
+__version__ = "0.1.0"

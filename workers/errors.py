@@ -1,0 +1,38 @@
+"""Errors a user can act on.
+
+Every error the product raises on bad input derives from ``TrackerError``; the
+CLI prints ``str(err)`` as one line (no traceback) and exits non-zero, and the
+scan records it as the ``failed`` reason of the video.
+"""
+
+
+class TrackerError(Exception):
+    """Base class: a clear, one-line problem with the user's input or setup."""
+
+
+class BadVideo(TrackerError):
+    """The file is not a decodable video, or holds no frames."""
+
+
+class BadLabels(TrackerError):
+    """A labels CSV or image folder cannot be used for training."""
+
+
+class BackboneMismatch(TrackerError):
+    """A target was trained on other backbone weights or preprocessing."""
+
+
+class BackboneUnavailable(TrackerError):
+    """No VGG16 weights can be loaded with the current settings."""
+
+
+class NoFace(TrackerError):
+    """A reference photo holds no usable face."""
+
+
+class TargetNotFound(TrackerError):
+    """No saved target has that name."""
+
+
+class BadTarget(TrackerError):
+    """A target bundle on disk is missing files or is malformed."""

@@ -1,0 +1,1 @@
+"""Saved targets: bundle folders under the models directory."""

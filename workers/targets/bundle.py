@@ -1,0 +1,116 @@
+"""A saved target is a folder: ``target.json`` plus the kind's model files.
+
+``target.json`` records the kind, name, version, threshold, verdict rule and
+what the kind needs (for classifiers: backbone identity, input size, class
+names, training metrics). The version is a hash of the learned state, so a
+retrained or re-enrolled target gets a new version and old results are not
+reused for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+from workers.detect.base import Target
+from workers.errors import BadTarget, TargetNotFound, TrackerError
+from workers.verdict import VerdictRule
+
+META = "target.json"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _kinds() -> dict[str, type[Target]]:
+    # Imported here so that listing targets does not import TensorFlow or dlib.
+    from workers.detect.classifier import ClassifierTarget
+    from workers.detect.face import FaceTarget
+
+    return {ClassifierTarget.kind: ClassifierTarget, FaceTarget.kind: FaceTarget}
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise TrackerError(
+            f"invalid target name {name!r}: use 1-64 letters, digits, '.', '_' or '-'"
+        )
+    return name
+
+
+def bundle_dir(models_dir: Path, name: str) -> Path:
+    return Path(models_dir) / check_name(name)
+
+
+def save_target(target: Target, models_dir: Path, extra: dict | None = None) -> Path:
+    """Write ``target`` as a bundle, replacing any previous one of that name atomically."""
+    final = bundle_dir(models_dir, target.name)
+    tmp = final.with_name(f".{target.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    target.save_artifacts(tmp)
+    meta = {
+        "kind": target.kind,
+        "name": target.name,
+        "threshold": target.threshold,
+        "rule": target.rule.to_dict(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **target.config(),
+        **(extra or {}),
+    }
+    digest = hashlib.sha256(target.fingerprint())
+    digest.update(json.dumps({k: meta[k] for k in ("kind", "threshold", "rule")}, sort_keys=True).encode())
+    meta["version"] = target.version = digest.hexdigest()[:12]
+    (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    return final
+
+
+def read_meta(folder: Path) -> dict:
+    path = folder / META
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BadTarget(f"{folder}: not a target bundle (no {META})") from None
+    except json.JSONDecodeError as exc:
+        raise BadTarget(f"{path}: malformed JSON ({exc.msg})") from None
+
+
+def load_target(models_dir: Path, name: str) -> Target:
+    folder = bundle_dir(models_dir, name)
+    if not folder.is_dir():
+        known = ", ".join(list_targets(models_dir)) or "none saved yet"
+        raise TargetNotFound(f"no target named {name!r} in {models_dir} (known: {known})")
+    meta = read_meta(folder)
+    kind = _kinds().get(meta.get("kind", ""))
+    if kind is None:
+        raise BadTarget(f"{folder}: unknown target kind {meta.get('kind')!r}")
+    try:
+        target = kind.from_bundle(meta, folder)
+    except (KeyError, ValueError, OSError) as exc:
+        raise BadTarget(f"{folder}: damaged bundle ({exc})") from None
+    target.version = meta.get("version", "")
+    return target
+
+
+def list_targets(models_dir: Path) -> list[str]:
+    root = Path(models_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / META).is_file() and not p.name.startswith("."))
+
+
+def remove_target(models_dir: Path, name: str) -> None:
+    folder = bundle_dir(models_dir, name)
+    if not (folder / META).is_file():
+        raise TargetNotFound(f"no target named {name!r} in {models_dir}")
+    shutil.rmtree(folder)
+
+
+def rule_from_meta(meta: dict) -> VerdictRule:
+    return VerdictRule.from_dict(meta["rule"])

@@ -1,0 +1,80 @@
+"""Verdict rules: from per-frame scores to "is the target in this video?".
+
+The tutorial's rule: the target is in the video when at least 1/3 of the
+sampled frames are positive. Faces use "at least 2 positive frames" instead,
+because a person can appear briefly. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+
+@dataclass(frozen=True)
+class VerdictRule:
+    min_fraction: float = 1 / 3  # of sampled frames
+    min_frames: int = 1  # absolute number of positive frames
+
+    def needed(self, total_frames: int) -> int:
+        """Positive frames needed for a positive verdict in a video of ``total_frames``."""
+        # The small epsilon keeps 1/3 * 18 == 6 from becoming 7 through float error.
+        return max(self.min_frames, math.ceil(self.min_fraction * total_frames - 1e-9))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "VerdictRule":
+        return cls(float(data["min_fraction"]), int(data["min_frames"]))
+
+
+@dataclass(frozen=True)
+class FrameScore:
+    index: int
+    timestamp: float
+    score: float
+    box: tuple[int, int, int, int] | None = None  # (top, right, bottom, left) for faces
+
+
+@dataclass(frozen=True)
+class Verdict:
+    positive: bool
+    frames: int  # sampled frames in the video
+    scored_frames: int  # frames actually scored (fewer with early verdict)
+    positive_frames: int
+    positive_timestamps: list[float] = field(default_factory=list)
+    best: FrameScore | None = None
+
+    @property
+    def label(self) -> str:
+        return "positive" if self.positive else "negative"
+
+
+def verdict_for(
+    scores: Sequence[FrameScore], threshold: float, rule: VerdictRule, total_frames: int | None = None
+) -> Verdict:
+    """Apply ``rule`` to frame ``scores`` (a frame is positive when score >= threshold).
+
+    ``total_frames`` is the number of sampled frames in the video when only a
+    prefix was scored (early verdict); by default every frame was scored.
+    """
+    total = len(scores) if total_frames is None else total_frames
+    positives = [s for s in scores if s.score >= threshold]
+    best = max(scores, key=lambda s: s.score, default=None)
+    return Verdict(
+        positive=total > 0 and len(positives) >= rule.needed(total),
+        frames=total,
+        scored_frames=len(scores),
+        positive_frames=len(positives),
+        positive_timestamps=[round(s.timestamp, 3) for s in positives],
+        best=best,
+    )
+
+
+def is_decided(rule: VerdictRule, total_frames: int, scored: int, positive: int) -> bool:
+    """True when the remaining ``total_frames - scored`` frames cannot change the verdict."""
+    needed = rule.needed(total_frames)
+    remaining = total_frames - scored
+    return positive >= needed or positive + remaining < needed
