@@ -1,5 +1,14 @@
 """Video files: probing and frame sampling (no Celery, no database)."""
 
-from workers.video.sampling import Frame, VideoInfo, frame_step, probe_video, sample_frames
+from workers.video.sampling import (
+    Frame,
+    SampledVideo,
+    VideoInfo,
+    content_hash,
+    frame_step,
+    probe_video,
+    read_sampled,
+    sample_frames,
+)
 
-__all__ = ["Frame", "VideoInfo", "frame_step", "probe_video", "sample_frames"]
+__all__ = ["Frame", "SampledVideo", "VideoInfo", "content_hash", "frame_step", "probe_video", "read_sampled", "sample_frames"]

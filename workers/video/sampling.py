@@ -132,3 +132,24 @@ def sample_frames(
             raise BadVideo(f"{Path(path)}: no decodable frames (empty or corrupt video)")
     finally:
         cap.release()
+
+
+@dataclass
+class SampledVideo:
+    """All sampled frames of one video, in order: what the score stage consumes."""
+
+    info: VideoInfo
+    frames: list[Frame]
+
+    @property
+    def indices(self) -> list[int]:
+        return [f.index for f in self.frames]
+
+    @property
+    def timestamps(self) -> list[float]:
+        return [f.timestamp for f in self.frames]
+
+
+def read_sampled(path: str | Path, rate: float = 1.0, max_side: int | None = None) -> SampledVideo:
+    """Probe and sample a whole video (raises ``BadVideo``)."""
+    return SampledVideo(probe_video(path), list(sample_frames(path, rate, max_side)))

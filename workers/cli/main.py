@@ -1,0 +1,120 @@
+"""Entry point of the ``tiktok-tracker`` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from workers.cli import targets
+from workers.cli.common import BackbonePreprocessing, BackboneWeights, console, err_console, progress_bar, settings
+from workers.errors import TrackerError
+
+app = typer.Typer(
+    help="Find a face or a symbol in short videos (TikTok and others).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(targets.app, name="target")
+
+
+@app.command()
+def scan(
+    paths: List[Path] = typer.Argument(..., help="Video files or folders of videos."),
+    target: List[str] = typer.Option(..., "--target", "-t", help="Target name; repeat for several (one shared backbone pass)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per (video, target) line."),
+    force: bool = typer.Option(False, "--force", help="Rescore videos already scanned for the same target version."),
+    all_frames: bool = typer.Option(False, "--all-frames", help="Score every sampled frame (no early verdict)."),
+    backbone_weights: Optional[str] = BackboneWeights,
+    backbone_preprocessing: Optional[str] = BackbonePreprocessing,
+) -> None:
+    """Scan local videos in-process; results go to the database (SQLite by default).
+
+    Exit status: 0 when every video was scanned, 1 when some failed (their rows
+    say why), 2 on a usage or setup error.
+    """
+    from workers.scan import Scanner, expand_paths
+
+    cfg = settings()
+    files = expand_paths(paths)
+    if not files:
+        raise TrackerError(f"no video files in {', '.join(map(str, paths))}")
+    scanner = Scanner.for_names(
+        cfg,
+        target,
+        early_verdict=False if all_frames else None,
+        backbone_weights=backbone_weights,
+        backbone_preprocessing=backbone_preprocessing,
+    )
+    rows = []
+    with progress_bar("videos", total=len(files), enabled=not as_json or err_console.is_terminal) as advance:
+        for path in files:
+            advance.progress.update(advance.task, description=f"scanning {path.name[:40]}")
+            batch = scanner.scan_file(path, force=force)
+            rows.extend(batch)
+            if as_json:
+                for row in batch:
+                    print(json.dumps(row.to_json()), flush=True)
+            advance()
+    if not as_json:
+        table = Table("video", "target", "verdict", "positive / frames", "first seen at", "note")
+        for r in rows:
+            colour = {"positive": "green", "negative": "white", "failed": "red"}[r.verdict]
+            stamps = ", ".join(f"{t:.1f}s" for t in r.positive_timestamps[:3])
+            scored = f" (scored {r.scored_frames})" if r.scored_frames and r.scored_frames < r.frames else ""
+            note = r.error or ("cached" if r.cached else "")
+            table.add_row(str(r.video), r.target, f"[{colour}]{r.verdict}[/]", f"{r.positive_frames}/{r.frames}{scored}", stamps, note)
+        console.print(table)
+    if any(r.verdict == "failed" for r in rows):
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    workdir: Path = typer.Option(Path("data/demo"), "--workdir", help="Where the demo photo and videos are written."),
+) -> None:
+    """Offline end-to-end demo: enrol a face from a bundled photo, scan two generated videos."""
+    from workers.demo_media import demo_reference_photo, make_demo_videos
+    from workers.detect.face import FaceEmbedder, enroll_faces
+    from workers.scan import Scanner
+    from workers.targets.bundle import save_target
+
+    cfg = settings()
+    workdir.mkdir(parents=True, exist_ok=True)
+    console.print("1/3 Enrolling face target [bold]demo-astronaut[/] from scikit-image's astronaut photo")
+    photo = demo_reference_photo(workdir)
+    embedder = FaceEmbedder(upsample=cfg.face_upsample)
+    target, _ = enroll_faces("demo-astronaut", [photo], embedder, tolerance=cfg.face_tolerance)
+    save_target(target, cfg.models_dir)
+    console.print("2/3 Generating two videos: one shows her, one shows other people and scenes")
+    with_face, without_face = make_demo_videos(workdir)
+    console.print("3/3 Scanning both")
+    scanner = Scanner(cfg, [target], extractors={embedder.key: embedder})
+    table = Table("video", "verdict", "matching frames", "at")
+    for path in (with_face, without_face):
+        for r in scanner.scan_file(path, force=True):
+            colour = {"positive": "green", "negative": "white", "failed": "red"}[r.verdict]
+            table.add_row(path.name, f"[{colour}]{r.verdict}[/]", f"{r.positive_frames}/{r.frames}", ", ".join(f"{t:.0f}s" for t in r.positive_timestamps))
+    console.print(table)
+    console.print(f"Results are in {cfg.resolved_database_url}. Next: `tiktok-tracker target add-face NAME PHOTOS...` and `tiktok-tracker scan VIDEOS --target NAME`.")
+
+
+def main() -> None:
+    """Console script: user errors become one line on stderr and exit status 2."""
+    try:
+        app()
+    except TrackerError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""``tiktok-tracker target ...``: train, enrol, list, show, remove, evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from workers.cli.common import BackbonePreprocessing, BackboneWeights, console, progress_bar, settings, warn
+from workers.targets import bundle
+from workers.verdict import VerdictRule
+
+app = typer.Typer(help="Create and manage targets (what to look for).", no_args_is_help=True)
+
+
+@app.command("train")
+def train(
+    name: str = typer.Argument(..., help="Name of the target to create (replaces one of that name)."),
+    images: Path = typer.Option(..., "--images", help="Image folder (with --labels) or one sub-folder per class."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="CSV with Image_ID,Class columns."),
+    head: str = typer.Option("pooled", "--head", help="Head architecture: pooled (default) or seed (the tutorial's)."),
+    epochs: int = typer.Option(20, "--epochs", min=1),
+    augment: int = typer.Option(1, "--augment", min=0, help="Augmented copies per image (Keras preprocessing layers)."),
+    folds: int = typer.Option(5, "--folds", min=0, help="Grouped validation folds (0: skip validation)."),
+    block: int = typer.Option(20, "--block", min=1, help="Consecutive images per validation group."),
+    positive_class: Optional[str] = typer.Option(None, "--positive-class", help="Class the target looks for."),
+    threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0, help="Frame is positive when P(target) >= this."),
+    min_fraction: float = typer.Option(1 / 3, "--min-fraction", min=0.0, max=1.0, help="Verdict: positive frames / sampled frames."),
+    min_frames: int = typer.Option(1, "--min-frames", min=1, help="Verdict: at least this many positive frames."),
+    backbone_weights: Optional[str] = BackboneWeights,
+    backbone_preprocessing: Optional[str] = BackbonePreprocessing,
+) -> None:
+    """Train a classifier target from labelled images."""
+    from workers.detect.backbone import backbone_from_settings
+    from workers.training.dataset import load_csv, load_folders
+    from workers.training.features import dataset_features
+    from workers.training.heads import HEADS
+    from workers.training.train import TrainOptions, train_classifier
+
+    cfg = settings()
+    bundle.check_name(name)
+    if head not in HEADS:
+        raise typer.BadParameter(f"choose one of {', '.join(HEADS)}", param_hint="--head")
+    data = load_csv(labels, images, block) if labels else load_folders(images, block)
+    for problem in data.problems:
+        warn(problem)
+    backbone = backbone_from_settings(cfg, backbone_weights, backbone_preprocessing)
+    console.print(
+        f"Training [bold]{name}[/] on {len(data.examples)} images {data.counts()} "
+        f"with {backbone.backbone_identity.describe()}"
+    )
+    with progress_bar("backbone features", total=len(data.examples)) as advance:
+        feats, index, view, problems = dataset_features(
+            data.examples, backbone, cfg.cache_dir, augment, cfg.batch_size, advance
+        )
+    for problem in problems:
+        warn(problem)
+    opts = TrainOptions(
+        head=head,
+        epochs=epochs,
+        folds=folds,
+        threshold=threshold,
+        rule=VerdictRule(min_fraction, min_frames),
+        positive_class=positive_class,
+    )
+    with progress_bar("validation folds + final fit", total=(folds if folds > 1 else 0) + 1) as advance:
+        target = train_classifier(name, data, feats, index, view == 0, backbone, opts, on_fold=lambda _k: advance())
+        advance()
+    path = bundle.save_target(target, cfg.models_dir, {"dataset": {"labels": str(labels) if labels else None, "images": str(images), "skipped": len(data.problems) + len(problems)}})
+    _print_metrics(target.metrics)
+    console.print(f"Saved target [bold]{name}[/] version {target.version} to {path}")
+
+
+def _print_metrics(metrics: dict) -> None:
+    if "accuracy" not in metrics:
+        console.print("No validation run (--folds 0).")
+        return
+    console.print(
+        f"Grouped {metrics['folds']}-fold validation: accuracy [bold]{metrics['accuracy']:.3f}[/], "
+        f"precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f} "
+        f"(tp {metrics['tp']}, fp {metrics['fp']}, fn {metrics['fn']}, tn {metrics['tn']})"
+    )
+
+
+@app.command("add-face")
+def add_face(
+    name: str = typer.Argument(..., help="Name of the face target (replaces one of that name)."),
+    photos: List[Path] = typer.Argument(..., help="Reference photos or folders of photos, one face each."),
+    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Max embedding distance for a match [default: TT_FACE_TOLERANCE, 0.5]."),
+    min_frames: int = typer.Option(2, "--min-frames", min=1, help="Verdict: at least this many matching frames."),
+    min_fraction: float = typer.Option(0.0, "--min-fraction", min=0.0, max=1.0, help="Verdict: matching frames / sampled frames."),
+) -> None:
+    """Enrol a face target from a few reference photos (no training)."""
+    from workers.detect.face import FaceEmbedder, enroll_faces
+
+    cfg = settings()
+    bundle.check_name(name)
+    embedder = FaceEmbedder(upsample=cfg.face_upsample)
+    target, problems = enroll_faces(
+        name, list(photos), embedder, tolerance=tolerance if tolerance is not None else cfg.face_tolerance,
+        rule=VerdictRule(min_fraction, min_frames),
+    )
+    for problem in problems:
+        warn(problem)
+    path = bundle.save_target(target, cfg.models_dir)
+    console.print(
+        f"Enrolled face target [bold]{name}[/] from {len(target.references)} photo(s), version {target.version}: {path}"
+    )
+
+
+@app.command("list")
+def list_(as_json: bool = typer.Option(False, "--json", help="One JSON object per target.")) -> None:
+    """List saved targets."""
+    cfg = settings()
+    metas = [bundle.read_meta(bundle.bundle_dir(cfg.models_dir, n)) for n in bundle.list_targets(cfg.models_dir)]
+    if as_json:
+        for m in metas:
+            print(json.dumps({k: m.get(k) for k in ("name", "kind", "version", "threshold", "rule", "created")}))
+        return
+    if not metas:
+        console.print(f"No targets in {cfg.models_dir}. Create one with `target train` or `target add-face`.")
+        return
+    table = Table("name", "kind", "version", "threshold", "verdict rule", "created")
+    for m in metas:
+        rule = m.get("rule", {})
+        table.add_row(
+            m["name"], m.get("kind", "?"), m.get("version", ""), f"{m.get('threshold', 0):.2f}",
+            f">= {rule.get('min_frames')} frames and >= {rule.get('min_fraction', 0):.0%}", m.get("created", ""),
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show(name: str) -> None:
+    """Print a target's bundle metadata (backbone, classes, metrics) as JSON."""
+    cfg = settings()
+    bundle.load_target(cfg.models_dir, name)  # validates the bundle
+    print(json.dumps(bundle.read_meta(bundle.bundle_dir(cfg.models_dir, name)), indent=2, sort_keys=True))
+
+
+@app.command("remove")
+def remove(name: str) -> None:
+    """Delete a saved target (its past results stay in the database)."""
+    cfg = settings()
+    bundle.remove_target(cfg.models_dir, name)
+    console.print(f"Removed target {name}.")
+
+
+@app.command("eval")
+def eval_(
+    name: str,
+    positive: Path = typer.Option(..., "--positive", help="Folder of videos that show the target."),
+    negative: Path = typer.Option(..., "--negative", help="Folder of videos that do not."),
+    as_json: bool = typer.Option(False, "--json"),
+    backbone_weights: Optional[str] = BackboneWeights,
+    backbone_preprocessing: Optional[str] = BackbonePreprocessing,
+) -> None:
+    """Per-video verdicts and frame metrics on labelled video folders (every frame scored)."""
+    from workers.evaluation import evaluate_target
+
+    cfg = settings()
+    target = bundle.load_target(cfg.models_dir, name)
+    with progress_bar("videos") as advance:
+        report = evaluate_target(
+            cfg, target, positive, negative, backbone_weights, backbone_preprocessing, on_video=lambda: advance()
+        )
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+        return
+    table = Table("video", "expected", "verdict", "positive frames", "error")
+    for row in report.rows:
+        style = "green" if row.correct else "red"
+        table.add_row(row.video, row.expected, f"[{style}]{row.verdict}[/]", f"{row.positive_frames}/{row.frames}", row.error or "")
+    console.print(table)
+    v, f = report.video_metrics, report.frame_metrics
+    console.print(
+        f"Videos: accuracy {v['accuracy']:.3f}, precision {v['precision']:.3f}, recall {v['recall']:.3f}. "
+        f"Frames: {f['positive_rate_in_positive_videos']:.1%} flagged in positive videos, "
+        f"{f['positive_rate_in_negative_videos']:.1%} in negative videos."
+    )

@@ -1,0 +1,98 @@
+"""Classifier targets: a trained head on shared VGG16 feature maps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from workers.detect.backbone import BackboneIdentity, VGG16Backbone
+from workers.detect.base import Extractor, Target
+from workers.errors import BackboneMismatch
+from workers.verdict import FrameScore, VerdictRule
+
+HEAD_FILE = "head.keras"
+DEFAULT_RULE = VerdictRule(min_fraction=1 / 3, min_frames=1)  # the tutorial's rule
+
+
+class ClassifierTarget(Target):
+    kind = "classifier"
+    extractor_key = VGG16Backbone.key
+
+    def __init__(
+        self,
+        name: str,
+        head,
+        backbone: BackboneIdentity,
+        class_names: list[str],
+        positive_index: int,
+        threshold: float = 0.5,
+        rule: VerdictRule = DEFAULT_RULE,
+        head_kind: str = "pooled",
+        metrics: dict | None = None,
+        version: str = "",
+    ) -> None:
+        super().__init__(name, threshold, rule, version)
+        self.head = head
+        self.backbone = backbone
+        self.class_names = class_names
+        self.positive_index = positive_index
+        self.head_kind = head_kind
+        self.metrics = metrics or {}
+
+    def check_extractor(self, extractor: Extractor) -> None:
+        current = BackboneIdentity.from_dict(extractor.identity)
+        if not self.backbone.same_as(current):
+            raise BackboneMismatch(
+                f"target {self.name!r} was trained on {self.backbone.describe()}, "
+                f"but the backbone in use is {current.describe()}: scan with the same "
+                "--backbone-weights/--backbone-preprocessing, or retrain the target"
+            )
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        if len(features) == 0:
+            return np.zeros(0, np.float32)
+        return np.asarray(self.head.predict_on_batch(features), np.float32)[:, self.positive_index]
+
+    def score(self, extracted: np.ndarray, indices: Sequence[int], timestamps: Sequence[float]) -> list[FrameScore]:
+        probs = self.probabilities(extracted)
+        return [FrameScore(int(i), float(t), float(p)) for i, t, p in zip(indices, timestamps, probs)]
+
+    def config(self) -> dict:
+        return {
+            "backbone": self.backbone.to_dict(),
+            "class_names": self.class_names,
+            "positive_class": self.class_names[self.positive_index],
+            "head": self.head_kind,
+            "metrics": self.metrics,
+        }
+
+    def save_artifacts(self, folder: Path) -> None:
+        self.head.save(folder / HEAD_FILE)
+
+    @classmethod
+    def from_bundle(cls, meta: dict, folder: Path) -> "ClassifierTarget":
+        import keras
+
+        head_path = folder / HEAD_FILE
+        if not head_path.is_file():
+            raise FileNotFoundError(f"missing {HEAD_FILE}")
+        head = keras.saving.load_model(head_path, compile=False)
+        class_names = list(meta["class_names"])
+        return cls(
+            name=meta["name"],
+            head=head,
+            backbone=BackboneIdentity.from_dict(meta["backbone"]),
+            class_names=class_names,
+            positive_index=class_names.index(meta["positive_class"]),
+            threshold=float(meta["threshold"]),
+            rule=VerdictRule.from_dict(meta["rule"]),
+            head_kind=meta.get("head", "pooled"),
+            metrics=meta.get("metrics", {}),
+        )
+
+    def fingerprint(self) -> bytes:
+        parts = [np.asarray(w).tobytes() for w in self.head.get_weights()]
+        parts.append(repr((self.backbone.to_dict(), self.class_names, self.positive_index)).encode())
+        return b"".join(parts)

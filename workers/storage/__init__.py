@@ -1,0 +1,1 @@
+"""Results in SQL (SQLite embedded by default, Postgres in production)."""

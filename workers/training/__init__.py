@@ -1,0 +1,1 @@
+"""Training classifier heads: labelled datasets, grouped splits, heads, fitting."""

@@ -1,0 +1,125 @@
+"""Fit a classifier head and measure it honestly (grouped k-fold validation)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from workers.detect.backbone import VGG16Backbone
+from workers.detect.classifier import DEFAULT_RULE, ClassifierTarget
+from workers.training.dataset import LabelledSet, positive_class
+from workers.training.heads import DEFAULT_HEAD, build_head
+from workers.verdict import VerdictRule
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    head: str = DEFAULT_HEAD
+    epochs: int = 20
+    batch_size: int = 32
+    folds: int = 5  # grouped k-fold validation; 0 or 1 skips validation
+    threshold: float = 0.5
+    rule: VerdictRule = DEFAULT_RULE
+    positive_class: str | None = None
+    seed: int = 0
+
+
+def binary_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict:
+    """Accuracy, precision and recall of boolean predictions (positive = target)."""
+    tp = int(np.sum(predicted & truth))
+    fp = int(np.sum(predicted & ~truth))
+    fn = int(np.sum(~predicted & truth))
+    tn = int(np.sum(~predicted & ~truth))
+    n = tp + fp + fn + tn
+    return {
+        "accuracy": round((tp + tn) / n, 4) if n else 0.0,
+        "precision": round(tp / (tp + fp), 4) if tp + fp else 0.0,
+        "recall": round(tp / (tp + fn), 4) if tp + fn else 0.0,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+    }
+
+
+def _fit(features, labels, n_classes, opts: TrainOptions):
+    head = build_head(opts.head, n_classes, seed=opts.seed)
+    head.fit(features, labels, epochs=opts.epochs, batch_size=opts.batch_size, verbose=0, shuffle=True)
+    return head
+
+
+def grouped_validation(
+    features: np.ndarray,
+    labels: np.ndarray,
+    groups: np.ndarray,
+    is_original: np.ndarray,
+    n_classes: int,
+    pos: int,
+    opts: TrainOptions,
+    on_fold: Callable[[int], None] | None = None,
+) -> dict:
+    """K-fold validation where a group (block of near-duplicate images) never
+    straddles train and validation. Augmented views train only; validation
+    uses the original images."""
+    unique = np.unique(groups)
+    fold_of_group = {g: i % opts.folds for i, g in enumerate(unique)}
+    fold = np.array([fold_of_group[g] for g in groups])
+    truth, predicted = [], []
+    for k in range(opts.folds):
+        train, val = fold != k, (fold == k) & is_original
+        if not val.any() or len(np.unique(labels[train])) < 2:
+            continue
+        head = _fit(features[train], labels[train], n_classes, opts)
+        probs = np.asarray(head.predict_on_batch(features[val]))[:, pos]
+        truth.append(labels[val] == pos)
+        predicted.append(probs >= opts.threshold)
+        if on_fold:
+            on_fold(k)
+    if not truth:
+        return {}
+    metrics = binary_metrics(np.concatenate(truth), np.concatenate(predicted))
+    metrics["folds"] = opts.folds
+    metrics["split"] = "grouped k-fold (blocks of consecutive images)"
+    return metrics
+
+
+def train_classifier(
+    name: str,
+    data: LabelledSet,
+    features: np.ndarray,
+    example_index: np.ndarray,
+    is_original: np.ndarray,
+    backbone: VGG16Backbone,
+    opts: TrainOptions = TrainOptions(),
+    on_fold: Callable[[int], None] | None = None,
+) -> ClassifierTarget:
+    """Validate with grouped folds, then fit the final head on every example."""
+    labels = np.array([data.examples[i].label for i in example_index])
+    groups = np.array([data.examples[i].group for i in example_index])
+    n_classes = len(data.class_names)
+    pos = positive_class(data.class_names, name, opts.positive_class)
+    metrics: dict = {}
+    if opts.folds and opts.folds > 1:
+        metrics = grouped_validation(features, labels, groups, is_original, n_classes, pos, opts, on_fold)
+    head = _fit(features, labels, n_classes, opts)
+    metrics.update(
+        {
+            "train_images": int(is_original.sum()),
+            "train_views": int(len(labels)),
+            "class_counts": data.counts(),
+            "epochs": opts.epochs,
+        }
+    )
+    return ClassifierTarget(
+        name=name,
+        head=head,
+        backbone=backbone.backbone_identity,
+        class_names=data.class_names,
+        positive_index=pos,
+        threshold=opts.threshold,
+        rule=opts.rule,
+        head_kind=opts.head,
+        metrics=metrics,
+    )
