@@ -7,3 +7,10 @@ same functions in Celery tasks; ``cli`` is the ``tiktok-tracker`` command.
 """
 
 __version__ = "0.1.0"
+
+import os as _os
+
+# FFmpeg (inside OpenCV) prints its own complaints about corrupt files on
+# stderr; we report those files ourselves, in one line. Quiet unless asked.
+_os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+_os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")

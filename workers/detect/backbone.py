@@ -9,7 +9,6 @@ features from another backbone (see ``ClassifierTarget.check_extractor``).
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -109,9 +108,9 @@ def resize_for_backbone(images: Sequence[np.ndarray], size: tuple[int, int] = IN
 
 def preprocess(batch: np.ndarray, mode: str) -> np.ndarray:
     """Keras' ImageNet preprocessing (``caffe``: BGR mean-subtracted; ``torch``: RGB normalised)."""
-    from keras.applications import imagenet_utils
+    from workers.detect.runtime import keras
 
-    return imagenet_utils.preprocess_input(batch, data_format="channels_last", mode=mode)
+    return keras().applications.imagenet_utils.preprocess_input(batch, data_format="channels_last", mode=mode)
 
 
 class VGG16Backbone(Extractor):
@@ -135,8 +134,9 @@ class VGG16Backbone(Extractor):
         return self._identity
 
     def _load(self) -> None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import keras
+        from workers.detect.runtime import keras as keras_runtime
+
+        keras = keras_runtime()
 
         shape = (*INPUT_SIZE[::-1], 3)
         if self.weights == "imagenet":

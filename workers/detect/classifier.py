@@ -73,7 +73,9 @@ class ClassifierTarget(Target):
 
     @classmethod
     def from_bundle(cls, meta: dict, folder: Path) -> "ClassifierTarget":
-        import keras
+        from workers.detect.runtime import keras as keras_runtime
+
+        keras = keras_runtime()
 
         head_path = folder / HEAD_FILE
         if not head_path.is_file():

@@ -48,12 +48,11 @@ def _group(paths_with_labels: list[tuple[Path, int]], block: int) -> list[Exampl
 def _check_trainable(data: LabelledSet, source: str) -> LabelledSet:
     counts = data.counts()
     empty = [c for c, n in counts.items() if n == 0]
+    skipped = f" ({len(data.problems)} problems, first: {data.problems[0]})" if data.problems else ""
     if not data.examples:
-        raise BadLabels(f"{source}: no usable labelled images")
+        raise BadLabels(f"{source}: no usable labelled images{skipped}")
     if len(counts) < 2 or empty:
-        raise BadLabels(
-            f"{source}: need examples of at least two classes, got {counts}"
-        )
+        raise BadLabels(f"{source}: need examples of at least two classes, got {counts}{skipped}")
     return data
 
 

@@ -23,7 +23,9 @@ Progress = Callable[[int], None]
 
 def augmenter(seed: int):
     """Mild, label-preserving changes: mirror, small rotation/zoom/shift, contrast."""
-    import keras
+    from workers.detect.runtime import keras as keras_runtime
+
+    keras = keras_runtime()
 
     return keras.Sequential(
         [

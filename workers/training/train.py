@@ -45,7 +45,7 @@ def binary_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict:
 
 
 def _fit(features, labels, n_classes, opts: TrainOptions):
-    head = build_head(opts.head, n_classes, seed=opts.seed)
+    head = build_head(opts.head, n_classes, features, seed=opts.seed)
     head.fit(features, labels, epochs=opts.epochs, batch_size=opts.batch_size, verbose=0, shuffle=True)
     return head
 

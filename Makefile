@@ -1,0 +1,28 @@
+# Two commands do all setup on a fresh machine (Python 3.10+ with venv):
+#   make demo   installs into .venv and runs the offline demo (no broker, SQLite)
+#   make test   installs into .venv (with test extras) and runs the test suite
+VENV ?= .venv
+PYTHON ?= python3
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/tiktok-tracker demo
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

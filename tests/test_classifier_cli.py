@@ -1,0 +1,126 @@
+"""The classifier workflow through the real CLI, on a random-weight VGG16 and
+generated media (what CI can always run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.videos import truncate, write_image, write_video, zero_frame_video
+
+RED, BLUE = (210, 30, 30), (30, 30, 210)
+
+
+def run_cli(env: dict, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "workers.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}")
+    return proc
+
+
+def json_rows(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clf")
+    env = {
+        **os.environ,
+        "TT_DATA_DIR": str(root / "data"),
+        "TT_MODELS_DIR": str(root / "models"),
+        "TT_VGG16_WEIGHTS": "random",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    env.pop("TT_DATABASE_URL", None)
+    images = root / "images"
+    for cls, colour in (("red", RED), ("other", BLUE)):
+        (images / cls).mkdir(parents=True)
+        for i in range(8):
+            write_image(images / cls / f"{i}.jpg", colour, seed=i)
+    proc = run_cli(
+        env, "target", "train", "red", "--images", str(images), "--positive-class", "red",
+        "--epochs", "30", "--folds", "2", "--block", "2", "--augment", "0", check=True,
+    )
+    assert "Grouped 2-fold validation: accuracy" in proc.stdout
+    videos = root / "videos"
+    videos.mkdir()
+    write_video(videos / "red.mp4", seconds=4, color=RED)
+    write_video(videos / "blue.mp4", seconds=4, color=BLUE, seed=1)
+    return env, root, videos
+
+
+def test_train_writes_a_bundle_with_backbone_identity(trained):
+    env, root, _ = trained
+    meta = json.loads((root / "models" / "red" / "target.json").read_text())
+    assert meta["kind"] == "classifier" and meta["positive_class"] == "red"
+    assert meta["backbone"]["weights_id"] == "random:seed=0"
+    assert meta["backbone"]["preprocessing"] == "caffe"
+    assert meta["rule"] == {"min_fraction": pytest.approx(1 / 3), "min_frames": 1}
+    assert {"accuracy", "precision", "recall"} <= set(meta["metrics"])
+    listed = run_cli(env, "target", "list", "--json", check=True)
+    assert json_rows(listed.stdout)[0]["name"] == "red"
+
+
+def test_scan_verdicts_json_and_cache(trained):
+    env, _, videos = trained
+    proc = run_cli(env, "scan", str(videos), "--target", "red", "--json", "--all-frames", check=True)
+    rows = {Path(r["video"]).name: r for r in json_rows(proc.stdout)}
+    assert rows["red.mp4"]["verdict"] == "positive" and rows["red.mp4"]["positive_frames"] == 4
+    assert rows["blue.mp4"]["verdict"] == "negative" and rows["blue.mp4"]["positive_frames"] == 0
+    assert rows["red.mp4"]["positive_timestamps"] == [0.0, 1.0, 2.0, 3.0]
+    assert set(rows["red.mp4"]) >= {"video", "target", "frames", "positive_frames", "verdict", "positive_timestamps", "error"}
+    again = json_rows(run_cli(env, "scan", str(videos / "red.mp4"), "-t", "red", "--json", check=True).stdout)
+    assert again[0]["cached"] is True and again[0]["verdict"] == "positive"
+
+
+def test_bad_videos_fail_with_reasons_and_keep_other_results(trained):
+    env, root, videos = trained
+    bad = root / "bad"
+    bad.mkdir()
+    (bad / "notes.mp4").write_text("not a video")
+    truncate(videos / "red.mp4", bad / "cut.mp4")
+    zero_frame_video(bad / "empty.mp4")
+    proc = run_cli(env, "scan", str(bad), str(videos / "blue.mp4"), "-t", "red", "--json", "--force")
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    rows = {Path(r["video"]).name: r for r in json_rows(proc.stdout)}
+    for name in ("notes.mp4", "cut.mp4", "empty.mp4"):
+        assert rows[name]["verdict"] == "failed"
+        assert "readable video" in rows[name]["error"] or "no decodable frames" in rows[name]["error"]
+    assert rows["blue.mp4"]["verdict"] == "negative"
+    # the red video's earlier result is still there (served from the database)
+    red = json_rows(run_cli(env, "scan", str(videos / "red.mp4"), "-t", "red", "--json", check=True).stdout)
+    assert red[0]["cached"] and red[0]["verdict"] == "positive"
+
+
+def test_backbone_mismatch_is_refused(trained):
+    env, _, videos = trained
+    other = {**env, "TT_VGG16_PREPROCESSING": "torch"}
+    proc = run_cli(other, "scan", str(videos / "red.mp4"), "-t", "red")
+    assert proc.returncode == 2
+    assert "was trained on" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) <= 3  # one message (rich may wrap it)
+
+
+def test_missing_target_and_bad_labels_are_one_line_errors(trained, tmp_path):
+    env, _, videos = trained
+    proc = run_cli(env, "scan", str(videos), "-t", "nobody")
+    assert proc.returncode == 2 and "no target named 'nobody'" in proc.stderr
+    (tmp_path / "imgs").mkdir()
+    write_image(tmp_path / "imgs" / "a.jpg", RED)
+    (tmp_path / "l.csv").write_text("Image_ID,Class\na.jpg,1\nmissing.jpg,0\n")
+    proc = run_cli(env, "target", "train", "x", "--labels", str(tmp_path / "l.csv"), "--images", str(tmp_path / "imgs"))
+    assert proc.returncode == 2 and "two classes" in proc.stderr and "Traceback" not in proc.stderr
+    assert "missing.jpg" in proc.stderr  # the skipped row is reported too

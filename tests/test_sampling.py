@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+
+from tests.videos import truncate, write_video, zero_frame_video
+from workers.errors import BadVideo
+from workers.video import frame_step, probe_video, read_sampled, sample_frames
+
+
+def test_frame_step_is_floor_of_fps():
+    assert frame_step(30.0) == 30
+    assert frame_step(29.98) == 29
+    assert frame_step(10.0, rate=2) == 5
+    assert frame_step(5.0, rate=10) == 1  # never zero
+
+
+@pytest.mark.parametrize(
+    "seconds,fps,size,expected",
+    [(3.0, 10, (160, 120), 3), (2.0, 25, (90, 160), 2), (1.0, 30, (32, 24), 1), (4.5, 12, (1920, 1080), 5)],
+)
+def test_one_frame_per_second(tmp_path, seconds, fps, size, expected):
+    path = write_video(tmp_path / "v.mp4", seconds=seconds, fps=fps, size=size)
+    frames = list(sample_frames(path))
+    assert len(frames) == expected
+    step = frame_step(probe_video(path).fps)
+    assert [f.index for f in frames] == [i * step for i in range(expected)]
+    assert [round(f.timestamp, 3) for f in frames] == [round(i * step / fps, 3) for i in range(expected)]
+    h, w = frames[0].image.shape[:2]
+    assert (w, h) == size and frames[0].image.dtype == np.uint8
+
+
+def test_rate_and_max_side(tmp_path):
+    path = write_video(tmp_path / "v.mp4", seconds=2.0, fps=10, size=(640, 360))
+    frames = list(sample_frames(path, rate=5, max_side=320))
+    assert len(frames) == 10
+    assert frames[0].image.shape == (180, 320, 3)
+
+
+def test_colours_are_rgb(tmp_path):
+    path = write_video(tmp_path / "red.mp4", color=(220, 20, 20), noise=0)
+    img = next(sample_frames(path)).image
+    r, g, b = img[5, 5].astype(int)  # away from the moving square
+    assert r > 150 and g < 80 and b < 80
+
+
+def test_bad_videos_raise_specific_errors(tmp_path):
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n")
+    good = write_video(tmp_path / "good.mp4")
+    cases = {
+        text: "not a readable video",
+        truncate(good, tmp_path / "cut.mp4"): "not a readable video",
+        zero_frame_video(tmp_path / "empty.mp4"): "not a readable video|no decodable frames",
+        tmp_path / "missing.mp4": "no such file",
+    }
+    (tmp_path / "zero.mp4").write_bytes(b"")
+    cases[tmp_path / "zero.mp4"] = "empty file"
+    for path, message in cases.items():
+        with pytest.raises(BadVideo, match=message) as info:
+            read_sampled(path)
+        assert "\n" not in str(info.value)
+
+
+def test_seed_videos_sample_like_the_tutorial(seed_dir):
+    trump = read_sampled(seed_dir / "Trump.mp4")
+    biden = read_sampled(seed_dir / "Biden.mp4")
+    assert len(trump.frames) == 18 and trump.frames[0].image.shape == (960, 540, 3)
+    assert len(biden.frames) == 61 and biden.indices[-1] == 60 * 29
