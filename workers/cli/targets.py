@@ -27,7 +27,7 @@ def train(
     folds: int = typer.Option(5, "--folds", min=0, help="Grouped validation folds (0: skip validation)."),
     block: int = typer.Option(20, "--block", min=1, help="Consecutive images per validation group."),
     positive_class: Optional[str] = typer.Option(None, "--positive-class", help="Class the target looks for."),
-    threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0, help="Frame is positive when P(target) >= this."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Frame is positive when P(target) >= this [default: 0.4 pooled, 0.5 seed]."),
     min_fraction: float = typer.Option(1 / 3, "--min-fraction", min=0.0, max=1.0, help="Verdict: positive frames / sampled frames."),
     min_frames: int = typer.Option(1, "--min-frames", min=1, help="Verdict: at least this many positive frames."),
     backbone_weights: Optional[str] = BackboneWeights,

@@ -10,7 +10,7 @@ import numpy as np
 from workers.detect.backbone import VGG16Backbone
 from workers.detect.classifier import DEFAULT_RULE, ClassifierTarget
 from workers.training.dataset import LabelledSet, positive_class
-from workers.training.heads import DEFAULT_HEAD, build_head
+from workers.training.heads import DEFAULT_HEAD, DEFAULT_THRESHOLD, fit_head
 from workers.verdict import VerdictRule
 
 
@@ -20,10 +20,14 @@ class TrainOptions:
     epochs: int = 20
     batch_size: int = 32
     folds: int = 5  # grouped k-fold validation; 0 or 1 skips validation
-    threshold: float = 0.5
+    threshold: float | None = None  # None: the head's default (DEFAULT_THRESHOLD)
     rule: VerdictRule = DEFAULT_RULE
     positive_class: str | None = None
     seed: int = 0
+
+    @property
+    def frame_threshold(self) -> float:
+        return DEFAULT_THRESHOLD[self.head] if self.threshold is None else self.threshold
 
 
 def binary_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict:
@@ -45,9 +49,7 @@ def binary_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict:
 
 
 def _fit(features, labels, n_classes, opts: TrainOptions):
-    head = build_head(opts.head, n_classes, features, seed=opts.seed)
-    head.fit(features, labels, epochs=opts.epochs, batch_size=opts.batch_size, verbose=0, shuffle=True)
-    return head
+    return fit_head(opts.head, features, labels, n_classes, opts.epochs, opts.batch_size, opts.seed)
 
 
 def grouped_validation(
@@ -74,13 +76,14 @@ def grouped_validation(
         head = _fit(features[train], labels[train], n_classes, opts)
         probs = np.asarray(head.predict_on_batch(features[val]))[:, pos]
         truth.append(labels[val] == pos)
-        predicted.append(probs >= opts.threshold)
+        predicted.append(probs >= opts.frame_threshold)
         if on_fold:
             on_fold(k)
     if not truth:
         return {}
     metrics = binary_metrics(np.concatenate(truth), np.concatenate(predicted))
     metrics["folds"] = opts.folds
+    metrics["threshold"] = opts.frame_threshold
     metrics["split"] = "grouped k-fold (blocks of consecutive images)"
     return metrics
 
@@ -118,7 +121,7 @@ def train_classifier(
         backbone=backbone.backbone_identity,
         class_names=data.class_names,
         positive_index=pos,
-        threshold=opts.threshold,
+        threshold=opts.frame_threshold,
         rule=opts.rule,
         head_kind=opts.head,
         metrics=metrics,
