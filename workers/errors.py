@@ -36,3 +36,32 @@ class TargetNotFound(TrackerError):
 
 class BadTarget(TrackerError):
     """A target bundle on disk is missing files or is malformed."""
+
+
+
+class TransientError(TrackerError):
+    """Failed in a way that may pass later (timeout, reset connection, HTTP 429 or 5xx): retry it."""
+
+
+class SourceError(TrackerError):
+    """A source (trending, user, hashtag, URL list, folder ...) cannot be listed as given or configured."""
+
+
+class SourceUnavailable(TransientError):
+    """A source could not be listed just now (network error, timeout, rate limit)."""
+
+
+class DownloadError(TrackerError):
+    """A video cannot be fetched and retrying will not help (404, too big, too long, unsupported URL)."""
+
+
+class UnsafeURL(DownloadError):
+    """A URL is refused by the download safety policy: its scheme, or an address it resolves to."""
+
+
+class TransientDownloadError(TransientError):
+    """A download failed (after its own retries) in a way that may pass later."""
+
+
+class AlertError(TrackerError):
+    """An alert channel is misconfigured, or kept failing after its retries."""

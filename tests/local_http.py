@@ -1,0 +1,166 @@
+"""Local test servers on 127.0.0.1: media files, TikTok-shaped listings, webhooks, SMTP.
+
+Nothing here touches the internet. ``MediaServer`` serves files from a folder
+plus a few special routes; ``Receiver`` records what is POSTed to it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.videos import write_video
+
+
+def local_settings(tmp_path: Path, **changes):
+    """Settings for tests against these servers: 127.0.0.1 allow-listed, short timeouts, quick retries."""
+    from workers.settings import Settings
+
+    values = dict(data_dir=tmp_path / "data", allow_hosts=["127.0.0.1"], download_timeout=1.0,
+                  download_retries=2, download_retry_backoff=0.01, folder_settle_seconds=0)
+    return Settings(**{**values, **changes})
+
+
+def tiny_video(path: Path, seconds: float = 2.0) -> Path:
+    """A 64x48, 5 fps mp4 of ``seconds`` (about 1 KB a second)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_video(path, seconds=seconds, fps=5, size=(64, 48))
+
+
+class _QuietHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # clients that hang up on purpose (timeouts, size limits) are expected
+
+
+class _Server:
+    def __init__(self, handler_cls):
+        self.httpd = _QuietHTTPServer(("127.0.0.1", 0), handler_cls)
+        self.httpd.owner = self
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _MediaHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def _send(self, status: int, body: bytes = b"", ctype: str = "text/plain", headers=None):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            try:
+                self.wfile.write(body)
+            except OSError:  # the client gave up (a timeout test): fine
+                self.close_connection = True
+
+    def do_HEAD(self):
+        self.do_GET()
+
+    def do_GET(self):
+        server: MediaServer = self.server.owner
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query)
+        server.hits.append(parts.path)
+        if parts.path == "/redirect":
+            self._send(302, headers={"Location": query["to"][0]})
+            return
+        if parts.path.startswith("/slow/"):
+            time.sleep(server.slow_seconds)
+            self._send(200, b"late", "video/mp4")
+            return
+        if parts.path in server.json_routes:
+            body = json.dumps(server.json_routes[parts.path]).encode()
+            self._send(200, body, "application/json")
+            return
+        if parts.path.startswith("/chunked/"):
+            # No Content-Length: the size limit must be enforced while streaming.
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            try:
+                for _ in range(64):
+                    self.wfile.write(b"\0" * 65536)
+            except OSError:
+                pass
+            self.close_connection = True
+            return
+        name = unquote(parts.path).lstrip("/")
+        path = (server.root / name).resolve()
+        if not name or server.root.resolve() not in path.parents or not path.is_file():
+            self._send(404, b"not found")
+            return
+        ctype = "video/mp4" if path.suffix == ".mp4" else "application/octet-stream"
+        data = path.read_bytes()
+        rng = self.headers.get("Range")
+        if rng and rng.startswith("bytes="):
+            start = int(rng[6:].split("-")[0] or 0)
+            chunk = data[start:]
+            self._send(206, chunk, ctype, {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}",
+                                           "Accept-Ranges": "bytes"})
+            return
+        self._send(200, data, ctype, {"Accept-Ranges": "bytes"})
+
+
+class MediaServer(_Server):
+    """Serves files under ``root``; ``/redirect?to=URL``; ``/slow/...`` (sleeps);
+    ``/chunked/...`` (4 MB without Content-Length); ``json_routes[path]`` as JSON."""
+
+    def __init__(self, root: Path, slow_seconds: float = 3.0):
+        self.root = Path(root)
+        self.slow_seconds = slow_seconds
+        self.json_routes: dict[str, object] = {}
+        self.hits: list[str] = []
+        super().__init__(_MediaHandler)
+
+
+class _ReceiverHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        server: Receiver = self.server.owner
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+        status = server.statuses.pop(0) if server.statuses else 204
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+class Receiver(_Server):
+    """Records POSTs; answers with ``statuses`` in turn (then 204)."""
+
+    def __init__(self, statuses: list[int] | None = None):
+        self.requests: list[dict] = []
+        self.statuses = list(statuses or [])
+        super().__init__(_ReceiverHandler)

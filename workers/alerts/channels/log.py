@@ -1,0 +1,23 @@
+"""The log channel: one line per alert in the workers' log (always works; handy in development)."""
+
+from __future__ import annotations
+
+import logging
+
+from workers.alerts.channels.base import Channel
+from workers.alerts.message import AlertMessage, alerts_of
+from workers.sanitize import sanitize
+
+log = logging.getLogger("workers.alerts")
+
+
+class LogChannel(Channel):
+    kind = "log"
+
+    def send(self, message: AlertMessage, timeout: float) -> None:
+        for alert in alerts_of(message):
+            log.warning(
+                "ALERT target=%s confidence=%s %s url=%s author=%s caption=%s",
+                alert.shown_target, alert.confidence_text(), alert.when() or "-",
+                sanitize(alert.video_url, 500), alert.shown_author or "-", sanitize(alert.caption, 200) or "-",
+            )

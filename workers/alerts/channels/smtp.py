@@ -1,0 +1,61 @@
+"""E-mail through SMTP (stdlib ``smtplib``): a plain-text message, the thumbnail attached."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from workers.alerts.channels.base import Channel, ChannelFailed
+from workers.alerts.message import AlertMessage, alerts_of
+from workers.sanitize import sanitize
+
+
+def email_message(message: AlertMessage, sender: str, recipients: list[str]) -> EmailMessage:
+    email = EmailMessage()
+    email["Subject"] = sanitize(f"[tiktok-tracker] {message.title()}", 200)
+    email["From"] = sender
+    email["To"] = ", ".join(recipients)
+    email["Date"] = formatdate(localtime=False)
+    email["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    blocks = ["\n".join(a.text_lines()) for a in alerts_of(message)]
+    email.set_content("\n\n".join(blocks) + "\n\n-- \ntiktok-tracker\n")
+    for i, alert in enumerate(alerts_of(message)):
+        if alert.thumbnail:
+            email.add_attachment(alert.thumbnail, maintype="image", subtype="jpeg", filename=f"thumbnail{i}.jpg")
+    return email
+
+
+class SmtpEmail(Channel):
+    kind = "email"
+
+    def __init__(self, host: str, port: int, sender: str, recipients: list[str],
+                 user: str | None = None, password: str | None = None, security: str = "starttls"):
+        self.host, self.port, self.sender, self.recipients = host, port, sender, list(recipients)
+        self.user, self.password, self.security = user, password, security
+
+    @property
+    def name(self) -> str:
+        return f"email {self.host}:{self.port} -> {len(self.recipients)} recipient(s)"
+
+    def send(self, message: AlertMessage, timeout: float) -> None:
+        email = email_message(message, self.sender, self.recipients)
+        context = ssl.create_default_context()
+        try:
+            if self.security == "ssl":
+                client = smtplib.SMTP_SSL(self.host, self.port, timeout=timeout, context=context)
+            else:
+                client = smtplib.SMTP(self.host, self.port, timeout=timeout)
+            with client:
+                if self.security == "starttls":
+                    client.starttls(context=context)
+                if self.user:
+                    client.login(self.user, self.password or "")
+                client.send_message(email)
+        except (smtplib.SMTPAuthenticationError, smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused,
+                smtplib.SMTPNotSupportedError) as err:
+            raise ChannelFailed(f"SMTP {self.host} refused: {err}", permanent=True) from None
+        except (smtplib.SMTPException, OSError, socket.timeout) as err:
+            raise ChannelFailed(f"SMTP {self.host}:{self.port}: {type(err).__name__}: {err}") from None

@@ -1,0 +1,147 @@
+"""Send a message through every channel: each retried with backoff, in parallel, none blocking another.
+
+``deliver`` never raises for a failing channel: it reports, per channel,
+whether it got through, after how many attempts, and the last error. The
+pipeline records the report (an alert that reached any channel counts as
+sent) and moves on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from workers.alerts.channels import (
+    Channel,
+    ChannelFailed,
+    DiscordWebhook,
+    JsonWebhook,
+    LogChannel,
+    SlackWebhook,
+    SmtpEmail,
+)
+from workers.alerts.message import AlertMessage, sample_alert
+from workers.errors import AlertError
+from workers.retrying import backoff_delays
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ChannelResult:
+    channel: str
+    ok: bool
+    attempts: int
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        return {"channel": self.channel, "ok": self.ok, "attempts": self.attempts, "error": self.error}
+
+
+@dataclass
+class DeliveryReport:
+    results: list[ChannelResult] = field(default_factory=list)
+
+    @property
+    def delivered(self) -> bool:
+        """At least one channel got the message (so it counts as sent)."""
+        return any(r.ok for r in self.results)
+
+    @property
+    def failures(self) -> list[ChannelResult]:
+        return [r for r in self.results if not r.ok]
+
+    def to_json(self) -> list[dict]:
+        return [r.to_json() for r in self.results]
+
+
+def channels_from_settings(settings) -> list[Channel]:
+    """The configured channels; ``AlertError`` when a channel's settings are incomplete."""
+    channels: list[Channel] = []
+    if settings.alert_log:
+        channels.append(LogChannel())
+    channels += [JsonWebhook(u) for u in settings.alert_webhook_urls]
+    channels += [SlackWebhook(u) for u in settings.alert_slack_webhook_urls]
+    channels += [DiscordWebhook(u) for u in settings.alert_discord_webhook_urls]
+    if settings.smtp_host:
+        sender = settings.smtp_from or settings.smtp_user
+        if not sender or "@" not in sender:
+            raise AlertError("e-mail alerts need a sender address: set TT_SMTP_FROM")
+        if not settings.smtp_to:
+            raise AlertError("e-mail alerts need recipients: set TT_SMTP_TO (comma-separated addresses)")
+        channels.append(SmtpEmail(
+            settings.smtp_host, settings.smtp_port, sender, settings.smtp_to, user=settings.smtp_user,
+            password=getattr(settings.smtp_password, "get_secret_value", lambda: settings.smtp_password)(),
+            security=settings.smtp_security,
+        ))
+    return channels
+
+
+def send_with_retries(
+    channel: Channel,
+    message: AlertMessage,
+    *,
+    retries: int,
+    backoff: float,
+    timeout: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ChannelResult:
+    """One channel: tried up to ``retries + 1`` times (permanent failures once); never raises."""
+    delays = backoff_delays(retries, backoff)
+    error = None
+    for attempt in range(1, len(delays) + 2):
+        try:
+            channel.send(message, timeout)
+            return ChannelResult(channel.name, True, attempt)
+        except ChannelFailed as err:
+            error = str(err)
+            if err.permanent:
+                break
+        except Exception as err:  # noqa: BLE001 - a broken channel must not break the others
+            error = f"{type(err).__name__}: {err}"
+        if attempt <= len(delays):
+            log.info("alert channel %s failed (%s); retry %d/%d", channel.name, error, attempt, len(delays))
+            sleep(delays[attempt - 1])
+    log.warning("alert channel %s gave up after %d attempt(s): %s", channel.name, attempt, error)
+    return ChannelResult(channel.name, False, attempt, error)
+
+
+def deliver(
+    message: AlertMessage,
+    channels: Sequence[Channel],
+    *,
+    retries: int = 3,
+    backoff: float = 2.0,
+    timeout: float = 10.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DeliveryReport:
+    """Send ``message`` through every channel in parallel; a report per channel, in channel order."""
+    if not channels:
+        return DeliveryReport()
+    with ThreadPoolExecutor(max_workers=min(8, len(channels)), thread_name_prefix="alert") as pool:
+        futures = [
+            pool.submit(send_with_retries, c, message, retries=retries, backoff=backoff, timeout=timeout, sleep=sleep)
+            for c in channels
+        ]
+        return DeliveryReport([f.result() for f in futures])
+
+
+def deliver_with_settings(
+    message: AlertMessage, settings, sleep: Callable[[float], None] = time.sleep
+) -> DeliveryReport:
+    """``deliver`` through the channels and retry policy in ``settings``."""
+    return deliver(
+        message, channels_from_settings(settings), retries=settings.alert_retries,
+        backoff=settings.alert_retry_backoff, timeout=settings.alert_timeout, sleep=sleep,
+    )
+
+
+def send_test_alert(settings) -> DeliveryReport:
+    """``tiktok-tracker alerts test``: a sample alert through every configured channel."""
+    channels = channels_from_settings(settings)
+    if not channels:
+        raise AlertError("no alert channel is configured (see the alert_* and smtp_* settings)")
+    return deliver_with_settings(sample_alert(), settings)

@@ -1,0 +1,85 @@
+"""A folder watched for new video files (searched recursively, symlinked folders not followed).
+
+A file's id is made of its path, size and modification time, so a file
+replaced under the same name counts as new. Files modified in the last
+``folder_settle_seconds`` are still being copied in and wait for the next
+run. Videos are listed oldest first, so a large backlog is worked through in
+order, ``limit`` at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Container
+
+from workers.errors import SourceError
+from workers.sources.base import Listing, Source, VideoRef, stable_id, without_prefix
+
+PREFIX = "folder:"
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi", ".3gp", ".flv", ".mpg", ".mpeg", ".ts"}
+)
+
+
+def _path(spec: str) -> Path:
+    return Path(without_prefix(spec, PREFIX)).expanduser()
+
+
+def video_files(folder: Path) -> list[Path]:
+    """Video files under ``folder`` (by suffix), without following symlinked folders."""
+    found = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if not name.startswith(".") and Path(name).suffix.lower() in VIDEO_SUFFIXES:
+                found.append(Path(root) / name)
+    return found
+
+
+class VideoFolder(Source):
+    name = "folder"
+    description = "A folder of video files; each run lists the files not seen before."
+    examples = ("folder:/srv/incoming", "folder:~/Videos")
+    not_examples = ("folderish", "https://example.com/folder/")
+
+    @classmethod
+    def suitable(cls, spec: str) -> bool:
+        return spec.strip().lower().startswith(PREFIX) or _path(spec).is_dir()
+
+    def list_videos(self, spec: str, settings, limit: int | None = None, *, seen: Container[str] = ()) -> Listing:
+        folder = _path(spec)
+        if not folder.is_dir():
+            raise SourceError(f"no such folder: {folder}")
+        folder = folder.resolve()
+        limit = limit or settings.source_limit
+        listing = Listing(source=f"{PREFIX}{folder}")
+        now = time.time()
+        unsettled = 0
+        entries = []
+        for path in video_files(folder):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue  # removed or a dangling link
+            if not path.is_file():
+                continue
+            if now - stat.st_mtime < settings.folder_settle_seconds:
+                unsettled += 1
+                continue
+            entries.append((stat.st_mtime_ns, str(path), stat))
+        entries.sort()
+        for mtime_ns, name, stat in entries:
+            ref = VideoRef(
+                platform="file",
+                platform_id=stable_id(f"{name}|{stat.st_size}|{mtime_ns}"),
+                url=name,
+                posted_at=stat.st_mtime,
+            )
+            listing.listed += 1
+            if ref.key not in seen and len(listing.videos) < limit:
+                listing.videos.append(ref)
+        if unsettled:
+            listing.warnings.append(f"{unsettled} file(s) still being written; they wait for the next run")
+        return listing
