@@ -1,8 +1,11 @@
 """In-process scan: the whole flow for local files, no broker needed.
 
 sample frames -> score all targets (shared backbone work) -> verdicts ->
-results database. The distributed pipeline calls the same pieces
-(``read_sampled``, ``score_frames``, ``save_outcome``) from Celery tasks.
+evidence thumbnails -> results database. The distributed pipeline
+(``workers.pipeline.stages``) runs the same pieces as separate stages:
+``read_sampled``, ``results.record_sampling``, ``collect_scores`` and
+``outcomes_for`` (together: ``score_frames``), ``save_evidence``,
+``results.finish_video``; so both give the same scores and verdicts.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from workers.detect.base import Extractor, Target
 from workers.detect.registry import make_extractors
 from workers.detect.scoring import TargetOutcome, check_targets, needed_extractors, score_frames
 from workers.errors import TrackerError
+from workers.pipeline.evidence import save_evidence
+from workers.pipeline.media import store_from_settings
 from workers.settings import Settings
 from workers.storage import results
 from workers.storage.db import session_scope
@@ -90,6 +95,7 @@ class Scanner:
         check_targets(self.targets, self.extractors)
         self.early_verdict = settings.early_verdict if early_verdict is None else early_verdict
         self.db_url = settings.resolved_database_url
+        self.store = store_from_settings(settings)
 
     @classmethod
     def for_names(cls, settings: Settings, names: Sequence[str], **kwargs) -> "Scanner":
@@ -128,9 +134,7 @@ class Scanner:
             sampled = read_sampled(path, self.settings.frame_rate, self.settings.max_frame_side)
             with session_scope(self.db_url) as s:
                 video = s.get(type(video), video_id)
-                video.fps, video.width, video.height = sampled.info.fps, sampled.info.width, sampled.info.height
-                video.duration = sampled.info.duration
-                video.sampled_frames = len(sampled.frames)
+                results.record_sampling(video, sampled.info, len(sampled.frames))
                 results.set_status(s, video, VideoStatus.SCORING)
             outcomes = score_frames(
                 sampled.frames, todo, self.extractors, self.settings.batch_size, self.early_verdict, on_frames
@@ -139,11 +143,9 @@ class Scanner:
             with session_scope(self.db_url) as s:
                 results.set_status(s, s.get(type(video), video_id), VideoStatus.FAILED, str(exc))
             return [cached.get(t.name) or ScanRow(source, t.name, "failed", error=str(exc)) for t in self.targets]
+        evidence = save_evidence(self.store, video_id, outcomes.values(), sampled.frames)
         with session_scope(self.db_url) as s:
-            video = s.get(type(video), video_id)
-            for outcome in outcomes.values():
-                results.save_outcome(s, video, outcome)
-            results.set_status(s, video, VideoStatus.DONE)
+            results.finish_video(s, s.get(type(video), video_id), outcomes.values(), evidence)
         return [cached.get(t.name) or _row(source, outcomes[t.name]) for t in self.targets]
 
 

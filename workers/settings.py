@@ -9,20 +9,24 @@ README's table is generated from these descriptions.
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
 Preprocessing = Literal["caffe", "torch"]
+# A list setting: a TOML array; in the environment a JSON array or comma-separated words.
+StrList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -71,6 +75,150 @@ class Settings(BaseSettings):
     face_upsample: int = Field(
         1, ge=0, le=3, description="Times the HOG face detector upsamples a frame (small faces)."
     )
+
+    # --- sources -----------------------------------------------------------
+    source_limit: int = Field(30, ge=1, description="Videos listed per source run, at most.")
+    tiktok_ms_token: SecretStr | None = Field(
+        None,
+        description=(
+            "msToken cookie of a tiktok.com browser session; needed by the TikTok trending "
+            "and hashtag sources (TikTokApi: install the 'tiktok' extra, then `playwright install`)."
+        ),
+    )
+    tiktok_browser: Literal["chromium", "firefox", "webkit"] = Field(
+        "chromium", description="Playwright browser that TikTokApi drives."
+    )
+    folder_settle_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="Files of a watched folder modified more recently than this are still being written: skipped.",
+    )
+
+    # --- downloads ---------------------------------------------------------
+    allow_hosts: StrList = Field(
+        default_factory=list,
+        description=(
+            "Hosts, IP addresses or CIDR ranges exempt from the download safety check, which "
+            "otherwise refuses loopback, private, link-local, multicast, reserved and cloud "
+            "metadata addresses (e.g. '127.0.0.1', 'media.internal', '10.1.0.0/16')."
+        ),
+    )
+    max_download_mb: float = Field(
+        200.0, gt=0, description="Largest video file downloaded (MB); larger ones are refused."
+    )
+    max_video_seconds: float = Field(
+        600.0, gt=0, description="Longest video downloaded (seconds); longer ones are refused."
+    )
+    download_timeout: float = Field(
+        30.0, gt=0, description="Seconds without network progress before a download attempt times out."
+    )
+    max_download_seconds: float = Field(
+        900.0, gt=0, description="Longest one download attempt may take (seconds), however slowly data arrives."
+    )
+    download_retries: int = Field(
+        3, ge=0, description="Retries of a download or source listing after a timeout or network error."
+    )
+    download_retry_backoff: float = Field(
+        2.0, ge=0, description="Seconds before the first download retry; doubled for each further one."
+    )
+    download_format: str = Field(
+        "best[ext=mp4]/best",
+        description="yt-dlp format selector; keep single-file formats unless ffmpeg is installed.",
+    )
+    proxy: str | None = Field(
+        None, description="Proxy for listing and downloading (http://, https:// or socks5:// URL)."
+    )
+    cookies_file: Path | None = Field(
+        None, description="Netscape-format cookies file passed to yt-dlp (logged-in or age-gated videos)."
+    )
+    impersonate: str | None = Field(
+        None,
+        description="Browser that yt-dlp impersonates, e.g. 'chrome' or 'chrome-124:windows-10' (needs curl_cffi).",
+    )
+
+    # --- alerts ------------------------------------------------------------
+    alert_log: bool = Field(True, description="Write every alert to the log (the 'log' channel).")
+    alert_webhook_urls: StrList = Field(
+        default_factory=list,
+        description="Generic webhooks: each gets the alert as JSON, the thumbnail base64-encoded.",
+    )
+    alert_slack_webhook_urls: StrList = Field(
+        default_factory=list, description="Slack incoming-webhook URLs (thumbnail shown when it has a URL)."
+    )
+    alert_discord_webhook_urls: StrList = Field(
+        default_factory=list, description="Discord webhook URLs (thumbnail attached to the message)."
+    )
+    smtp_host: str | None = Field(None, description="SMTP server for e-mail alerts; unset: no e-mail.")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port.")
+    smtp_user: str | None = Field(None, description="SMTP login user (no login when unset).")
+    smtp_password: SecretStr | None = Field(None, description="SMTP login password.")
+    smtp_security: Literal["starttls", "ssl", "none"] = Field(
+        "starttls", description="SMTP transport security: STARTTLS upgrade, implicit TLS, or none."
+    )
+    smtp_from: str | None = Field(None, description="Sender address of e-mail alerts (default: smtp_user).")
+    smtp_to: StrList = Field(default_factory=list, description="Recipients of e-mail alerts.")
+    alert_timeout: float = Field(10.0, gt=0, description="Seconds one alert delivery attempt may take.")
+    alert_retries: int = Field(3, ge=0, description="Retries of a failing alert channel.")
+    alert_retry_backoff: float = Field(
+        2.0, ge=0, description="Seconds before an alert channel's first retry; doubled for each further one."
+    )
+    alert_cooldown_minutes: float = Field(
+        0.0,
+        ge=0,
+        description=(
+            "Minimum minutes between alerts for one target; positives found inside the window "
+            "are held and sent together as one digest when it ends (0: alert on each positive)."
+        ),
+    )
+
+    # --- distributed pipeline ----------------------------------------------
+    broker_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description=(
+            "Celery broker (Redis) that carries pipeline tasks between `enqueue` and the "
+            "workers; every host of one deployment uses the same. Empty: no broker."
+        ),
+    )
+    broker_visibility_timeout: int = Field(
+        3600,
+        ge=1,
+        description=(
+            "Seconds after which a task held by a worker that vanished (killed, host lost) "
+            "is handed to another worker. Keep it above the longest task."
+        ),
+    )
+    broker_connect_timeout: float = Field(
+        3.0, gt=0, description="Seconds `enqueue` waits for the broker before saying it is unreachable."
+    )
+    keep_videos: bool = Field(
+        False,
+        description="Keep downloaded videos in the media store after scoring (evidence thumbnails are always kept).",
+    )
+    task_max_retries: int = Field(
+        5, ge=0, description="Retries of a pipeline stage after a transient error (network, broker, database)."
+    )
+    task_retry_backoff_max: int = Field(
+        300, ge=1, description="Longest wait between two retries of a stage (seconds; exponential backoff with jitter)."
+    )
+    housekeeping_interval: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds between two runs of the beat's housekeeping (media of finished videos, stalled-video report).",
+    )
+
+    @field_validator(
+        "allow_hosts", "alert_webhook_urls", "alert_slack_webhook_urls", "alert_discord_webhook_urls", "smtp_to",
+        mode="before",
+    )
+    @classmethod
+    def _split_words(cls, value):
+        """A list from the environment: a JSON array, or comma-separated words."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [word.strip() for word in text.split(",") if word.strip()]
+        return value
 
     @property
     def resolved_database_url(self) -> str:

@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from workers.cli import targets
+from workers.cli import pipeline, targets
 from workers.cli.common import BackbonePreprocessing, BackboneWeights, console, err_console, progress_bar, settings
 from workers.errors import TrackerError
 
@@ -102,6 +102,26 @@ def demo(
             table.add_row(path.name, f"[{colour}]{r.verdict}[/]", f"{r.positive_frames}/{r.frames}", ", ".join(f"{t:.0f}s" for t in r.positive_timestamps))
     console.print(table)
     console.print(f"Results are in {cfg.resolved_database_url}. Next: `tiktok-tracker target add-face NAME PHOTOS...` and `tiktok-tracker scan VIDEOS --target NAME`.")
+
+
+pipeline.register(app)
+
+
+@app.command()
+def config(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Print the effective settings (environment TT_*, TOML file, defaults)."""
+    cfg = settings()
+    values = cfg.model_dump(mode="json")
+    if as_json:
+        print(json.dumps(values, indent=2))
+        return
+    table = Table("setting", "env", "value", "meaning")
+    for name, field in type(cfg).model_fields.items():
+        value = values[name]
+        if value and any(word in name for word in ("password", "token", "secret")):
+            value = "***"
+        table.add_row(name, f"TT_{name.upper()}", str(value), field.description or "")
+    console.print(table)
 
 
 def main() -> None:

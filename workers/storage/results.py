@@ -4,11 +4,14 @@ version): re-running a stage replaces its rows, never duplicates them."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from typing import Iterable, Mapping
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, selectinload
 
 from workers.detect.scoring import TargetOutcome
-from workers.storage.models import Detection, FrameScore, Video, VideoStatus
+from workers.storage.models import Detection, FrameScore, StageTiming, Video, VideoStatus
+from workers.video.sampling import VideoInfo
 
 
 def video_by_hash(session: Session, content_hash: str) -> Video | None:
@@ -81,3 +84,64 @@ def save_outcome(session: Session, video: Video, outcome: TargetOutcome, evidenc
 def set_status(session: Session, video: Video, status: str, error: str | None = None) -> None:
     video.status = status
     video.error = error
+
+
+def record_sampling(video: Video, info: VideoInfo, sampled_frames: int) -> None:
+    """What frame sampling learnt about the video (rate, size, length, frames kept)."""
+    video.fps, video.width, video.height = info.fps, info.width, info.height
+    video.duration = info.duration
+    video.sampled_frames = sampled_frames
+
+
+def finish_video(
+    session: Session, video: Video, outcomes: Iterable[TargetOutcome], evidence: Mapping[str, str] | None = None
+) -> list[Detection]:
+    """Store every target's outcome (``evidence``: target name -> media key) and mark the video done."""
+    evidence = evidence or {}
+    rows = [save_outcome(session, video, o, evidence.get(o.target.name)) for o in outcomes]
+    set_status(session, video, VideoStatus.DONE)
+    return rows
+
+
+def record_timing(session: Session, video_id: int, stage: str, worker: str, started_at, finished_at) -> None:
+    """When ``stage`` ran for the video, replacing a previous run's row (re-runs add no rows)."""
+    session.execute(delete(StageTiming).where(StageTiming.video_id == video_id, StageTiming.stage == stage))
+    session.add(StageTiming(video_id=video_id, stage=stage, worker=worker, started_at=started_at, finished_at=finished_at))
+
+
+# --- reading ---------------------------------------------------------------------
+
+
+def find_video(session: Session, ident: str | int) -> Video | None:
+    """A video by job id, or by numeric video id."""
+    text = str(ident).strip()
+    video = session.scalars(select(Video).where(Video.job_id == text)).first()
+    if video is None and text.isdigit():
+        video = session.get(Video, int(text))
+    return video
+
+
+def status_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Video.status, func.count()).group_by(Video.status)).all()
+    return {status: count for status, count in rows}
+
+
+def recent_videos(session: Session, limit: int = 20) -> list[Video]:
+    return list(session.scalars(select(Video).order_by(Video.id.desc()).limit(limit)))
+
+
+def stage_timings(session: Session, video_id: int | None = None) -> list[StageTiming]:
+    query = select(StageTiming).order_by(StageTiming.started_at)
+    if video_id is not None:
+        query = query.where(StageTiming.video_id == video_id)
+    return list(session.scalars(query))
+
+
+def detections(session: Session, target: str | None = None, positive_only: bool = False) -> list[Detection]:
+    """Verdicts, newest video first, with their videos loaded."""
+    query = select(Detection).join(Video).options(selectinload(Detection.video)).order_by(Video.id.desc(), Detection.target_name)
+    if target:
+        query = query.where(Detection.target_name == target)
+    if positive_only:
+        query = query.where(Detection.verdict == "positive")
+    return list(session.scalars(query))

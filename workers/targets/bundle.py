@@ -81,12 +81,18 @@ def read_meta(folder: Path) -> dict:
         raise BadTarget(f"{path}: malformed JSON ({exc.msg})") from None
 
 
-def load_target(models_dir: Path, name: str) -> Target:
+def target_meta(models_dir: Path, name: str) -> dict:
+    """A saved target's ``target.json`` (cheap: no model is loaded)."""
     folder = bundle_dir(models_dir, name)
     if not folder.is_dir():
         known = ", ".join(list_targets(models_dir)) or "none saved yet"
         raise TargetNotFound(f"no target named {name!r} in {models_dir} (known: {known})")
-    meta = read_meta(folder)
+    return read_meta(folder)
+
+
+def load_target(models_dir: Path, name: str) -> Target:
+    folder = bundle_dir(models_dir, name)
+    meta = target_meta(models_dir, name)
     kind = _kinds().get(meta.get("kind", ""))
     if kind is None:
         raise BadTarget(f"{folder}: unknown target kind {meta.get('kind')!r}")

@@ -1,0 +1,85 @@
+"""The Alembic migrations build exactly the models' schema, on SQLite and on
+Postgres; databases from before migrations are adopted; several processes
+may open a fresh database at once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from tests.pipeline_support import postgres_url  # noqa: F401  (fixture)
+from workers.storage.db import forget_engines, get_engine, head_revision, normalise_url
+from workers.storage.models import Base
+
+
+def _differences(engine) -> list:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return compare_metadata(MigrationContext.configure(conn), Base.metadata)
+
+
+def _revision(engine) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def _check_fresh_database(url: str) -> None:
+    engine = get_engine(url)
+    assert _revision(engine) == head_revision()
+    assert _differences(engine) == []
+    assert set(inspect(engine).get_table_names()) >= {"videos", "detections", "frame_scores", "stage_timings"}
+    forget_engines(close=True)
+    assert _revision(get_engine(url)) == head_revision()  # second open: nothing to do
+
+
+def test_sqlite_gets_the_models_schema(tmp_path):
+    _check_fresh_database(f"sqlite:///{tmp_path / 'new.db'}")
+    forget_engines(close=True)
+
+
+def test_postgres_gets_the_models_schema(postgres_url):  # noqa: F811
+    _check_fresh_database(postgres_url)
+
+
+def test_database_created_before_migrations_is_adopted(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    legacy = create_engine(url)
+    Base.metadata.create_all(legacy)  # how the first release made its tables
+    with legacy.begin() as conn:
+        conn.execute(text("INSERT INTO videos (source, meta, status, created_at, updated_at) VALUES ('a.mp4', '{}', 'done', '2024-01-01', '2024-01-01')"))
+    legacy.dispose()
+    engine = get_engine(url)
+    assert _revision(engine) == head_revision()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT source FROM videos")).scalar() == "a.mp4"
+    forget_engines(close=True)
+
+
+def test_processes_opening_a_fresh_postgres_database_together(postgres_url):  # noqa: F811
+    code = "import sys; from workers.storage.db import get_engine; get_engine(sys.argv[1])"
+    procs = [subprocess.Popen([sys.executable, "-c", code, postgres_url], stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    engine = create_engine(normalise_url(postgres_url))
+    assert _revision(engine) == head_revision()
+    engine.dispose()
+
+
+def test_migrations_ship_with_the_package():
+    from workers.storage.db import MIGRATIONS_DIR
+
+    assert (MIGRATIONS_DIR / "env.py").is_file() and list((MIGRATIONS_DIR / "versions").glob("0001_*.py"))
+
+
+@pytest.mark.parametrize("url,expected", [
+    ("postgresql://u@h/db", "postgresql+psycopg://u@h/db"),
+    ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
+    ("sqlite:///x.db", "sqlite:///x.db"),
+])
+def test_postgres_urls_use_psycopg3(url, expected):
+    assert normalise_url(url) == expected

@@ -1,0 +1,196 @@
+"""Configuration of the pipeline: Celery settings and routing, the worker
+command's choices, docker-compose.yml and infra/, Flower's authentication."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from base64 import b64encode
+from pathlib import Path
+
+import pytest
+import typer
+import yaml
+
+from tests.conftest import need
+from tests.pipeline_support import ROOT, free_port, port_open
+from tests.pipeline_support import redis_url  # noqa: F401  (fixture)
+from workers.cli.pipeline import default_concurrency, parse_queues
+from workers.pipeline.celery_app import QUEUES, STAGE_QUEUES, celery_config, task_name
+from workers.settings import Settings
+
+COMPOSE = ROOT / "docker-compose.yml"
+
+
+def test_celery_is_configured_for_long_unreliable_tasks():
+    conf = celery_config(Settings(broker_url="redis://example:6379/3", broker_visibility_timeout=120))
+    assert conf["broker_url"] == "redis://example:6379/3"
+    assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
+    assert conf["worker_prefetch_multiplier"] == 1
+    assert conf["broker_transport_options"]["visibility_timeout"] == 120
+    assert conf["result_backend"] is None and conf["task_ignore_result"]
+    assert conf["accept_content"] == ["json"]
+
+
+def test_each_stage_is_routed_to_the_queue_of_its_kind_of_work():
+    routes = celery_config(Settings())["task_routes"]
+    assert {stage: routes[task_name(stage)]["queue"] for stage in STAGE_QUEUES} == {
+        "download": "io", "alert": "io", "housekeeping": "io",
+        "frames": "cpu", "verdict": "cpu",
+        "score": "score",
+    }
+    assert set(STAGE_QUEUES.values()) == set(QUEUES)
+
+
+def test_tasks_are_registered_under_the_routed_names():
+    from workers.pipeline import tasks
+
+    chain = tasks.video_chain(7, "job-7")
+    assert [t.task for t in chain.tasks] == [task_name(s) for s in ("download", "frames", "score", "verdict", "alert")]
+    assert chain.tasks[0].options["task_id"] == "job-7"
+    assert all(t.args == (7,) for t in chain.tasks)  # ids only through the broker
+
+
+def test_pipeline_settings_are_documented():
+    for name in ("broker_url", "broker_visibility_timeout", "keep_videos", "task_max_retries", "housekeeping_interval"):
+        assert Settings.model_fields[name].description, name
+
+
+def test_worker_queue_choices():
+    assert parse_queues("score") == ["score"]
+    assert parse_queues("io, cpu,io") == ["io", "cpu"]
+    with pytest.raises(typer.BadParameter):
+        parse_queues("gpu")
+    assert default_concurrency(["score"], []) == 1
+    assert default_concurrency(["score"], ["0", "1"]) == 2
+    assert default_concurrency(["cpu"], []) == (os.cpu_count() or 1)
+    assert default_concurrency(["io"], []) == 4
+
+
+# --- docker-compose.yml and infra/ ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def test_compose_has_every_service(compose):
+    services = compose["services"]
+    assert {"redis", "postgres", "flower", "beat", "worker-io", "worker-cpu", "worker-score", "worker-score-gpu"} <= set(services)
+    for queue in QUEUES:
+        assert services[f"worker-{queue}"]["command"] == ["tiktok-tracker", "worker", "--queues", queue]
+    assert "beat" in services["beat"]["command"]
+    for name in ("redis-data", "postgres-data", "media"):
+        assert name in compose["volumes"]
+
+
+def test_compose_persists_the_broker_and_the_database(compose):
+    redis, postgres = compose["services"]["redis"], compose["services"]["postgres"]
+    assert any(v.startswith("redis-data:") for v in redis["volumes"])
+    conf = (ROOT / "infra" / "redis.conf").read_text()
+    assert "appendonly yes" in conf.splitlines()
+    assert any(v.startswith("postgres-data:/var/lib/postgresql/data") for v in postgres["volumes"])
+    assert "healthcheck" in redis and "healthcheck" in postgres
+
+
+def test_compose_shares_broker_database_and_media_between_workers(compose):
+    services = compose["services"]
+    workers = [services[n] for n in ("worker-io", "worker-cpu", "worker-score", "worker-score-gpu", "beat")]
+    for w in workers:
+        env = w["environment"]
+        assert env["TT_BROKER_URL"].startswith("redis://") and "@redis:6379" in env["TT_BROKER_URL"]
+        assert env["TT_DATABASE_URL"].startswith("postgresql+psycopg://")
+        assert "media:/data" in w["volumes"]
+
+
+def test_compose_gpu_profile_runs_the_score_worker_on_nvidia(compose):
+    gpu = compose["services"]["worker-score-gpu"]
+    assert gpu["profiles"] == ["gpu"]
+    assert gpu["build"]["dockerfile"] == "infra/Dockerfile.gpu"
+    (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    assert "score" in gpu["command"]
+
+
+def test_compose_flower_is_local_and_authenticated(compose):
+    flower = compose["services"]["flower"]
+    (port,) = flower["ports"]
+    assert port.startswith("${FLOWER_BIND_ADDRESS:-127.0.0.1}:")
+    assert {"FLOWER_USER", "FLOWER_PASSWORD"} <= set(flower["environment"])
+    script = (ROOT / "infra" / "flower.sh").read_text()
+    assert "--basic-auth" in script
+    for service in ("redis", "postgres"):
+        assert all(p.startswith("${TT_BIND_ADDRESS:-127.0.0.1}:") for p in compose["services"][service]["ports"])
+
+
+def test_dockerfiles_and_docs_exist():
+    for path in ("infra/Dockerfile.cpu", "infra/Dockerfile.gpu", "infra/env.example", "infra/config/tiktok-tracker.toml", "docs/pipeline.md"):
+        assert (ROOT / path).is_file(), path
+    assert "tensorflow[and-cuda]" in (ROOT / "infra" / "Dockerfile.gpu").read_text()
+
+
+def test_compose_file_validates_with_docker_compose(tmp_path):
+    """``docker compose config`` where the plugin exists; else Compose v1 (no top-level ``name``)."""
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        cmd, path = ["docker", "compose"], COMPOSE
+    elif shutil.which("docker-compose"):
+        path = tmp_path / "docker-compose.yml"
+        path.write_text("".join(line for line in COMPOSE.read_text().splitlines(True) if not line.startswith("name:")))
+        cmd = ["docker-compose"]
+    else:
+        need(False, "neither `docker compose` nor `docker-compose` is installed (.ci/run installs docker-compose)")
+    for profile in ([], ["--profile", "gpu"]):
+        proc = subprocess.run([*cmd, "-f", str(path), "--project-directory", str(ROOT), *profile, "config", "-q"],
+                              capture_output=True, text=True, cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr
+
+
+# --- Flower -------------------------------------------------------------------------------
+
+
+def _flower(env: dict) -> subprocess.Popen:
+    return subprocess.Popen(["sh", str(ROOT / "infra" / "flower.sh")], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _status(url: str, auth: str | None = None) -> int:
+    request = urllib.request.Request(url)
+    if auth:
+        request.add_header("Authorization", "Basic " + b64encode(auth.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_flower_refuses_to_start_without_credentials():
+    env = {**os.environ, "FLOWER_USER": "", "FLOWER_PASSWORD": ""}
+    proc = _flower(env)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 64 and "FLOWER_USER and FLOWER_PASSWORD" in out
+
+
+def test_flower_asks_for_its_password(tmp_path, redis_url):  # noqa: F811
+    port = free_port()
+    bin_dir = str(Path(os.sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "FLOWER_USER": "ann", "FLOWER_PASSWORD": "s3cret",
+           "FLOWER_PORT": str(port), "FLOWER_ADDRESS": "127.0.0.1", "FLOWER_DB": str(tmp_path / "flower.db"), "TT_BROKER_URL": redis_url}
+    proc = _flower(env)
+    try:
+        deadline = time.monotonic() + 30
+        while not port_open(port):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
+            time.sleep(0.1)
+        assert _status(f"http://127.0.0.1:{port}/") == 401
+        assert _status(f"http://127.0.0.1:{port}/", "ann:wrong") == 401
+        assert _status(f"http://127.0.0.1:{port}/", "ann:s3cret") == 200
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)

@@ -1,0 +1,82 @@
+"""The media store and the formats stages exchange through it."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from tests.videos import write_video
+from workers.detect.scoring import TargetSpec
+from workers.pipeline.media import (
+    LocalMediaStore,
+    MediaMissing,
+    check_key,
+    decode_frames,
+    decode_scores,
+    encode_frames,
+    encode_scores,
+    evidence_key,
+    frames_key,
+    video_key,
+)
+from workers.verdict import FrameScore, VerdictRule
+from workers.video.sampling import read_sampled
+
+
+def test_put_get_open_delete_and_keys(tmp_path):
+    store = LocalMediaStore(tmp_path / "media")
+    store.put("videos/1/source.mp4", b"abc")
+    store.put("frames/1.npz", io.BytesIO(b"x" * 3_000_000))
+    assert store.get("videos/1/source.mp4") == b"abc"
+    with store.open("frames/1.npz") as fh:
+        assert len(fh.read()) == 3_000_000
+    with store.local_path("videos/1/source.mp4") as path:
+        assert path.read_bytes() == b"abc"
+    assert list(store.keys("videos")) == ["videos/1/source.mp4"]
+    store.put("videos/1/source.mp4", b"replaced")
+    assert store.get("videos/1/source.mp4") == b"replaced"
+    store.delete("videos/1/source.mp4")
+    store.delete("videos/1/source.mp4")  # already gone: fine
+    assert not store.exists("videos/1/source.mp4")
+    assert not (tmp_path / "media" / "videos" / "1").exists()  # empty folder removed
+    assert list(store.keys("videos")) == []
+    with pytest.raises(MediaMissing, match="frames/2.npz"):
+        store.get("frames/2.npz")
+    # no temporary files left behind by the atomic writes
+    assert [p.name for p in (tmp_path / "media").rglob("*.part")] == []
+
+
+@pytest.mark.parametrize("key", ["../etc/passwd", "/abs", "a//b", "a/./b", "a b", ""])
+def test_keys_cannot_escape_the_store(key):
+    with pytest.raises(ValueError):
+        check_key(key)
+
+
+def test_key_layout():
+    assert video_key(7, ".MP4") == "videos/7/source.mp4"
+    assert video_key(7, "") == "videos/7/source.video"
+    assert frames_key(7) == "frames/7.npz"
+    assert evidence_key(7, "red", "abc") == "evidence/7/red-abc.jpg"
+
+
+def test_frame_batches_round_trip_bit_for_bit(tmp_path):
+    sampled = read_sampled(write_video(tmp_path / "v.mp4", seconds=3), 1.0)
+    data = encode_frames(sampled)
+    assert data[:2] == b"PK"  # a zip (npz) archive, stored uncompressed
+    back = decode_frames(data)
+    assert back.info == sampled.info
+    assert [(f.index, f.timestamp) for f in back.frames] == [(f.index, f.timestamp) for f in sampled.frames]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(back.frames, sampled.frames))
+
+
+def test_scores_round_trip_exactly():
+    spec = TargetSpec("red", "classifier", "v1", 0.5, VerdictRule(1 / 3, 1))
+    face = TargetSpec("ann", "face", "v2", 0.5, VerdictRule(0.0, 2))
+    scores = {
+        "red": [FrameScore(0, 0.0, 0.1 + 0.2), FrameScore(10, 1.0000000001, 0.987654321)],
+        "ann": [FrameScore(0, 0.0, 0.61, (1, 50, 40, 10))],
+    }
+    specs, back, total = decode_scores(encode_scores([spec, face], scores, 5))
+    assert specs == [spec, face] and back == scores and total == 5

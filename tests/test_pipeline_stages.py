@@ -1,0 +1,127 @@
+"""The stage functions without Celery (SQLite, in this process): each is
+idempotent, a finished video stops the chain, failures keep their reason."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.pipeline_support import red_target  # noqa: F401  (fixture)
+from tests.videos import write_video
+from workers.pipeline import stages
+from workers.settings import Settings
+from workers.storage import results
+from workers.storage.db import session_scope
+from workers.storage.models import Detection, FrameScore, StageTiming, Video, utcnow
+
+
+@pytest.fixture()
+def ctx(tmp_path, red_target):  # noqa: F811
+    settings = Settings(
+        data_dir=tmp_path / "data", models_dir=red_target, vgg16_weights="random",
+        database_url=f"sqlite:///{tmp_path / 'results.db'}", broker_url="",
+    )
+    return stages.StageContext.from_settings(settings)
+
+
+def _queue(ctx, source, targets=("red",)) -> int:
+    with session_scope(ctx.db_url) as s:
+        video = Video(job_id=None, source=str(source), meta={"targets": list(targets)})
+        s.add(video)
+        s.flush()
+        return video.id
+
+
+def _count(ctx, model) -> int:
+    with session_scope(ctx.db_url) as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def _video(ctx, video_id) -> Video:
+    with session_scope(ctx.db_url) as s:
+        return s.get(Video, video_id)
+
+
+def test_each_stage_can_run_twice_without_duplicates(ctx, tmp_path):
+    path = write_video(tmp_path / "red.mp4", seconds=3, color=(210, 30, 30))
+    vid = _queue(ctx, path)
+    for stage in (stages.download, stages.extract_frames, stages.score):
+        assert stage(ctx, vid) and stage(ctx, vid)
+    assert _video(ctx, vid).status == "scoring"
+    assert stages.verdict(ctx, vid)
+    done = _video(ctx, vid)
+    assert done.status == "done" and done.sampled_frames == 3
+    assert (_count(ctx, Detection), _count(ctx, FrameScore)) == (1, 3)
+    # the whole chain again (a redelivered message): nothing moves, nothing is added
+    for stage in (stages.download, stages.extract_frames, stages.score, stages.verdict):
+        assert stage(ctx, vid) is False
+    assert stages.alert(ctx, vid) and stages.alert(ctx, vid)
+    assert (_count(ctx, Detection), _count(ctx, FrameScore)) == (1, 3)
+    # the stages' intermediates are gone, the evidence stays
+    assert [k.split("/")[0] for k in ctx.store.keys("")] == ["evidence"]
+
+
+def test_verdict_rerun_before_done_replaces_rows(ctx, tmp_path):
+    vid = _queue(ctx, write_video(tmp_path / "blue.mp4", seconds=3, color=(30, 30, 210)))
+    for stage in (stages.download, stages.extract_frames, stages.score):
+        stage(ctx, vid)
+    scores = ctx.store.get(f"scores/{vid}.json")
+    stages.verdict(ctx, vid)
+    # as if the worker died after its commit but before the chain moved on
+    with session_scope(ctx.db_url) as s:
+        results.set_status(s, s.get(Video, vid), "scoring")
+    ctx.store.put(f"scores/{vid}.json", scores)
+    stages.verdict(ctx, vid)
+    assert (_count(ctx, Detection), _count(ctx, FrameScore)) == (1, 3)
+    with session_scope(ctx.db_url) as s:
+        (det,) = s.scalars(select(Detection)).all()
+        assert det.verdict == "negative" and det.evidence_key is None
+
+
+def test_timings_are_replaced_not_added(ctx, tmp_path):
+    vid = _queue(ctx, tmp_path / "x.mp4")
+    now = utcnow()
+    stages.record_timing(ctx, vid, "frames", "cpu-1@host/1", now, now + timedelta(seconds=1))
+    stages.record_timing(ctx, vid, "frames", "cpu-2@host/2", now, now + timedelta(seconds=2))
+    with session_scope(ctx.db_url) as s:
+        (row,) = s.scalars(select(StageTiming)).all()
+        assert row.worker == "cpu-2@host/2"
+
+
+def test_missing_file_and_unknown_url_fail_with_reason(ctx, tmp_path):
+    from workers.errors import TrackerError
+
+    missing = _queue(ctx, tmp_path / "gone.mp4")
+    with pytest.raises(TrackerError, match="gone.mp4: no such file"):
+        stages.download(ctx, missing)
+    url = _queue(ctx, "https://www.tiktok.com/@someone/video/1")
+    with pytest.raises(TrackerError, match="downloading URLs"):
+        stages.download(ctx, url)
+    stages.fail(ctx, missing, "gone.mp4: no such file")
+    video = _video(ctx, missing)
+    assert (video.status, video.error) == ("failed", "gone.mp4: no such file")
+    assert stages.download(ctx, missing) is False  # failed is final
+
+
+def test_housekeeping_drops_leftovers_of_finished_and_vanished_videos(ctx, tmp_path):
+    done = _queue(ctx, tmp_path / "a.mp4")
+    running = _queue(ctx, tmp_path / "b.mp4")
+    with session_scope(ctx.db_url) as s:
+        results.set_status(s, s.get(Video, done), "done")
+        results.set_status(s, s.get(Video, running), "scoring")
+    for vid in (done, running, 999):
+        ctx.store.put(f"frames/{vid}.npz", b"x")
+    ctx.store.put("videos/999/source.mp4", b"x")
+    report = stages.housekeeping(ctx)
+    assert sorted(ctx.store.keys("")) == [f"frames/{running}.npz"]
+    assert report["statuses"] == {"done": 1, "scoring": 1}
+
+
+def test_keep_videos_keeps_the_downloaded_file(ctx, tmp_path):
+    ctx = stages.StageContext.from_settings(ctx.settings.model_copy(update={"keep_videos": True}))
+    vid = _queue(ctx, write_video(tmp_path / "blue.mp4", seconds=2, color=(30, 30, 210)))
+    for stage in (stages.download, stages.extract_frames, stages.score, stages.verdict):
+        assert stage(ctx, vid)
+    assert list(ctx.store.keys("")) == [f"videos/{vid}/source.mp4"]

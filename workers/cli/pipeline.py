@@ -1,0 +1,266 @@
+"""Distributed pipeline commands: ``worker``, ``enqueue``, ``status``, ``results``.
+
+``enqueue`` talks to the broker (Redis) and the database; ``status`` and
+``results`` only read the database; ``worker`` runs a Celery worker.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from contextlib import contextmanager
+from enum import Enum
+from typing import Iterator, List, Optional
+
+import typer
+from rich.table import Table
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from workers.cli.common import console, err_console, settings
+from workers.errors import TrackerError
+
+STATUS_COLOURS = {"queued": "white", "downloading": "cyan", "extracting": "cyan", "scoring": "cyan", "done": "green", "failed": "red"}
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@contextmanager
+def database_errors(url: str) -> Iterator[None]:
+    """An unreachable or broken database is a one-line user error, not a traceback."""
+    try:
+        yield
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+        safe = make_url(url).render_as_string(hide_password=True)
+        raise TrackerError(f"results database {safe}: {reason} (check TT_DATABASE_URL)") from None
+
+
+# --- worker -------------------------------------------------------------------------
+
+
+def parse_queues(text: str) -> list[str]:
+    from workers.pipeline.celery_app import QUEUES
+
+    names = list(dict.fromkeys(q.strip() for q in text.split(",") if q.strip()))
+    unknown = [q for q in names if q not in QUEUES]
+    if not names or unknown:
+        raise typer.BadParameter(f"choose from {', '.join(QUEUES)} (comma-separated for several)", param_hint="--queues")
+    return names
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this host offers (CUDA_VISIBLE_DEVICES, else nvidia-smi); [] on a CPU host."""
+    declared = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if declared is not None:
+        return [g.strip() for g in declared.split(",") if g.strip() and g.strip() != "-1"]
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
+
+
+def default_concurrency(queues: list[str], gpus: list[str]) -> int:
+    """score: one process per GPU (one on a CPU host: it uses every core);
+    cpu: one per core; io: four (they mostly wait on the network)."""
+    if "score" in queues:
+        return max(1, len(gpus))
+    if "cpu" in queues:
+        return os.cpu_count() or 1
+    return 4
+
+
+def worker(
+    queues: str = typer.Option(..., "--queues", "-Q", help="Queue(s) to consume: io, cpu or score (comma-separated for several)."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", min=1, help="Worker processes (default: score one per GPU, else 1; cpu one per core; io 4)."),
+    loglevel: str = typer.Option("INFO", "--loglevel", "-l", help="DEBUG, INFO, WARNING or ERROR."),
+) -> None:
+    """Run a Celery worker for the given queue(s) (Ctrl-C: finish the current task, then stop)."""
+    names = parse_queues(queues)
+    cfg = settings()
+    if not cfg.broker_url:
+        raise TrackerError("no broker configured: set TT_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
+    gpus = visible_gpus() if "score" in names else []
+    if gpus:
+        os.environ["TT_SCORE_GPUS"] = ",".join(gpus)  # one pool process per GPU (tasks._fresh_process)
+    processes = concurrency or default_concurrency(names, gpus)
+    from workers.pipeline.celery_app import app
+
+    app.worker_main(
+        [
+            "worker",
+            "--queues", ",".join(names),
+            "--concurrency", str(processes),
+            "--hostname", f"{'+'.join(names)}-{os.getpid()}@%h",
+            "--loglevel", loglevel.upper(),
+            "--pool", "prefork",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+# --- enqueue --------------------------------------------------------------------------
+
+
+def enqueue(
+    sources: List[str] = typer.Argument(..., metavar="URL_OR_PATH...", help="Video URLs, files, or folders of videos."),
+    target: List[str] = typer.Option([], "--target", "-t", help="Target name; repeat for several (default: every saved target)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per job."),
+) -> None:
+    """Queue videos for the workers; prints one job id per video."""
+    from workers.pipeline.submit import BrokerUnavailable, resolve_sources, resolve_targets, submit
+
+    cfg = settings()
+    names = resolve_targets(cfg, target)
+    items = resolve_sources(sources)
+    with database_errors(cfg.resolved_database_url):
+        try:
+            jobs = submit(cfg, items, names)
+        except BrokerUnavailable as exc:
+            _print_jobs(exc.queued, as_json)
+            raise
+    _print_jobs(jobs, as_json)
+
+
+def _print_jobs(jobs, as_json: bool) -> None:
+    for job in jobs:
+        if as_json:
+            print(json.dumps({"job_id": job.job_id, "video_id": job.video_id, "source": job.source}), flush=True)
+        else:
+            print(f"{job.job_id}\t{job.source}", flush=True)
+
+
+# --- status ---------------------------------------------------------------------------
+
+
+def status(
+    ident: Optional[str] = typer.Argument(None, metavar="[ID]", help="A job id (or video id): that video's details."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="Recent videos listed."),
+    as_json: bool = typer.Option(False, "--json", help="JSON instead of tables."),
+) -> None:
+    """Where videos are in the pipeline: counts per status and recent videos, or one video."""
+    from workers.storage import results
+    from workers.storage.db import session_scope
+
+    cfg = settings()
+    with database_errors(cfg.resolved_database_url), session_scope(cfg.resolved_database_url) as s:
+        if ident is None:
+            counts = results.status_counts(s)
+            videos = [_video_json(v) for v in results.recent_videos(s, limit)]
+            if as_json:
+                print(json.dumps({"counts": counts, "videos": videos}, indent=2))
+                return
+            console.print("  ".join(f"{k}: [bold]{counts.get(k, 0)}[/]" for k in STATUS_COLOURS))
+            table = Table("job", "video", "status", "source", "updated", "error")
+            for v in videos:
+                table.add_row(v["job_id"] or "", str(v["video_id"]), _coloured(v["status"]), v["source"], v["updated_at"][:19], v["error"] or "")
+            console.print(table)
+            return
+        video = results.find_video(s, ident)
+        if video is None:
+            raise TrackerError(f"no job or video with id {ident!r}")
+        info = _video_json(video)
+        info["timings"] = [
+            {"stage": t.stage, "worker": t.worker, "started_at": t.started_at.isoformat(), "seconds": round((t.finished_at - t.started_at).total_seconds(), 3)}
+            for t in results.stage_timings(s, video.id)
+        ]
+        info["detections"] = [
+            {"target": d.target_name, "version": d.target_version, "verdict": d.verdict, "positive_frames": d.positive_frames, "frames": d.frames}
+            for d in video.detections
+        ]
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    console.print(f"job {info['job_id']}  video {info['video_id']}  {_coloured(info['status'])}  {info['source']}")
+    if info["error"]:
+        console.print(f"[red]reason:[/] {info['error']}", highlight=False)
+    for t in info["timings"]:
+        console.print(f"  {t['stage']:<9} {t['seconds']:>8.2f}s  on {t['worker']}", highlight=False)
+    for d in info["detections"]:
+        console.print(f"  {d['target']}: {d['verdict']} ({d['positive_frames']}/{d['frames']} frames)", highlight=False)
+
+
+def _coloured(state: str) -> str:
+    return f"[{STATUS_COLOURS.get(state, 'white')}]{state}[/]"
+
+
+def _video_json(v) -> dict:
+    fields = ("job_id", "source", "status", "error", "sampled_frames", "duration")
+    stamps = {k: getattr(v, k).isoformat() if getattr(v, k) else "" for k in ("created_at", "updated_at")}
+    return {"video_id": v.id, **{k: getattr(v, k) for k in fields}, **stamps}
+
+
+# --- results --------------------------------------------------------------------------
+
+RESULT_FIELDS = (
+    "job_id", "video_id", "source", "target", "target_version", "verdict", "positive_frames", "frames",
+    "scored_frames", "best_score", "best_timestamp", "positive_timestamps", "evidence_key", "created_at",
+)
+
+
+def results_(
+    target: Optional[str] = typer.Option(None, "--target", "-t", help="Only this target's verdicts."),
+    positive: bool = typer.Option(False, "--positive", help="Only positive verdicts."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, csv or json."),
+) -> None:
+    """Verdicts stored in the database (newest video first)."""
+    from workers.storage import results
+    from workers.storage.db import session_scope
+
+    cfg = settings()
+    with database_errors(cfg.resolved_database_url), session_scope(cfg.resolved_database_url) as s:
+        rows = [
+            {
+                "job_id": d.video.job_id,
+                "video_id": d.video_id,
+                "source": d.video.source,
+                "target": d.target_name,
+                "target_version": d.target_version,
+                "verdict": d.verdict,
+                "positive_frames": d.positive_frames,
+                "frames": d.frames,
+                "scored_frames": d.scored_frames,
+                "best_score": d.best_score,
+                "best_timestamp": d.best_timestamp,
+                "positive_timestamps": list(d.positive_timestamps or []),
+                "evidence_key": d.evidence_key,
+                "created_at": d.created_at.isoformat() if d.created_at else None,
+            }
+            for d in results.detections(s, target, positive)
+        ]
+    if fmt is Format.json:
+        print(json.dumps(rows, indent=2))
+    elif fmt is Format.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=RESULT_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "positive_timestamps": " ".join(f"{t:g}" for t in row["positive_timestamps"])})
+    else:
+        table = Table("job", "source", "target", "verdict", "positive / frames", "best", "at")
+        for r in rows:
+            colour = "green" if r["verdict"] == "positive" else "white"
+            best = "" if r["best_score"] is None else f"{r['best_score']:.3f}"
+            stamps = ", ".join(f"{t:.1f}s" for t in r["positive_timestamps"][:3])
+            table.add_row(r["job_id"] or str(r["video_id"]), r["source"], r["target"], f"[{colour}]{r['verdict']}[/]", f"{r['positive_frames']}/{r['frames']}", best, stamps)
+        console.print(table)
+        if not rows:
+            err_console.print("no results yet")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(worker)
+    app.command()(enqueue)
+    app.command()(status)
+    app.command("results")(results_)

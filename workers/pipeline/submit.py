@@ -1,0 +1,123 @@
+"""Submitting videos to the pipeline: one job (a ``videos`` row with a job id)
+and one chain of stage tasks per video.
+
+Nothing is half-recorded: the broker is checked before anything is written,
+and a video whose chain could not be published is removed again, so a job id
+that was printed is a job that will run (the broker keeps it: Redis with
+append-only persistence), and a failed ``enqueue`` leaves no trace.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from kombu.utils.url import maybe_sanitize_url
+from sqlalchemy import delete
+
+from workers.errors import TrackerError
+from workers.pipeline.stages import is_url
+from workers.settings import Settings
+from workers.storage.db import session_scope
+from workers.storage.models import Video, VideoStatus
+from workers.targets.bundle import list_targets, target_meta
+
+
+class BrokerUnavailable(TrackerError):
+    """No broker is configured, or it cannot be reached. ``queued``: the jobs
+    that were published before it went away (their ids are valid)."""
+
+    def __init__(self, message: str, queued: Sequence["Job"] = ()) -> None:
+        super().__init__(message)
+        self.queued = list(queued)
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    video_id: int
+    source: str
+
+
+def resolve_sources(items: Iterable[str]) -> list[str]:
+    """URLs as given; local files as absolute paths, folders expanded to their videos."""
+    from workers.scan import expand_paths
+
+    out: list[str] = []
+    for item in items:
+        if is_url(item):
+            out.append(item)
+            continue
+        path = Path(item).expanduser()
+        if not path.exists():
+            raise TrackerError(f"{item}: no such file or folder")
+        files = expand_paths([path])
+        if not files:
+            raise TrackerError(f"{item}: no video files in this folder")
+        out.extend(str(f.resolve()) for f in files)
+    return out
+
+
+def resolve_targets(settings: Settings, names: Sequence[str]) -> list[str]:
+    """The named targets (checked to exist), or every saved target when none is named."""
+    names = list(dict.fromkeys(names)) or list_targets(settings.models_dir)
+    if not names:
+        raise TrackerError(
+            f"no targets saved in {settings.models_dir}: create one with `tiktok-tracker target train` or `target add-face`"
+        )
+    for name in names:
+        target_meta(settings.models_dir, name)
+    return names
+
+
+def check_broker(app, timeout: float) -> None:
+    """Raise ``BrokerUnavailable`` (one line) unless the broker answers within ``timeout`` seconds."""
+    url = app.conf.broker_url
+    if not url:
+        raise BrokerUnavailable("no broker configured: set TT_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=timeout)
+    except Exception as exc:  # kombu wraps every transport error differently
+        raise BrokerUnavailable(broker_error(url, exc)) from None
+
+
+def broker_error(url: str, exc: BaseException) -> str:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"cannot reach the broker at {maybe_sanitize_url(url)} ({reason}): start Redis or set TT_BROKER_URL"
+
+
+def submit(settings: Settings, sources: Sequence[str], target_names: Sequence[str], app=None) -> list[Job]:
+    """Record one queued video per source and publish its chain; return the jobs.
+
+    Raises ``BrokerUnavailable`` when the broker is down; videos recorded by
+    this call whose chain was not published are deleted again.
+    """
+    from workers.pipeline import tasks
+
+    app = app or tasks.app
+    check_broker(app, settings.broker_connect_timeout)
+    jobs: list[Job] = []
+    with session_scope(settings.resolved_database_url) as s:
+        for source in sources:
+            video = Video(
+                job_id=str(uuid.uuid4()), source=source, status=VideoStatus.QUEUED, meta={"targets": list(target_names)}
+            )
+            s.add(video)
+            s.flush()
+            jobs.append(Job(video.job_id, video.id, source))
+    published = 0
+    try:
+        for job in jobs:
+            tasks.video_chain(job.video_id, job.job_id).apply_async(
+                retry=True,
+                retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0},
+            )
+            published += 1
+    except Exception as exc:
+        with session_scope(settings.resolved_database_url) as s:
+            s.execute(delete(Video).where(Video.id.in_([j.video_id for j in jobs[published:]])))
+        raise BrokerUnavailable(broker_error(app.conf.broker_url, exc), jobs[:published]) from None
+    return jobs

@@ -1,0 +1,167 @@
+"""Celery tasks: one thin task per stage, chained per video.
+
+A task receives a video id and returns it; the work is done by the plain
+functions in ``workers.pipeline.stages``. What the wrapper adds:
+
+- status and failure bookkeeping: a ``TrackerError`` (bad input: corrupt
+  file, missing target ...) fails the video at once with its reason; a
+  transient error (database, broker, network) is retried with exponential
+  backoff and jitter, up to ``task_max_retries`` times, then fails the video;
+  anything else fails it as an internal error. The task is marked failed in
+  Celery too (visible in Flower) and the rest of the chain is dropped.
+- the stage's interval and worker, recorded in ``stage_timings``;
+- a stage that finds its video already finished (a redelivered message) stops
+  the chain instead of redoing work;
+- models and database connections belong to the worker process that uses
+  them: nothing is carried over a fork.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from billiard.process import current_process
+from celery import Task, chain
+from celery.signals import worker_process_init
+from celery.utils.log import get_task_logger
+from celery.utils.time import get_exponential_backoff_interval
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, InterfaceError
+from sqlalchemy.exc import OperationalError as DatabaseError
+
+from workers.errors import TrackerError
+from workers.pipeline import stages
+from workers.pipeline.celery_app import app, task_name
+from workers.settings import get_settings
+from workers.storage.db import forget_engines
+from workers.storage.models import utcnow
+
+logger = get_task_logger(__name__)
+
+try:  # the downloader (issue 4) marks "try again later" failures with this
+    from workers.errors import TransientDownloadError
+
+    _DOWNLOAD_TRANSIENT: tuple[type[BaseException], ...] = (TransientDownloadError,)
+except ImportError:  # pragma: no cover
+    _DOWNLOAD_TRANSIENT = ()
+
+# Retried with backoff; checked before TrackerError (a transient download error is one).
+TRANSIENT: tuple[type[BaseException], ...] = (
+    DatabaseError,
+    InterfaceError,
+    BrokerError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    TimeoutError,
+    *_DOWNLOAD_TRANSIENT,
+)
+
+_context: stages.StageContext | None = None
+
+
+def context() -> stages.StageContext:
+    """This process's stage context (settings, media store, loaded models)."""
+    global _context
+    if _context is None:
+        _context = stages.StageContext.from_settings(get_settings())
+    return _context
+
+
+@worker_process_init.connect
+def _fresh_process(**_kwargs) -> None:
+    """In each pool process, after the fork: own models, own connections, own GPU."""
+    global _context
+    _context = None
+    forget_engines(close=False)
+    gpus = [g for g in os.environ.get("TT_SCORE_GPUS", "").split(",") if g]
+    if gpus:  # one pool process per GPU (see `tiktok-tracker worker`)
+        index = getattr(current_process(), "index", 0) or 0
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return f"{type(exc.orig).__name__}: {str(exc.orig).strip().splitlines()[0]}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class StageTask(Task):
+    """Base of the stage tasks: see the module docstring."""
+
+    acks_late = True
+    reject_on_worker_lost = True
+    throws = (TrackerError,)  # expected failures: logged without a traceback
+
+    def run_stage(self, stage: str, fn: Callable[[stages.StageContext, int], bool], video_id: int) -> int:
+        ctx = context()
+        worker = f"{self.request.hostname or 'worker'}/{os.getpid()}"
+        started = utcnow()
+        try:
+            proceed = fn(ctx, video_id)
+        except TRANSIENT as exc:
+            limit = ctx.settings.task_max_retries
+            if self.request.retries < limit:
+                delay = get_exponential_backoff_interval(2, self.request.retries, ctx.settings.task_retry_backoff_max, True)
+                logger.warning("video %s, %s: %s; retry %d/%d in %ss", video_id, stage, _reason(exc), self.request.retries + 1, limit, delay)
+                raise self.retry(exc=exc, countdown=delay, max_retries=limit)
+            self._fail(ctx, video_id, stage, worker, started, f"{stage}: gave up after {limit} retries ({_reason(exc)})")
+            raise
+        except TrackerError as exc:
+            self._fail(ctx, video_id, stage, worker, started, str(exc))
+            raise
+        except Exception as exc:
+            self._fail(ctx, video_id, stage, worker, started, f"{stage}: internal error ({_reason(exc)})")
+            raise
+        if not proceed:
+            logger.info("video %s is already finished: %s skipped, chain stopped", video_id, stage)
+            self.request.chain = None
+            return video_id
+        stages.record_timing(ctx, video_id, stage, worker, started, utcnow())
+        return video_id
+
+    @staticmethod
+    def _fail(ctx, video_id, stage, worker, started, reason: str) -> None:
+        try:
+            stages.fail(ctx, video_id, reason)
+            stages.record_timing(ctx, video_id, stage, worker, started, utcnow())
+        except Exception:  # the database is down too: the task still fails
+            logger.exception("video %s: could not record the failure (%s)", video_id, reason)
+
+
+def stage_task(stage: str) -> Callable:
+    """Make ``fn(ctx, video_id)`` the Celery task of ``stage`` (name and queue from the config)."""
+
+    def decorate(fn: Callable[[stages.StageContext, int], bool]):
+        def task(self: StageTask, video_id: int) -> int:
+            return self.run_stage(stage, fn, video_id)
+
+        task.__name__, task.__doc__ = stage, fn.__doc__
+        return app.task(base=StageTask, bind=True, name=task_name(stage))(task)
+
+    return decorate
+
+
+download = stage_task("download")(stages.download)
+frames = stage_task("frames")(stages.extract_frames)
+score = stage_task("score")(stages.score)
+verdict = stage_task("verdict")(stages.verdict)
+alert = stage_task("alert")(stages.alert)
+
+
+@app.task(name=task_name("housekeeping"), ignore_result=True)
+def housekeeping() -> dict:
+    """Periodic clean-up and report (scheduled by celery beat)."""
+    return stages.housekeeping(context())
+
+
+def video_chain(video_id: int, job_id: str | None = None):
+    """The chain of stage tasks for one video; the first task's id is the job id."""
+    first = download.si(video_id)
+    if job_id:
+        first = first.set(task_id=job_id)
+    return chain(first, frames.si(video_id), score.si(video_id), verdict.si(video_id), alert.si(video_id))
+
