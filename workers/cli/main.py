@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from workers.cli import pipeline, targets
 from workers.cli.common import BackbonePreprocessing, BackboneWeights, console, err_console, progress_bar, settings
@@ -62,7 +62,8 @@ def scan(
                     print(json.dumps(row.to_json()), flush=True)
             advance()
     if not as_json:
-        table = Table("video", "target", "verdict", "positive / frames", "first seen at", "note")
+        table = Table("target", "verdict", "positive / frames", "first seen at", "note")
+        table.columns.insert(0, Column("video", overflow="fold", ratio=2))
         for r in rows:
             colour = {"positive": "green", "negative": "white", "failed": "red"}[r.verdict]
             stamps = ", ".join(f"{t:.1f}s" for t in r.positive_timestamps[:3])
