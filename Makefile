@@ -22,6 +22,7 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS)
 
 bench: $(STAMP)
+	$(VENV)/bin/python -m pip install -q -e '.[test,bench]'
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 clean:

@@ -124,3 +124,21 @@ def test_missing_target_and_bad_labels_are_one_line_errors(trained, tmp_path):
     proc = run_cli(env, "target", "train", "x", "--labels", str(tmp_path / "l.csv"), "--images", str(tmp_path / "imgs"))
     assert proc.returncode == 2 and "two classes" in proc.stderr and "Traceback" not in proc.stderr
     assert "missing.jpg" in proc.stderr  # the skipped row is reported too
+
+
+def test_eval_reports_per_video_verdicts_and_frame_rates(trained, tmp_path):
+    env, _, videos = trained
+    (tmp_path / "yes").mkdir()
+    (tmp_path / "no").mkdir()
+    (tmp_path / "yes" / "red.mp4").write_bytes((videos / "red.mp4").read_bytes())
+    (tmp_path / "no" / "blue.mp4").write_bytes((videos / "blue.mp4").read_bytes())
+    (tmp_path / "no" / "junk.mp4").write_text("not a video")
+    proc = run_cli(env, "target", "eval", "red", "--positive", str(tmp_path / "yes"), "--negative", str(tmp_path / "no"), "--json", check=True)
+    report = json.loads(proc.stdout)
+    by_name = {Path(v["video"]).name: v for v in report["videos"]}
+    assert by_name["red.mp4"]["verdict"] == "positive" and by_name["red.mp4"]["correct"]
+    assert by_name["blue.mp4"]["verdict"] == "negative" and by_name["blue.mp4"]["correct"]
+    assert by_name["junk.mp4"]["verdict"] == "failed" and "readable video" in by_name["junk.mp4"]["error"]
+    assert report["video_metrics"]["accuracy"] == 1.0
+    assert report["frame_metrics"]["positive_rate_in_positive_videos"] == 1.0
+    assert report["frame_metrics"]["positive_rate_in_negative_videos"] == 0.0

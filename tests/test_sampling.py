@@ -65,3 +65,19 @@ def test_seed_videos_sample_like_the_tutorial(seed_dir):
     biden = read_sampled(seed_dir / "Biden.mp4")
     assert len(trump.frames) == 18 and trump.frames[0].image.shape == (960, 540, 3)
     assert len(biden.frames) == 61 and biden.indices[-1] == 60 * 29
+
+
+def test_rotation_metadata_is_applied(tmp_path):
+    """A phone video stored landscape with a 90-degree display matrix comes out portrait."""
+    import subprocess
+
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    src = write_video(tmp_path / "landscape.mp4", seconds=2, size=(160, 90))
+    rotated = tmp_path / "rotated.mp4"
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-display_rotation", "90", "-i", str(src), "-c", "copy", str(rotated)],
+        check=True,
+    )
+    frames = list(sample_frames(rotated))
+    assert len(frames) == 2
+    assert frames[0].image.shape == (160, 90, 3)
