@@ -57,6 +57,14 @@ class Settings(BaseSettings):
             "file) or 'torch' (torchvision-converted weights). Required for a local file."
         ),
     )
+    vgg16_precision: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        description=(
+            "Compute precision of the VGG16 forward pass: 'bfloat16' (about 4x faster on "
+            "CPUs with AMX/AVX512-BF16 and on GPUs; same verdicts on the seed set), 'float32', "
+            "or 'auto' (bfloat16 where the hardware supports it). Training always uses float32."
+        ),
+    )
     frame_rate: float = Field(1.0, gt=0, description="Frames sampled per second of video.")
     max_frame_side: int = Field(
         1280, ge=64, description="Sampled frames larger than this are downscaled (longest side)."

@@ -47,7 +47,10 @@ def train(
     data = load_csv(labels, images, block) if labels else load_folders(images, block)
     for problem in data.problems:
         warn(problem)
-    backbone = backbone_from_settings(cfg, backbone_weights, backbone_preprocessing)
+    # Training features are computed in float32 whatever the scan precision: a head
+    # trained on bfloat16 features is less stable; one trained on float32 scores
+    # bfloat16 features with the same verdicts (README, "Speed").
+    backbone = backbone_from_settings(cfg, backbone_weights, backbone_preprocessing, precision="float32")
     console.print(
         f"Training [bold]{name}[/] on {len(data.examples)} images {data.counts()} "
         f"with {backbone.backbone_identity.describe()}"

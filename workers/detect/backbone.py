@@ -9,6 +9,7 @@ features from another backbone (see ``ClassifierTarget.check_extractor``).
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -118,10 +119,13 @@ class VGG16Backbone(Extractor):
 
     key = "vgg16"
 
-    def __init__(self, weights: str = "imagenet", preprocessing: str | None = None, seed: int = 0) -> None:
+    def __init__(
+        self, weights: str = "imagenet", preprocessing: str | None = None, seed: int = 0, precision: str = "float32"
+    ) -> None:
         super().__init__()
         self.weights = weights
         self.seed = seed
+        self.precision = resolve_precision(precision)
         self._identity = resolve_identity(weights, preprocessing, seed)
         self.model = None
 
@@ -139,6 +143,15 @@ class VGG16Backbone(Extractor):
         keras = keras_runtime()
 
         shape = (*INPUT_SIZE[::-1], 3)
+        previous = keras.mixed_precision.global_policy()
+        # Layers take the global dtype policy when they are built; restore it after.
+        keras.mixed_precision.set_global_policy("mixed_bfloat16" if self.precision == "bfloat16" else "float32")
+        try:
+            self.model = self._build(keras, shape)
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
+
+    def _build(self, keras, shape):
         if self.weights == "imagenet":
             try:
                 model = keras.applications.VGG16(include_top=False, weights="imagenet", input_shape=shape)
@@ -158,7 +171,7 @@ class VGG16Backbone(Extractor):
                         f"cannot load VGG16 weights from {self.weights}: {exc}; "
                         "expected a Keras 3 .weights.h5 for VGG16(include_top=False)"
                     ) from None
-        self.model = model
+        return model
 
     def extract(self, images: Sequence[np.ndarray]) -> np.ndarray:
         return self.features(preprocess(resize_for_backbone(images), self._identity.preprocessing))
@@ -177,9 +190,31 @@ class VGG16Backbone(Extractor):
         return np.asarray(out, dtype=np.float32)[:n]
 
 
-def backbone_from_settings(settings, weights: str | None = None, preprocessing: str | None = None) -> VGG16Backbone:
+def backbone_from_settings(
+    settings, weights: str | None = None, preprocessing: str | None = None, precision: str | None = None
+) -> VGG16Backbone:
     """The backbone the settings (or CLI overrides) name."""
     return VGG16Backbone(
         weights or settings.vgg16_weights,
         preprocessing or settings.vgg16_preprocessing,
+        precision=precision or settings.vgg16_precision,
     )
+
+
+def hardware_bfloat16() -> bool:
+    """True where bfloat16 matrix work is fast: x86 CPUs with AMX or AVX512-BF16, or a visible GPU."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        flags = ""
+    if "amx_bf16" in flags or "avx512_bf16" in flags:
+        return True
+    return bool(os.environ.get("CUDA_VISIBLE_DEVICES", "unset") not in ("", "-1") and Path("/dev/nvidia0").exists())
+
+
+def resolve_precision(precision: str) -> str:
+    if precision == "auto":
+        return "bfloat16" if hardware_bfloat16() else "float32"
+    if precision not in ("float32", "bfloat16"):
+        raise ValueError(f"unknown precision {precision!r}: use auto, float32 or bfloat16")
+    return precision

@@ -40,7 +40,9 @@ def augmenter(seed: int):
 
 def _cache_folder(cache_dir: Path, backbone: VGG16Backbone) -> Path:
     ident = backbone.backbone_identity
-    key = hashlib.sha256(f"{ident.weights_id}|{ident.preprocessing}|{ident.input_size}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        f"{ident.weights_id}|{ident.preprocessing}|{ident.input_size}|{backbone.precision}".encode()
+    ).hexdigest()[:16]
     return Path(cache_dir) / "features" / key
 
 
