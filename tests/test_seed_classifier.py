@@ -75,3 +75,20 @@ def test_a_bundle_from_another_backbone_is_refused(seed_env, seed_dir):
     proc = run_cli({**env, "TT_VGG16_WEIGHTS": "random"}, "scan", str(seed_dir / "Trump.mp4"), "-t", "trump")
     assert proc.returncode == 2
     assert "was trained on vgg16 weights=vgg16_imagenet_notop.weights.h5" in proc.stderr
+
+
+def test_bfloat16_inference_agrees_with_float32(seed_env, seed_dir):
+    """Scanning in bfloat16 (the fast path) gives the float32 verdicts and near-identical frames."""
+    env, _, _ = seed_env
+    scores = {}
+    for precision in ("float32", "bfloat16"):
+        proc = run_cli(
+            {**env, "TT_VGG16_PRECISION": precision}, "scan", str(seed_dir / "Trump.mp4"), str(seed_dir / "Biden.mp4"),
+            "-t", "trump", "--json", "--all-frames", "--force", check=True,
+        )
+        scores[precision] = {Path(r["video"]).name: r for r in json_rows(proc.stdout)}
+    for video in ("Trump.mp4", "Biden.mp4"):
+        a, b = scores["float32"][video], scores["bfloat16"][video]
+        assert a["verdict"] == b["verdict"]
+        assert abs(a["positive_frames"] - b["positive_frames"]) <= 1
+        assert abs(a["best_score"] - b["best_score"]) < 0.05
