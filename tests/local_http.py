@@ -7,6 +7,7 @@ plus a few special routes; ``Receiver`` records what is POSTed to it.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +15,12 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.videos import write_video
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def local_settings(tmp_path: Path, **changes):
@@ -164,3 +171,50 @@ class Receiver(_Server):
         self.requests: list[dict] = []
         self.statuses = list(statuses or [])
         super().__init__(_ReceiverHandler)
+
+
+class SmtpServer:
+    """An aiosmtpd server on 127.0.0.1 (with a login when ``user`` is given); ``messages``: what it received."""
+
+    def __init__(self, user=None, password=None):
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
+
+        self.messages: list[bytes] = []
+        outer = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                outer.messages.append(envelope.content)
+                outer.envelope = envelope
+                return "250 OK"
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = auth_data.login.decode() == user and auth_data.password.decode() == password
+            return AuthResult(success=ok)
+
+        options = {"authenticator": authenticator, "auth_require_tls": False} if user else {}
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **options)
+
+    def __enter__(self):
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.controller.stop()
+
+
+def tiktok_item(n: int, media_url: str | None = None, **extra) -> dict:
+    """One item as TikTok's web API (and TikTokApi's ``as_dict``) shapes it."""
+    item = {
+        "id": f"73000000000000000{n:02d}",
+        "desc": f"video {n} #cats #fyp",
+        "createTime": 1_700_000_000 + n,
+        "author": {"uniqueId": f"user{n}", "nickname": f"User {n}"},
+        "stats": {"playCount": 1000 * n, "diggCount": 10 * n, "commentCount": n, "shareCount": 2, "collectCount": "5"},
+        "challenges": [{"title": "cats"}],
+        "video": {"duration": 2, **({"playAddr": media_url} if media_url else {})},
+    }
+    item.update(extra)
+    return item

@@ -223,6 +223,17 @@ class Cluster:
         self.workers[name], self.logs[name] = proc, log
         return proc
 
+    def start_beat(self) -> subprocess.Popen:
+        """celery beat (one per deployment), its schedule file in the test's folder."""
+        log = self.root / "beat.log"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers.pipeline.celery_app", "beat", "--loglevel", "INFO",
+             "--schedule", str(self.root / "celerybeat-schedule")],
+            env=self.env, cwd=ROOT, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.workers["beat"], self.logs["beat"] = proc, log
+        return proc
+
     def kill_worker(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.workers[name]
         try:

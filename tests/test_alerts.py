@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.local_http import Receiver
+from tests.local_http import Receiver, SmtpServer
 from workers.alerts import (
     Alert,
     AlertRecord,
@@ -127,36 +127,6 @@ def test_discord_upload_with_thumbnail_and_no_mentions(base_settings):
     image_of(parts["files[0]"].get_payload(decode=True))
 
 
-class _Smtp:
-    def __init__(self, user=None, password=None):
-        from aiosmtpd.controller import Controller
-        from aiosmtpd.smtp import AuthResult
-
-        self.messages: list[bytes] = []
-        outer = self
-
-        class Handler:
-            async def handle_DATA(self, server, session, envelope):
-                outer.messages.append(envelope.content)
-                outer.envelope = envelope
-                return "250 OK"
-
-        def authenticator(server, session, envelope, mechanism, auth_data):
-            ok = auth_data.login.decode() == user and auth_data.password.decode() == password
-            return AuthResult(success=ok)
-
-        options = {"authenticator": authenticator, "auth_require_tls": False} if user else {}
-        self.port = free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **options)
-
-    def __enter__(self):
-        self.controller.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.controller.stop()
-
-
 def smtp_settings(base_settings, port, **more) -> Settings:
     return fast(base_settings, smtp_host="127.0.0.1", smtp_port=port, smtp_security="none",
                 smtp_from="tracker@newsroom.example", smtp_to="desk@newsroom.example, editor@newsroom.example",
@@ -165,7 +135,7 @@ def smtp_settings(base_settings, port, **more) -> Settings:
 
 def test_smtp_email_with_attached_thumbnail(base_settings):
     alert = make_alert(caption=HOSTILE_CAPTION, author="evil\r\nBcc: victim@example.com")
-    with _Smtp() as server:
+    with SmtpServer() as server:
         report = deliver_with_settings(alert, smtp_settings(base_settings, server.port))
     assert report.delivered, report
     assert server.envelope.rcpt_tos == ["desk@newsroom.example", "editor@newsroom.example"]
@@ -183,7 +153,7 @@ def test_smtp_email_with_attached_thumbnail(base_settings):
 def test_smtp_login_and_refused_login(base_settings, monkeypatch):
     import smtplib
 
-    with _Smtp(user="bot", password="s3cret") as server:
+    with SmtpServer(user="bot", password="s3cret") as server:
         good = deliver_with_settings(make_alert(), smtp_settings(base_settings, server.port, smtp_user="bot",
                                                                  smtp_password="s3cret"))
         assert good.delivered and len(server.messages) == 1

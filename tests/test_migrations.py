@@ -32,7 +32,9 @@ def _check_fresh_database(url: str) -> None:
     engine = get_engine(url)
     assert _revision(engine) == head_revision()
     assert _differences(engine) == []
-    assert set(inspect(engine).get_table_names()) >= {"videos", "detections", "frame_scores", "stage_timings"}
+    assert set(inspect(engine).get_table_names()) >= {
+        "videos", "detections", "frame_scores", "stage_timings", "alerts", "watches"
+    }
     forget_engines(close=True)
     assert _revision(get_engine(url)) == head_revision()  # second open: nothing to do
 
@@ -47,9 +49,16 @@ def test_postgres_gets_the_models_schema(postgres_url):  # noqa: F811
 
 
 def test_database_created_before_migrations_is_adopted(tmp_path):
+    from alembic import command
+
+    from workers.storage.db import _alembic_config
+
     url = f"sqlite:///{tmp_path / 'old.db'}"
     legacy = create_engine(url)
-    Base.metadata.create_all(legacy)  # how the first release made its tables
+    # The first release made its tables with create_all: the schema of revision 0001, unversioned.
+    with legacy.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0001")
+        conn.execute(text("DROP TABLE alembic_version"))
     with legacy.begin() as conn:
         conn.execute(text("INSERT INTO videos (source, meta, status, created_at, updated_at) VALUES ('a.mp4', '{}', 'done', '2024-01-01', '2024-01-01')"))
     legacy.dispose()
@@ -57,6 +66,31 @@ def test_database_created_before_migrations_is_adopted(tmp_path):
     assert _revision(engine) == head_revision()
     with engine.connect() as conn:
         assert conn.execute(text("SELECT source FROM videos")).scalar() == "a.mp4"
+    assert _differences(engine) == []
+    forget_engines(close=True)
+
+
+def test_upgrade_from_0001_keeps_videos_and_their_verdicts(tmp_path):
+    """0002 adds a foreign key to ``videos`` without copying the table (which
+    would cascade into detections on SQLite)."""
+    from alembic import command
+
+    from workers.storage.db import _alembic_config
+
+    url = f"sqlite:///{tmp_path / 'v1.db'}"
+    forget_engines(close=True)
+    engine = get_engine(url)
+    with engine.begin() as conn:
+        command.downgrade(_alembic_config(conn), "0001")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO videos (id, source, meta, status, created_at, updated_at) VALUES (1, 'a.mp4', '{}', 'done', '2024-01-01', '2024-01-01')"))
+        conn.execute(text("INSERT INTO detections (video_id, target_name, target_version, target_kind, verdict, frames, scored_frames, positive_frames, positive_timestamps, threshold, created_at) VALUES (1, 't', 'v', 'classifier', 'positive', 3, 3, 3, '[]', 0.5, '2024-01-01')"))
+    forget_engines(close=True)
+    engine = get_engine(url)
+    assert _revision(engine) == head_revision()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM detections")).scalar() == 1
+    assert _differences(engine) == []
     forget_engines(close=True)
 
 

@@ -40,11 +40,21 @@ def test_celery_is_configured_for_long_unreliable_tasks():
 def test_each_stage_is_routed_to_the_queue_of_its_kind_of_work():
     routes = celery_config(Settings())["task_routes"]
     assert {stage: routes[task_name(stage)]["queue"] for stage in STAGE_QUEUES} == {
-        "download": "io", "alert": "io", "housekeeping": "io",
+        "download": "io", "alert": "io", "housekeeping": "io", "run_watches": "io", "alert_followups": "io",
         "frames": "cpu", "verdict": "cpu",
         "score": "score",
     }
     assert set(STAGE_QUEUES.values()) == set(QUEUES)
+
+
+def test_beat_runs_watches_and_alert_followups_every_poll_interval():
+    from workers.pipeline import tasks
+
+    schedule = celery_config(Settings(watch_poll_interval=7))["beat_schedule"]
+    for name in ("run_watches", "alert_followups"):
+        assert schedule[name]["task"] == task_name(name) and schedule[name]["schedule"] == 7
+        assert schedule[name]["options"]["expires"] == 7  # a tick nobody took in time is dropped
+        assert task_name(name) in tasks.app.tasks
 
 
 def test_tasks_are_registered_under_the_routed_names():

@@ -54,6 +54,26 @@ def test_keys_cannot_escape_the_store(key):
         check_key(key)
 
 
+def test_download_area_is_hidden_moved_from_and_cleaned_when_stale(tmp_path):
+    import os
+
+    store = LocalMediaStore(tmp_path / "media")
+    with store.download_area() as folder:
+        assert folder.parent == tmp_path / "media" / ".downloads" and not any(folder.iterdir())
+        (folder / "abc123.mp4").write_bytes(b"video")
+        assert list(store.keys("")) == []  # not a key while it downloads
+        store.put_file("videos/3/source.mp4", folder / "abc123.mp4", move=True)
+        assert not (folder / "abc123.mp4").exists()
+    assert not folder.exists() and store.get("videos/3/source.mp4") == b"video"
+    assert store.location("videos/3/source.mp4") == str((tmp_path / "media" / "videos/3/source.mp4").resolve())
+    with store.download_area() as left:  # as if its worker died mid-download
+        (left / "part.mp4.part").write_bytes(b"x")
+        assert store.drop_stale_downloads(older_than=3600) == 0
+        for path in (left / "part.mp4.part", left):
+            os.utime(path, (1, 1))
+        assert store.drop_stale_downloads(older_than=3600) == 1 and not left.exists()
+
+
 def test_key_layout():
     assert video_key(7, ".MP4") == "videos/7/source.mp4"
     assert video_key(7, "") == "videos/7/source.video"

@@ -14,11 +14,20 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tests.local_http import MediaServer, local_settings, tiny_video
+from tests.local_http import MediaServer, local_settings, tiktok_item, tiny_video
 from workers.download import fetch_ref
 from workers.errors import SourceError, SourceUnavailable, UnsafeURL
 from workers.settings import Settings
-from workers.sources import BLOCKED_WARNING, SOURCES, VideoRef, list_videos, source_for, tiktok_hashtag, tiktok_user
+from workers.sources import (
+    BLOCKED_WARNING,
+    SOURCES,
+    VideoRef,
+    canonical_spec,
+    list_videos,
+    source_for,
+    tiktok_hashtag,
+    tiktok_user,
+)
 from workers.sources.base import MAX_TEXT
 from workers.sources.tiktok_items import ref_from_item
 from workers.sources.url_list import ref_from_url
@@ -27,21 +36,6 @@ from workers.sources.url_list import ref_from_url
 @pytest.fixture()
 def settings(tmp_path) -> Settings:
     return local_settings(tmp_path, download_timeout=2.0, download_retries=1)
-
-
-def tiktok_item(n: int, media_url: str | None = None, **extra) -> dict:
-    """One item as TikTok's web API (and TikTokApi's ``as_dict``) shapes it."""
-    item = {
-        "id": f"73000000000000000{n:02d}",
-        "desc": f"video {n} #cats #fyp",
-        "createTime": 1_700_000_000 + n,
-        "author": {"uniqueId": f"user{n}", "nickname": f"User {n}"},
-        "stats": {"playCount": 1000 * n, "diggCount": 10 * n, "commentCount": n, "shareCount": 2, "collectCount": "5"},
-        "challenges": [{"title": "cats"}],
-        "video": {"duration": 2, **({"playAddr": media_url} if media_url else {})},
-    }
-    item.update(extra)
-    return item
 
 
 # --- which source handles what ------------------------------------------------
@@ -54,6 +48,26 @@ def test_each_source_claims_its_examples(cls, tmp_path, monkeypatch):
         assert type(source_for(spec)) is cls, spec
     for spec in cls.not_examples:
         assert not cls.suitable(spec), spec
+
+
+@pytest.mark.parametrize("cls", SOURCES, ids=lambda c: c.name)
+def test_canonical_specs_stay_with_their_source(cls, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for spec in cls.examples:
+        canonical = canonical_spec(spec)
+        assert type(source_for(canonical)) is cls and canonical_spec(canonical) == canonical, (spec, canonical)
+
+
+def test_canonical_spellings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "links.txt").write_text("https://example.com/a.mp4\n")
+    assert canonical_spec(" @some.one ") == "tiktok:user:some.one"
+    assert canonical_spec("https://www.tiktok.com/@x?lang=en") == "tiktok:user:x"
+    assert canonical_spec("#cats") == canonical_spec("https://www.tiktok.com/tag/cats") == "tiktok:tag:cats"
+    assert canonical_spec("Trending") == "tiktok:trending"
+    assert canonical_spec("links.txt") == f"urls:{tmp_path / 'links.txt'}"
+    assert canonical_spec(".") == f"folder:{tmp_path}"
+    assert canonical_spec("http://127.0.0.1:8000/item_list.json") == "tiktok-json:http://127.0.0.1:8000/item_list.json"
 
 
 def test_existing_files_and_folders_are_recognised(tmp_path):

@@ -65,3 +65,7 @@ class TransientDownloadError(TransientError):
 
 class AlertError(TrackerError):
     """An alert channel is misconfigured, or kept failing after its retries."""
+
+
+class BadDuration(TrackerError):
+    """A duration or a point in time (``15m``, ``2h``, ``2026-01-31``) cannot be read."""

@@ -208,6 +208,14 @@ class Settings(BaseSettings):
     task_retry_backoff_max: int = Field(
         300, ge=1, description="Longest wait between two retries of a stage (seconds; exponential backoff with jitter)."
     )
+    watch_poll_interval: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "Seconds between two looks of celery beat for due watches, failed alerts to retry and "
+            "digests to send (a watch runs at most this much later than its --every says)."
+        ),
+    )
     housekeeping_interval: float = Field(
         3600.0,
         gt=0,

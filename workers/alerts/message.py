@@ -73,6 +73,7 @@ class Alert:
     thumbnail_url: str | None = None  # where the same image can be fetched, when served
     best_timestamp: float | None = None
     video_key: str | None = None  # what "one alert per (video, target)" counts
+    repost_of: str | None = None  # URL of the earlier video with the same content, when this is a repost
     found_at: datetime = field(default_factory=utcnow)
 
     @property
@@ -106,6 +107,8 @@ class Alert:
             lines.append(f"Seen {self.when()}")
         if self.posted_at:
             lines.append(f"Posted: {self.posted_at.isoformat(timespec='minutes')}")
+        if self.repost_of:
+            lines.append(f"Repost of: {sanitize(self.repost_of, 2000)}")
         if self.caption:
             lines.append(f"Caption: {sanitize(self.caption, CAPTION_LIMIT)}")
         return lines
@@ -126,6 +129,7 @@ class Alert:
             "positive_count": len(stamps),
             "best_timestamp": None if self.best_timestamp is None else round(float(self.best_timestamp), 2),
             "found_at": self.found_at.isoformat(),
+            "repost_of": sanitize(self.repost_of, 2000) or None,
             "thumbnail": None,
         }
         if self.thumbnail or self.thumbnail_url:

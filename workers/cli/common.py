@@ -9,8 +9,10 @@ from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from workers.sanitize import sanitize
 from workers.settings import Settings, get_settings
 
 console = Console()
@@ -29,6 +31,12 @@ BackbonePreprocessing = typer.Option(
 
 def settings() -> Settings:
     return get_settings()
+
+
+def cell(value: object, limit: int | None = 200) -> str:
+    """Text for a rich table cell or line: sanitised (one line, no control characters,
+    capped) and with rich markup escaped, so scraped metadata shows as written."""
+    return escape(sanitize(value, limit))
 
 
 def fail(message: str, code: int = 2) -> None:

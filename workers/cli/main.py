@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 from rich.table import Column, Table
 
-from workers.cli import pipeline, targets
+from workers.cli import alerts, pipeline, targets, watches
 from workers.cli.common import BackbonePreprocessing, BackboneWeights, console, err_console, progress_bar, settings
 from workers.errors import TrackerError
 
@@ -21,6 +21,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(targets.app, name="target")
+app.add_typer(watches.app, name="watch")
+app.add_typer(alerts.app, name="alerts")
 
 
 @app.command()

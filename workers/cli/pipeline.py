@@ -21,8 +21,9 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from workers.cli.common import console, err_console, settings
+from workers.cli.common import cell, console, err_console, settings
 from workers.errors import TrackerError
+from workers.sanitize import csv_cell, sanitize
 
 STATUS_COLOURS = {"queued": "white", "downloading": "cyan", "extracting": "cyan", "scoring": "cyan", "done": "green", "failed": "red"}
 
@@ -165,7 +166,7 @@ def status(
             console.print("  ".join(f"{k}: [bold]{counts.get(k, 0)}[/]" for k in STATUS_COLOURS))
             table = Table("job", "video", "status", "source", "updated", "error")
             for v in videos:
-                table.add_row(v["job_id"] or "", str(v["video_id"]), _coloured(v["status"]), v["source"], v["updated_at"][:19], v["error"] or "")
+                table.add_row(v["job_id"] or "", str(v["video_id"]), _coloured(v["status"]), cell(v["source"]), v["updated_at"][:19], cell(v["error"], 500))
             console.print(table)
             return
         video = results.find_video(s, ident)
@@ -183,9 +184,9 @@ def status(
     if as_json:
         print(json.dumps(info, indent=2))
         return
-    console.print(f"job {info['job_id']}  video {info['video_id']}  {_coloured(info['status'])}  {info['source']}")
+    console.print(f"job {info['job_id']}  video {info['video_id']}  {_coloured(info['status'])}  {cell(info['source'], 2000)}")
     if info["error"]:
-        console.print(f"[red]reason:[/] {info['error']}", highlight=False)
+        console.print(f"[red]reason:[/] {cell(info['error'], 2000)}", highlight=False)
     for t in info["timings"]:
         console.print(f"  {t['stage']:<9} {t['seconds']:>8.2f}s  on {t['worker']}", highlight=False)
     for d in info["detections"]:
@@ -205,55 +206,90 @@ def _video_json(v) -> dict:
 # --- results --------------------------------------------------------------------------
 
 RESULT_FIELDS = (
-    "job_id", "video_id", "source", "target", "target_version", "verdict", "positive_frames", "frames",
-    "scored_frames", "best_score", "best_timestamp", "positive_timestamps", "evidence_key", "created_at",
+    "job_id", "video_id", "source", "url", "platform", "platform_id", "author", "caption", "posted_at",
+    "target", "target_version", "verdict", "confidence", "positive_frames", "frames", "scored_frames",
+    "best_timestamp", "positive_timestamps", "thumbnail", "evidence_key", "duplicate_of", "created_at",
 )
+TEXT_FIELDS = ("source", "url", "platform", "platform_id", "author", "caption", "target", "thumbnail", "evidence_key")
+JSON_TEXT_LIMIT = {"caption": 5000}
+
+
+def result_row(d, store) -> dict:
+    """One verdict for export, its text as stored (each format cleans it: see ``results_``)."""
+    from workers.pipeline.stages import is_url
+
+    v = d.video
+    return {
+        "job_id": v.job_id,
+        "video_id": v.id,
+        "source": v.source,
+        "url": v.source if is_url(v.source) else None,
+        "platform": v.platform,
+        "platform_id": v.platform_id or ((v.meta or {}).get("ref") or {}).get("platform_id"),
+        "author": v.author,
+        "caption": v.caption,
+        "posted_at": v.posted_at.isoformat() if v.posted_at else None,
+        "target": d.target_name,
+        "target_version": d.target_version,
+        "verdict": d.verdict,
+        "confidence": d.best_score,
+        "positive_frames": d.positive_frames,
+        "frames": d.frames,
+        "scored_frames": d.scored_frames,
+        "best_timestamp": d.best_timestamp,
+        "positive_timestamps": list(d.positive_timestamps or []),
+        "thumbnail": store.location(d.evidence_key) if d.evidence_key else None,
+        "evidence_key": d.evidence_key,
+        "duplicate_of": v.duplicate_of,
+        "created_at": d.created_at.isoformat() if d.created_at else None,
+    }
 
 
 def results_(
+    since: Optional[str] = typer.Option(None, "--since", help="Only verdicts found since: a date (2026-01-31), a date-time, or a duration ago (24h, 7d)."),
     target: Optional[str] = typer.Option(None, "--target", "-t", help="Only this target's verdicts."),
     positive: bool = typer.Option(False, "--positive", help="Only positive verdicts."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, csv or json."),
 ) -> None:
-    """Verdicts stored in the database (newest video first)."""
+    """Verdicts stored in the database, newest video first.
+
+    Each row: URL, author, caption, posted time, verdict, confidence, positive
+    timestamps, thumbnail path. Scraped text is cleaned for each format (control characters dropped, one line,
+    spreadsheet formulas defused in CSV), so hostile metadata cannot break the output.
+    """
+    from workers.durations import parse_since
+    from workers.pipeline.media import store_from_settings
     from workers.storage import results
     from workers.storage.db import session_scope
 
     cfg = settings()
+    moment = parse_since(since) if since else None
+    store = store_from_settings(cfg)
     with database_errors(cfg.resolved_database_url), session_scope(cfg.resolved_database_url) as s:
-        rows = [
-            {
-                "job_id": d.video.job_id,
-                "video_id": d.video_id,
-                "source": d.video.source,
-                "target": d.target_name,
-                "target_version": d.target_version,
-                "verdict": d.verdict,
-                "positive_frames": d.positive_frames,
-                "frames": d.frames,
-                "scored_frames": d.scored_frames,
-                "best_score": d.best_score,
-                "best_timestamp": d.best_timestamp,
-                "positive_timestamps": list(d.positive_timestamps or []),
-                "evidence_key": d.evidence_key,
-                "created_at": d.created_at.isoformat() if d.created_at else None,
-            }
-            for d in results.detections(s, target, positive)
-        ]
+        rows = [result_row(d, store) for d in results.detections(s, target, positive, moment)]
     if fmt is Format.json:
+        for row in rows:
+            for k in TEXT_FIELDS:
+                row[k] = sanitize(row[k], JSON_TEXT_LIMIT.get(k, 2000)) if row[k] is not None else None
         print(json.dumps(rows, indent=2))
     elif fmt is Format.csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=RESULT_FIELDS, lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({**row, "positive_timestamps": " ".join(f"{t:g}" for t in row["positive_timestamps"])})
+            cleaned = {k: csv_cell(row[k]) if k in TEXT_FIELDS and row[k] is not None else row[k] for k in row}
+            writer.writerow({**cleaned, "positive_timestamps": " ".join(f"{t:g}" for t in row["positive_timestamps"])})
     else:
-        table = Table("job", "source", "target", "verdict", "positive / frames", "best", "at")
+        table = Table("video", "url / source", "author", "caption", "posted", "target", "verdict", "confidence", "at", "thumbnail")
         for r in rows:
             colour = "green" if r["verdict"] == "positive" else "white"
-            best = "" if r["best_score"] is None else f"{r['best_score']:.3f}"
+            best = "" if r["confidence"] is None else f"{r['confidence']:.3f}"
             stamps = ", ".join(f"{t:.1f}s" for t in r["positive_timestamps"][:3])
-            table.add_row(r["job_id"] or str(r["video_id"]), r["source"], r["target"], f"[{colour}]{r['verdict']}[/]", f"{r['positive_frames']}/{r['frames']}", best, stamps)
+            repost = f" (repost of {r['duplicate_of']})" if r["duplicate_of"] else ""
+            table.add_row(
+                str(r["video_id"]) + repost, cell(r["source"], 120), cell(r["author"], 40),
+                cell(r["caption"], 80), (r["posted_at"] or "")[:16], cell(r["target"], 64),
+                f"[{colour}]{r['verdict']}[/]", best, stamps, cell(r["thumbnail"], 200),
+            )
         console.print(table)
         if not rows:
             err_console.print("no results yet")

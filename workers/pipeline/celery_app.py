@@ -5,7 +5,8 @@
 goes to the queue of its kind of work, so that I/O, CPU and model work scale
 separately:
 
-- ``io``: download, alert (network-bound; many processes per host are fine)
+- ``io``: download, alert, and beat's watch runs and alert follow-ups
+  (network-bound; many processes per host are fine)
 - ``cpu``: frames, verdict (decoding and bookkeeping; one process per core)
 - ``score``: the model (one process per GPU, or one per CPU host)
 
@@ -33,6 +34,8 @@ STAGE_QUEUES = {
     "verdict": "cpu",
     "alert": "io",
     "housekeeping": "io",
+    "run_watches": "io",
+    "alert_followups": "io",
 }
 
 
@@ -71,6 +74,15 @@ def celery_config(settings: Settings) -> dict:
         "timezone": "UTC",
         "beat_schedule": {
             "housekeeping": {"task": task_name("housekeeping"), "schedule": settings.housekeeping_interval},
+            # Ticks that wait in the queue longer than one interval are dropped: the next one does the same work.
+            **{
+                name: {
+                    "task": task_name(name),
+                    "schedule": settings.watch_poll_interval,
+                    "options": {"expires": settings.watch_poll_interval},
+                }
+                for name in ("run_watches", "alert_followups")
+            },
         },
     }
 

@@ -2,9 +2,9 @@
 transit between stages, and evidence thumbnails.
 
 Everything is addressed by a *key* (``videos/12/source.mp4``), never by a
-path, so that the store can be a local or shared directory (the default; a
-volume shared by every host of a deployment) or, later, an S3-compatible
-bucket behind the same interface. Writes are atomic: a reader sees the whole
+path (and never by a name from scraped metadata), so that the store can be
+a local or shared directory (the default; a volume shared by every host of
+a deployment) or, later, an S3-compatible bucket behind the same interface. Writes are atomic: a reader sees the whole
 object or none of it, which keeps re-run stages idempotent.
 
 Frame batches are ``.npz`` archives (uncompressed: decoding speed beats size
@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,10 +56,24 @@ class MediaStore(ABC):
     def put(self, key: str, data: bytes | BinaryIO) -> None:
         """Store ``data`` (bytes or a readable binary file) under ``key``, replacing any object there."""
 
-    def put_file(self, key: str, path: str | Path) -> None:
-        """Store a copy of the local file at ``path``."""
+    def put_file(self, key: str, path: str | Path, move: bool = False) -> None:
+        """Store a copy of the local file at ``path`` (``move``: and remove the file)."""
         with open(path, "rb") as fh:
             self.put(key, fh)
+        if move:
+            Path(path).unlink(missing_ok=True)
+
+    @contextmanager
+    def download_area(self) -> Iterator[Path]:
+        """A fresh, empty local folder for a downloader to write into, removed afterwards.
+
+        Put what it wrote into the store with ``put_file(key, path, move=True)``."""
+        with tempfile.TemporaryDirectory(prefix="tt-download-") as folder:
+            yield Path(folder)
+
+    def drop_stale_downloads(self, older_than: float) -> int:
+        """Remove download areas left by dead workers (untouched for ``older_than`` seconds); how many."""
+        return 0
 
     def get(self, key: str) -> bytes:
         with self.open(key) as fh:
@@ -89,9 +104,15 @@ class MediaStore(ABC):
     def describe(self) -> str:
         """Where the store is, for logs and messages."""
 
+    def location(self, key: str) -> str:
+        """Where a person finds the object (a file path for a local store)."""
+        return f"{self.describe()}/{check_key(key)}"
+
 
 class LocalMediaStore(MediaStore):
     """A directory (local, or a volume shared by every worker host)."""
+
+    DOWNLOADS = ".downloads"  # download areas: hidden, not keys, never listed
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -133,6 +154,38 @@ class LocalMediaStore(MediaStore):
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
+    def put_file(self, key: str, path: str | Path, move: bool = False) -> None:
+        if not move:
+            return super().put_file(key, path)
+        final = self.path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(path, final)  # a rename when the download area is in the store
+        except OSError:
+            super().put_file(key, path, move=True)
+
+    @contextmanager
+    def download_area(self) -> Iterator[Path]:
+        parent = self.root / self.DOWNLOADS
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="dl-", dir=parent) as folder:
+            yield Path(folder)
+
+    def drop_stale_downloads(self, older_than: float) -> int:
+        parent = self.root / self.DOWNLOADS
+        if not parent.is_dir():
+            return 0
+        dropped = 0
+        for folder in parent.iterdir():
+            try:
+                newest = max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.rglob("*"))])
+            except OSError:
+                continue
+            if time.time() - newest > older_than:
+                shutil.rmtree(folder, ignore_errors=True)
+                dropped += 1
+        return dropped
+
     def delete(self, key: str) -> None:
         path = self.path(key)
         path.unlink(missing_ok=True)
@@ -149,11 +202,15 @@ class LocalMediaStore(MediaStore):
         folder = self.path(prefix) if prefix else self.root
         if folder.is_dir():
             for path in sorted(folder.rglob("*")):
-                if path.is_file() and not path.name.startswith("."):
-                    yield path.relative_to(self.root).as_posix()
+                relative = path.relative_to(self.root)
+                if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+                    yield relative.as_posix()
 
     def describe(self) -> str:
         return str(self.root)
+
+    def location(self, key: str) -> str:
+        return str(self.path(key).resolve())
 
 
 def store_from_settings(settings) -> MediaStore:

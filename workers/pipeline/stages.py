@@ -5,7 +5,9 @@
 Each takes a ``StageContext`` and a video id, reads its input from the
 database and the media store, writes its output there, and returns whether the
 video goes on to the next stage: ``False`` means the video is already finished
-(``done`` or ``failed``), so a repeated or redelivered message changes nothing.
+(``done`` or ``failed``), so a repeated or redelivered message changes nothing;
+a stage name (``ALERT``) means "go straight there" (a repost whose verdicts
+were reused from the original needs no frames, scores or verdicts).
 Every stage can be re-run: outputs are replaced, never added to.
 
 ``workers.pipeline.tasks`` wraps these in Celery tasks; ``workers.scan`` runs
@@ -27,7 +29,9 @@ from sqlalchemy import func, select
 from workers.detect.base import Extractor, Target
 from workers.detect.registry import make_extractor
 from workers.detect.scoring import check_targets, collect_scores, needed_extractors, outcomes_for
+from workers.download import fetch_ref, fetch_video
 from workers.errors import BadVideo, TrackerError
+from workers.pipeline import alerting
 from workers.pipeline.evidence import save_evidence
 from workers.pipeline.media import (
     MediaMissing,
@@ -42,6 +46,7 @@ from workers.pipeline.media import (
     video_key,
 )
 from workers.settings import Settings
+from workers.sources.base import VideoRef
 from workers.storage import results
 from workers.storage.db import session_scope
 from workers.storage.models import Video, VideoStatus, utcnow
@@ -51,6 +56,7 @@ from workers.video.sampling import content_hash, read_sampled
 log = logging.getLogger(__name__)
 
 STAGES = ("download", "frames", "score", "verdict", "alert")
+ALERT = "alert"
 FINISHED = (VideoStatus.DONE, VideoStatus.FAILED)
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -125,13 +131,22 @@ def _video_key(video: Video) -> str:
 # --- download -------------------------------------------------------------------
 
 
-def fetch_url(ctx: StageContext, video: Video) -> str:
-    """Hook for URL sources: fetch ``video.source`` into the store, return its key.
+def fetch_url(ctx: StageContext, video: Video) -> tuple[str, VideoRef]:
+    """Download the video (its listed reference, else ``video.source``) through yt-dlp into
+    the store's download area, under a generated name; return its key and metadata.
 
-    The downloader (``workers.download``, issue 4) plugs in here; until then a
-    URL fails with a clear reason instead of a traceback.
+    Raises ``DownloadError``/``UnsafeURL``/``BadVideo`` (final: the video fails
+    with the reason) or ``TransientDownloadError`` (retried by the task).
     """
-    raise TrackerError(f"{video.source}: downloading URLs is not available in this version yet")
+    listed = (video.meta or {}).get("ref")
+    with ctx.store.download_area() as folder:
+        if listed:
+            fetched = fetch_ref(VideoRef.from_json(listed), folder, ctx.settings)
+        else:
+            fetched = fetch_video(video.source, folder, ctx.settings)
+        key = video_key(video.id, fetched.path.suffix)
+        ctx.store.put_file(key, fetched.path, move=True)
+    return key, fetched.ref
 
 
 def fetch_local(ctx: StageContext, video: Video) -> str:
@@ -144,21 +159,57 @@ def fetch_local(ctx: StageContext, video: Video) -> str:
     return key
 
 
-def download(ctx: StageContext, video_id: int) -> bool:
-    """Put the video into the media store (once) and record its content hash."""
+def download(ctx: StageContext, video_id: int) -> bool | str:
+    """Put the video into the media store (once), record its content hash and metadata.
+
+    A video that another one already is (same platform id, or same content: a
+    repost) is linked to it (``duplicate_of``); when that one was scored for
+    the same target versions, its verdicts are reused and the video goes
+    straight to the alert stage.
+    """
     video = _begin(ctx, video_id, VideoStatus.DOWNLOADING)
     if video is None:
         return False
     key = (video.meta or {}).get("video_key")
+    ref = None
     if not key or not ctx.store.exists(key):
-        key = fetch_url(ctx, video) if is_url(video.source) else fetch_local(ctx, video)
+        if is_url(video.source):
+            key, ref = fetch_url(ctx, video)
+        else:
+            key = fetch_local(ctx, video)
     with ctx.store.local_path(key) as path:
         digest = content_hash(path)
     with session_scope(ctx.db_url) as s:
         stored = s.get(Video, video_id)
         stored.content_hash = digest
         stored.meta = {**(stored.meta or {}), "video_key": key}
+        same = None
+        if ref is not None:
+            results.apply_metadata(stored, ref)
+            same = results.claim_platform_id(s, stored, ref)
+        original = results.original_of(s, stored, same)
+        reused = False
+        if original is not None:
+            stored.duplicate_of = original.id
+            reused = results.reuse_verdicts(s, original, stored, _target_versions(ctx, video))
+        meta = stored.meta
+    if reused:
+        log.info("video %s is a repost of video %s: its verdicts are reused", video_id, stored.duplicate_of)
+        discard_media(ctx, video_id, meta)
+        return ALERT
     return True
+
+
+def _target_versions(ctx: StageContext, video: Video) -> dict[str, str]:
+    """Name -> saved version of the video's targets (read from their bundles; no model loaded)."""
+    return {name: target_meta(ctx.settings.models_dir, name).get("version", "") for name in _target_names(video)}
+
+
+def _target_names(video: Video) -> list[str]:
+    names = (video.meta or {}).get("targets", [])
+    if not names:
+        raise TrackerError(f"{video.source}: no targets were named for this video")
+    return names
 
 
 # --- frames ---------------------------------------------------------------------
@@ -191,9 +242,7 @@ def score(ctx: StageContext, video_id: int) -> bool:
         return False
     if ctx.store.exists(scores_key(video_id)):
         return True  # scored by an earlier delivery of this message
-    targets = ctx.models.targets((video.meta or {}).get("targets", []))
-    if not targets:
-        raise TrackerError(f"{video.source}: no targets were named for this video")
+    targets = ctx.models.targets(_target_names(video))
     extractors = ctx.models.extractors(needed_extractors(targets))
     check_targets(targets, extractors)
     frames = decode_frames(ctx.store.get(frames_key(video_id))).frames
@@ -226,24 +275,10 @@ def verdict(ctx: StageContext, video_id: int) -> bool:
 
 
 def alert(ctx: StageContext, video_id: int) -> bool:
-    """Announce the video's positive verdicts.
-
-    For now a log line per positive; the alert channels (``workers.alerts``,
-    issue 4) plug in here and keep their own record so that a repeated
-    message sends no second alert.
-    """
-    with session_scope(ctx.db_url) as s:
-        video = s.get(Video, video_id)
-        if video is None or video.status != VideoStatus.DONE:
-            return False
-        for det in video.detections:
-            if det.verdict == "positive":
-                log.info(
-                    "positive: target %s in %s (video %s, job %s) at %s, best score %.3f, evidence %s",
-                    det.target_name, video.source, video.id, video.job_id,
-                    ", ".join(f"{t:.1f}s" for t in det.positive_timestamps[:5]), det.best_score or 0.0, det.evidence_key,
-                )
-    return True
+    """Alert on the video's new positive verdicts through every configured channel, one
+    alert per (video, target) ever (see ``workers.pipeline.alerting``). A failing
+    channel never fails the stage: the alert is recorded ``failed`` and retried later."""
+    return alerting.alert_video(ctx, video_id)
 
 
 # --- bookkeeping shared by the task wrappers ------------------------------------------
@@ -301,6 +336,7 @@ def housekeeping(ctx: StageContext, stalled_after: timedelta = timedelta(hours=1
                 ctx.store.delete(key)
         elif video.status in FINISHED:
             discard_media(ctx, video_id, video.meta)
+    ctx.store.drop_stale_downloads(older_than=2 * ctx.settings.max_download_seconds)
     report = {"statuses": counts, "stalled": stalled}
     if stalled:
         log.warning("%d video(s) have not moved for %s: see `tiktok-tracker status`", stalled, stalled_after)

@@ -1,6 +1,11 @@
 """Submitting videos to the pipeline: one job (a ``videos`` row with a job id)
 and one chain of stage tasks per video.
 
+Videos come as paths and URLs (``enqueue``) or as ``VideoRef``s that a source
+listed (watches). A listed video is recorded with its platform id, which is
+unique: one that the database already has is skipped, however many watches
+or runs list it at once.
+
 Nothing is half-recorded: the broker is checked before anything is written,
 and a video whose chain could not be published is removed again, so a job id
 that was printed is a job that will run (the broker keeps it: Redis with
@@ -16,10 +21,13 @@ from typing import Iterable, Sequence
 
 from kombu.utils.url import maybe_sanitize_url
 from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 
 from workers.errors import TrackerError
 from workers.pipeline.stages import is_url
 from workers.settings import Settings
+from workers.sources.base import VideoRef
+from workers.storage import results
 from workers.storage.db import session_scope
 from workers.storage.models import Video, VideoStatus
 from workers.targets.bundle import list_targets, target_meta
@@ -89,9 +97,26 @@ def broker_error(url: str, exc: BaseException) -> str:
     return f"cannot reach the broker at {maybe_sanitize_url(url)} ({reason}): start Redis or set TT_BROKER_URL"
 
 
-def submit(settings: Settings, sources: Sequence[str], target_names: Sequence[str], app=None) -> list[Job]:
+def new_video(item: str | VideoRef, target_names: Sequence[str], watch_id: int | None = None) -> Video:
+    """The queued row of a path or URL, or of a listed video (with its metadata and platform id)."""
+    meta: dict = {"targets": list(target_names)}
+    if watch_id is not None:
+        meta["watch_id"] = watch_id
+    if not isinstance(item, VideoRef):
+        return Video(job_id=str(uuid.uuid4()), source=item, status=VideoStatus.QUEUED, meta=meta)
+    video = Video(job_id=str(uuid.uuid4()), source=item.url, status=VideoStatus.QUEUED, meta=meta)
+    results.apply_metadata(video, item)
+    video.platform_id = item.platform_id
+    return video
+
+
+def submit(
+    settings: Settings, sources: Sequence[str | VideoRef], target_names: Sequence[str], app=None,
+    *, watch_id: int | None = None,
+) -> list[Job]:
     """Record one queued video per source and publish its chain; return the jobs.
 
+    A listed video (``VideoRef``) the database already has is skipped (no job).
     Raises ``BrokerUnavailable`` when the broker is down; videos recorded by
     this call whose chain was not published are deleted again.
     """
@@ -101,13 +126,15 @@ def submit(settings: Settings, sources: Sequence[str], target_names: Sequence[st
     check_broker(app, settings.broker_connect_timeout)
     jobs: list[Job] = []
     with session_scope(settings.resolved_database_url) as s:
-        for source in sources:
-            video = Video(
-                job_id=str(uuid.uuid4()), source=source, status=VideoStatus.QUEUED, meta={"targets": list(target_names)}
-            )
-            s.add(video)
-            s.flush()
-            jobs.append(Job(video.job_id, video.id, source))
+        for item in sources:
+            video = new_video(item, target_names, watch_id)
+            try:
+                with s.begin_nested():
+                    s.add(video)
+                    s.flush()
+            except IntegrityError:  # its platform id is taken: a known video
+                continue
+            jobs.append(Job(video.job_id, video.id, video.source))
     published = 0
     try:
         for job in jobs:

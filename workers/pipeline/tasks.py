@@ -11,7 +11,8 @@ functions in ``workers.pipeline.stages``. What the wrapper adds:
   Celery too (visible in Flower) and the rest of the chain is dropped.
 - the stage's interval and worker, recorded in ``stage_timings``;
 - a stage that finds its video already finished (a redelivered message) stops
-  the chain instead of redoing work;
+  the chain instead of redoing work; one that names a later stage (a repost
+  whose verdicts were reused) skips to it;
 - models and database connections belong to the worker process that uses
   them: nothing is carried over a fork.
 """
@@ -32,8 +33,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.exc import OperationalError as DatabaseError
 
-from workers.errors import TrackerError
-from workers.pipeline import stages
+from workers.errors import TrackerError, TransientError
+from workers.pipeline import alerting, stages, watches
 from workers.pipeline.celery_app import app, task_name
 from workers.settings import get_settings
 from workers.storage.db import forget_engines
@@ -41,14 +42,8 @@ from workers.storage.models import utcnow
 
 logger = get_task_logger(__name__)
 
-try:  # the downloader (issue 4) marks "try again later" failures with this
-    from workers.errors import TransientDownloadError
-
-    _DOWNLOAD_TRANSIENT: tuple[type[BaseException], ...] = (TransientDownloadError,)
-except ImportError:  # pragma: no cover
-    _DOWNLOAD_TRANSIENT = ()
-
-# Retried with backoff; checked before TrackerError (a transient download error is one).
+# Retried with backoff; checked before TrackerError (TransientError, e.g. a download that
+# timed out after its own retries, is one).
 TRANSIENT: tuple[type[BaseException], ...] = (
     DatabaseError,
     InterfaceError,
@@ -57,7 +52,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     RedisTimeoutError,
     ConnectionError,
     TimeoutError,
-    *_DOWNLOAD_TRANSIENT,
+    TransientError,
 )
 
 _context: stages.StageContext | None = None
@@ -96,7 +91,7 @@ class StageTask(Task):
     reject_on_worker_lost = True
     throws = (TrackerError,)  # expected failures: logged without a traceback
 
-    def run_stage(self, stage: str, fn: Callable[[stages.StageContext, int], bool], video_id: int) -> int:
+    def run_stage(self, stage: str, fn: Callable[[stages.StageContext, int], bool | str], video_id: int) -> int:
         ctx = context()
         worker = f"{self.request.hostname or 'worker'}/{os.getpid()}"
         started = utcnow()
@@ -120,6 +115,8 @@ class StageTask(Task):
             logger.info("video %s is already finished: %s skipped, chain stopped", video_id, stage)
             self.request.chain = None
             return video_id
+        if isinstance(proceed, str):  # skip to that stage (Celery pops the chain's next task from the end)
+            self.request.chain = [STAGE_TASKS[proceed].si(video_id)]
         stages.record_timing(ctx, video_id, stage, worker, started, utcnow())
         return video_id
 
@@ -135,7 +132,7 @@ class StageTask(Task):
 def stage_task(stage: str) -> Callable:
     """Make ``fn(ctx, video_id)`` the Celery task of ``stage`` (name and queue from the config)."""
 
-    def decorate(fn: Callable[[stages.StageContext, int], bool]):
+    def decorate(fn: Callable[[stages.StageContext, int], bool | str]):
         def task(self: StageTask, video_id: int) -> int:
             return self.run_stage(stage, fn, video_id)
 
@@ -150,12 +147,25 @@ frames = stage_task("frames")(stages.extract_frames)
 score = stage_task("score")(stages.score)
 verdict = stage_task("verdict")(stages.verdict)
 alert = stage_task("alert")(stages.alert)
+STAGE_TASKS = {"download": download, "frames": frames, "score": score, "verdict": verdict, "alert": alert}
 
 
 @app.task(name=task_name("housekeeping"), ignore_result=True)
 def housekeeping() -> dict:
     """Periodic clean-up and report (scheduled by celery beat)."""
     return stages.housekeeping(context())
+
+
+@app.task(name=task_name("run_watches"), ignore_result=True)
+def run_watches() -> list[dict]:
+    """Periodic (celery beat): list the due watches' sources and queue their new videos."""
+    return [run.to_json() for run in watches.run_due_watches(context().settings, app=app)]
+
+
+@app.task(name=task_name("alert_followups"), ignore_result=True)
+def alert_followups() -> dict:
+    """Periodic (celery beat): retry failed alerts, send digests whose cooldown is over."""
+    return alerting.alert_followups(context())
 
 
 def video_chain(video_id: int, job_id: str | None = None):

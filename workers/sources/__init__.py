@@ -3,8 +3,9 @@ URL lists, folders). One module per source; ``registry`` picks the one for a spe
 No Celery, no database."""
 
 from workers.sources.base import BLOCKED_WARNING, Listing, Source, VideoRef
-from workers.sources.registry import SOURCES, describe_sources, list_videos, source_for
+from workers.sources.registry import SOURCES, canonical_spec, describe_sources, list_videos, source_for
 
 __all__ = [
-    "BLOCKED_WARNING", "Listing", "SOURCES", "Source", "VideoRef", "describe_sources", "list_videos", "source_for",
+    "BLOCKED_WARNING", "Listing", "SOURCES", "Source", "VideoRef", "canonical_spec", "describe_sources",
+    "list_videos", "source_for",
 ]

@@ -92,6 +92,11 @@ def without_prefix(spec: str, prefix: str) -> str:
     return spec[len(prefix):].strip() if spec.lower().startswith(prefix) else spec
 
 
+def prefixed_path(spec: str, prefix: str) -> str:
+    """``prefix`` + the absolute path a local-file spec names (``urls:links.txt`` -> ``urls:/home/me/links.txt``)."""
+    return prefix + str(Path(without_prefix(spec, prefix)).expanduser().resolve())
+
+
 def stable_id(text: str) -> str:
     """A short stable id for things without one (a URL, a file)."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
@@ -194,6 +199,13 @@ class Source(ABC):
     @abstractmethod
     def suitable(cls, spec: str) -> bool:
         """Whether this source handles ``spec``; cheap and offline."""
+
+    @classmethod
+    def canonical(cls, spec: str) -> str:
+        """The one spelling of ``spec`` that watches store (``@x`` -> ``tiktok:user:x``, paths absolute).
+
+        Offline; the result is a spec this source still claims."""
+        return spec.strip()
 
     @abstractmethod
     def list_videos(self, spec: str, settings, limit: int | None = None) -> Listing:

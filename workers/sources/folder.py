@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Container
 
 from workers.errors import SourceError
-from workers.sources.base import Listing, Source, VideoRef, stable_id, without_prefix
+from workers.sources.base import Listing, Source, VideoRef, prefixed_path, stable_id, without_prefix
 
 PREFIX = "folder:"
 VIDEO_SUFFIXES = frozenset(
@@ -47,6 +47,10 @@ class VideoFolder(Source):
     @classmethod
     def suitable(cls, spec: str) -> bool:
         return spec.strip().lower().startswith(PREFIX) or _path(spec).is_dir()
+
+    @classmethod
+    def canonical(cls, spec: str) -> str:
+        return prefixed_path(spec, PREFIX)
 
     def list_videos(self, spec: str, settings, limit: int | None = None, *, seen: Container[str] = ()) -> Listing:
         folder = _path(spec)

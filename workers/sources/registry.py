@@ -37,6 +37,15 @@ def source_for(spec: str) -> Source:
     raise SourceError(f"no source handles {spec!r}; use one of: {forms}")
 
 
+def canonical_spec(spec: str) -> str:
+    """``spec`` as watches store it (see ``Source.canonical``); ``SourceError`` when no source handles it."""
+    source = source_for(spec)
+    canonical = source.canonical(spec)
+    if type(source_for(canonical)) is not type(source):  # pragma: no cover - a source's canonical() is wrong
+        raise SourceError(f"{spec!r}: cannot be stored as a watch ({canonical!r} means something else)")
+    return canonical
+
+
 def list_videos(spec: str, settings, limit: int | None = None, *, seen: Container[str] = ()) -> Listing:
     """List the new videos of ``spec`` with the source that handles it (see ``Source.list_videos``).
 

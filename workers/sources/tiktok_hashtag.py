@@ -43,6 +43,10 @@ class TikTokHashtag(Source):
     def suitable(cls, spec: str) -> bool:
         return tag_name(spec) is not None
 
+    @classmethod
+    def canonical(cls, spec: str) -> str:
+        return f"tiktok:tag:{tag_name(spec)}"
+
     def list_videos(self, spec: str, settings, limit: int | None = None, *, seen: Container[str] = ()) -> Listing:
         name = tag_name(spec)
         if name is None:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from workers.download.ytdl import classify_error, open_ytdl
 from workers.errors import DownloadError, SourceError, SourceUnavailable, TransientDownloadError, UnsafeURL
 from workers.retrying import call_with_retries
-from workers.sources.base import BLOCKED_WARNING, Listing, Source, without_prefix
+from workers.sources.base import BLOCKED_WARNING, Listing, Source, prefixed_path, without_prefix
 from workers.sources.tiktok_items import items_in, refs_from_items
 
 PREFIX = "tiktok-json:"
@@ -67,6 +67,11 @@ class TikTokJsonListing(Source):
         if _is_url(target):
             return urlsplit(target).path.lower().endswith(".json")
         return target.lower().endswith(".json") and Path(target).is_file()
+
+    @classmethod
+    def canonical(cls, spec: str) -> str:
+        target = without_prefix(spec, PREFIX)
+        return PREFIX + target if _is_url(target) else prefixed_path(spec, PREFIX)
 
     def list_videos(self, spec: str, settings, limit: int | None = None, *, seen: Container[str] = ()) -> Listing:
         target = without_prefix(spec, PREFIX)

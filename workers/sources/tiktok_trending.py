@@ -18,6 +18,10 @@ class TikTokTrending(Source):
     def suitable(cls, spec: str) -> bool:
         return spec.strip().lower() in ("tiktok:trending", "trending")
 
+    @classmethod
+    def canonical(cls, spec: str) -> str:
+        return "tiktok:trending"
+
     def list_videos(self, spec: str, settings, limit: int | None = None, *, seen: Container[str] = ()) -> Listing:
         limit = limit or settings.source_limit
         items = tiktokapi_items(settings, "trending", lambda api, n: api.trending.videos(count=n), limit)

@@ -38,6 +38,10 @@ class TikTokUser(Source):
     def suitable(cls, spec: str) -> bool:
         return user_name(spec) is not None
 
+    @classmethod
+    def canonical(cls, spec: str) -> str:
+        return f"tiktok:user:{user_name(spec)}"
+
     def list_videos(self, spec: str, settings, limit: int | None = None, *, seen: Container[str] = ()) -> Listing:
         name = user_name(spec)
         if name is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Container
 
 from workers.errors import SourceError
-from workers.sources.base import Listing, Source, VideoRef, stable_id, without_prefix
+from workers.sources.base import Listing, Source, VideoRef, prefixed_path, stable_id, without_prefix
 
 PREFIX = "urls:"
 SUFFIXES = (".txt", ".lst", ".list", ".urls")
@@ -57,6 +57,10 @@ class UrlListFile(Source):
             return True
         path = _path(spec)
         return path.suffix.lower() in SUFFIXES and path.is_file()
+
+    @classmethod
+    def canonical(cls, spec: str) -> str:
+        return prefixed_path(spec, PREFIX)
 
     def list_videos(self, spec: str, settings, limit: int | None = None, *, seen: Container[str] = ()) -> Listing:
         path = _path(spec)

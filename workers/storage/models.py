@@ -5,6 +5,8 @@
 - ``Detection``: the verdict of one target (name + version) on one video.
 - ``FrameScore``: the per-frame scores behind a detection.
 - ``StageTiming``: when each pipeline stage ran, and on which worker.
+- ``AlertRow``: the one alert per (video, target): held, sent or failed.
+- ``Watch``: a source scraped on a schedule (by celery beat) for given targets.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -27,6 +30,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A stored time as an aware UTC datetime (SQLite hands them back naive)."""
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 class Base(DeclarativeBase):
@@ -63,13 +73,17 @@ class Video(Base):
     height: Mapped[int | None] = mapped_column(Integer)
     duration: Mapped[float | None] = mapped_column(Float)
     sampled_frames: Mapped[int | None] = mapped_column(Integer)
+    # The earlier video with the same content (a repost): its verdicts are reused when it was scored.
+    # No ON DELETE action: SQLite can only add this key inline, where its options are not reflected.
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("videos.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     detections: Mapped[list["Detection"]] = relationship(back_populates="video", cascade="all, delete-orphan")
     timings: Mapped[list["StageTiming"]] = relationship(back_populates="video", cascade="all, delete-orphan")
 
-    __table_args__ = (Index("ix_videos_platform_id", "platform", "platform_id"),)
+    # One row per platform video: what keeps a watch from enqueueing a known video again.
+    __table_args__ = (Index("ix_videos_platform_id", "platform", "platform_id", unique=True),)
 
 
 class Detection(Base):
@@ -123,3 +137,55 @@ class StageTiming(Base):
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     video: Mapped[Video] = relationship(back_populates="timings")
+
+
+class AlertStatus:
+    PENDING = "pending"  # claimed by a worker that is sending it now
+    SENT = "sent"  # reached at least one channel (alone, or in a digest)
+    HELD = "held"  # inside the target's cooldown: goes out in its next digest
+    FAILED = "failed"  # every channel failed; a later pass tries again
+    ALL = (PENDING, SENT, HELD, FAILED)
+
+
+class AlertRow(Base):
+    """The alert of one positive (video, target): at most one row per pair, ever."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    target_name: Mapped[str] = mapped_column(String(64))
+    detection_id: Mapped[int | None] = mapped_column(ForeignKey("detections.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # deliveries tried (each through every channel)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    channels: Mapped[list] = mapped_column(JSON, default=list)  # the last delivery's per-channel report
+    error: Mapped[str | None] = mapped_column(Text)
+
+    video: Mapped[Video] = relationship()
+
+    __table_args__ = (
+        UniqueConstraint("video_id", "target_name", name="uq_alert_video_target"),
+        Index("ix_alerts_target_status", "target_name", "status"),
+    )
+
+
+class Watch(Base):
+    """A source (``source`` is its canonical spec) listed every ``every_seconds`` for ``targets``."""
+
+    __tablename__ = "watches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    targets: Mapped[list] = mapped_column(JSON, default=list)
+    every_seconds: Mapped[float] = mapped_column(Float)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    last_listed: Mapped[int | None] = mapped_column(Integer)  # videos the source returned, seen ones included
+    last_enqueued: Mapped[int | None] = mapped_column(Integer)  # new videos queued by the last run
+    last_warnings: Mapped[list] = mapped_column(JSON, default=list)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

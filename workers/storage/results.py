@@ -4,13 +4,17 @@ version): re-running a stage replaces its rows, never duplicates them."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Iterable, Mapping
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import case, delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from workers.detect.scoring import TargetOutcome
-from workers.storage.models import Detection, FrameScore, StageTiming, Video, VideoStatus
+from workers.sources.base import VideoRef
+from workers.storage.db import session_scope
+from workers.storage.models import Base, Detection, FrameScore, StageTiming, Video, VideoStatus, utcnow
 from workers.video.sampling import VideoInfo
 
 
@@ -30,6 +34,103 @@ def get_or_create_video(session: Session, source: str, content_hash: str | None)
     else:
         video.source = source
     return video
+
+
+def video_by_platform_id(session: Session, platform: str, platform_id: str) -> Video | None:
+    return session.scalars(
+        select(Video).where(Video.platform == platform, Video.platform_id == platform_id).limit(1)
+    ).first()
+
+
+class KnownVideos:
+    """``"tiktok:123" in KnownVideos(url)``: whether the database has that platform video
+    (``VideoRef.key``); what watches pass to ``list_videos(seen=...)``."""
+
+    def __init__(self, db_url: str) -> None:
+        self.db_url = db_url
+
+    def __contains__(self, key: object) -> bool:
+        platform, _, platform_id = str(key).partition(":")
+        with session_scope(self.db_url) as s:
+            return video_by_platform_id(s, platform, platform_id) is not None
+
+
+def apply_metadata(video: Video, ref: VideoRef) -> None:
+    """Keep what a source or the downloader learnt about the video on its row, as given
+    (output sanitises it). The platform id is claimed separately (``claim_platform_id``)."""
+    video.platform = ref.platform
+    video.author = ref.author or video.author
+    video.caption = ref.caption or video.caption
+    video.posted_at = ref.posted_at or video.posted_at
+    video.meta = {**(video.meta or {}), "ref": ref.to_json()}
+
+
+def claim_platform_id(session: Session, video: Video, ref: VideoRef) -> Video | None:
+    """Record that ``video`` is ``ref``'s platform video, unless another video already is:
+    then leave it unset and return that other video."""
+    if video.platform_id == ref.platform_id and video.platform == ref.platform:
+        return None
+    holder = video_by_platform_id(session, ref.platform, ref.platform_id)
+    if holder is not None and holder.id != video.id:
+        return holder
+    try:
+        with session.begin_nested():
+            video.platform, video.platform_id = ref.platform, ref.platform_id
+            session.flush()
+    except IntegrityError:  # claimed a moment ago by a concurrent download
+        session.refresh(video)
+        return video_by_platform_id(session, ref.platform, ref.platform_id)
+    return None
+
+
+def original_of(session: Session, video: Video, same: Video | None = None) -> Video | None:
+    """The video that ``video`` repeats: the original of ``same`` (another row of the same
+    platform video) when given, else another video with the same content that is not
+    itself a repost (a scored one first, then the oldest)."""
+    if same is not None:
+        return session.get(Video, same.duplicate_of) if same.duplicate_of else same
+    if not video.content_hash:
+        return None
+    return session.scalars(
+        select(Video)
+        .where(Video.content_hash == video.content_hash, Video.id != video.id, Video.duplicate_of.is_(None))
+        .order_by(case((Video.status == VideoStatus.DONE, 0), else_=1), Video.id)
+        .limit(1)
+    ).first()
+
+
+def _copy(row: Base, **changes):
+    """A new row of the same model with the same column values (not its primary key), plus ``changes``."""
+    table = type(row).__table__
+    values = {c.key: getattr(row, c.key) for c in table.columns if not c.primary_key}
+    return type(row)(**{**values, **changes})
+
+
+def reuse_verdicts(session: Session, original: Video, video: Video, targets: Mapping[str, str]) -> bool:
+    """Give ``video`` (a repost of ``original``) the original's verdicts for ``targets``
+    (name -> version) and mark it done, when the original has them all; else change nothing."""
+    if original.status != VideoStatus.DONE:
+        return False
+    found = {(d.target_name, d.target_version): d for d in original.detections}
+    chosen = [found.get((name, version)) for name, version in targets.items()]
+    if not chosen or any(d is None for d in chosen):
+        return False
+    for det in chosen:
+        session.execute(
+            delete(Detection).where(
+                Detection.video_id == video.id,
+                Detection.target_name == det.target_name,
+                Detection.target_version == det.target_version,
+            )
+        )
+        scores = [_copy(f, detection_id=None) for f in det.frame_scores]
+        copy = _copy(det, video_id=video.id, created_at=utcnow(), frame_scores=scores)
+        session.add(copy)
+    for column in ("fps", "width", "height", "duration", "sampled_frames"):
+        setattr(video, column, getattr(original, column))
+    set_status(session, video, VideoStatus.DONE)
+    session.flush()
+    return True
 
 
 def find_detection(session: Session, video_id: int, target_name: str, target_version: str) -> Detection | None:
@@ -137,11 +238,15 @@ def stage_timings(session: Session, video_id: int | None = None) -> list[StageTi
     return list(session.scalars(query))
 
 
-def detections(session: Session, target: str | None = None, positive_only: bool = False) -> list[Detection]:
-    """Verdicts, newest video first, with their videos loaded."""
+def detections(
+    session: Session, target: str | None = None, positive_only: bool = False, since: datetime | None = None
+) -> list[Detection]:
+    """Verdicts, newest video first, with their videos loaded (``since``: found at or after)."""
     query = select(Detection).join(Video).options(selectinload(Detection.video)).order_by(Video.id.desc(), Detection.target_name)
     if target:
         query = query.where(Detection.target_name == target)
     if positive_only:
         query = query.where(Detection.verdict == "positive")
+    if since is not None:
+        query = query.where(Detection.created_at >= since)
     return list(session.scalars(query))

@@ -1,0 +1,185 @@
+"""Alerts from the pipeline: the alert stage, and the follow-up pass that celery beat runs.
+
+For each new positive (video, target), the alert stage:
+
+1. decides with ``workers.alerts.alert_decision`` over the ``alerts`` table
+   (decisions for one target are serialised, so cooldowns hold with many
+   workers): skip (already alerted or held), hold (inside the target's
+   cooldown: it goes out in the next digest) or send;
+2. inserts the pair's row *first* (``pending`` or ``held``); the unique
+   (video, target) key means a redelivered or concurrent task finds the row
+   and sends nothing;
+3. sends through every configured channel (``deliver_with_settings``: each
+   channel retried with backoff, none blocking another) an ``Alert`` built
+   from the video's metadata, the verdict and the best-frame thumbnail;
+4. records ``sent`` (some channel got it) or ``failed``, with the
+   per-channel report. The stage itself never fails because of a channel.
+
+The follow-up pass (``alert_followups``) retries ``failed`` alerts (after 1,
+2, 4 ... minutes, at most an hour apart), takes over alerts left ``pending``
+by a worker that died, and sends each target's held alerts as one digest
+when its cooldown is over (``due_digests``).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Sequence
+
+from sqlalchemy import select
+
+from workers.alerts import Alert, Decision, DeliveryReport, Digest, alert_decision, deliver_with_settings, due_digests
+from workers.alerts.message import AlertMessage, thumbnail_from_file
+from workers.errors import AlertError
+from workers.pipeline.media import MediaMissing, MediaStore
+from workers.storage import alerts as alert_rows
+from workers.storage.db import session_scope
+from workers.storage.models import AlertRow, AlertStatus, Detection, Video, VideoStatus, as_utc, utcnow
+
+log = logging.getLogger(__name__)
+
+# A worker that died while sending leaves its alert "pending"; after this long, another pass sends it.
+STALE_PENDING = timedelta(minutes=15)
+
+
+def thumbnail(store: MediaStore, key: str | None) -> bytes | None:
+    """The alert thumbnail (JPEG) of an evidence image in the store; None when there is none."""
+    if not key:
+        return None
+    try:
+        with store.local_path(key) as path:
+            return thumbnail_from_file(path)
+    except MediaMissing:
+        return None
+
+
+def alert_message(
+    video: Video, target: str, detection: Detection | None, image: bytes | None, repost_of: str | None = None
+) -> Alert:
+    """The alert about ``target`` in ``video``, from the stored rows (text is sanitised when rendered)."""
+    listed = (video.meta or {}).get("ref") or {}
+    return Alert(
+        target=target,
+        video_url=video.source,
+        confidence=detection.best_score if detection else None,
+        positive_timestamps=list(detection.positive_timestamps or []) if detection else [],
+        author=video.author,
+        caption=video.caption,
+        platform=video.platform or listed.get("platform"),
+        platform_id=video.platform_id or listed.get("platform_id"),
+        posted_at=as_utc(video.posted_at),
+        thumbnail=image,
+        best_timestamp=detection.best_timestamp if detection else None,
+        video_key=alert_rows.video_key(video.id),
+        found_at=as_utc(detection.created_at) if detection else utcnow(),
+        repost_of=repost_of,
+    )
+
+
+def _alert_for_row(store: MediaStore, session, row: AlertRow) -> Alert:
+    video = row.video
+    detection = session.get(Detection, row.detection_id) if row.detection_id else None
+    if detection is None:  # its verdict was written again since: take the current one
+        detection = session.scalars(
+            select(Detection)
+            .where(Detection.video_id == video.id, Detection.target_name == row.target_name, Detection.verdict == "positive")
+            .order_by(Detection.id.desc())
+        ).first()
+    original = session.get(Video, video.duplicate_of) if video.duplicate_of else None
+    image = thumbnail(store, detection.evidence_key if detection else None)
+    return alert_message(video, row.target_name, detection, image, original.source if original else None)
+
+
+def send(message: AlertMessage, settings) -> tuple[DeliveryReport, str | None]:
+    """Deliver through the configured channels; never raises. The error says what failed, if anything."""
+    try:
+        report = deliver_with_settings(message, settings)
+    except AlertError as exc:  # a channel's settings are incomplete
+        return DeliveryReport(), str(exc)
+    if not report.results:
+        return report, "no alert channel is configured (see the alert_* and smtp_* settings)"
+    failures = "; ".join(f"{r.channel}: {r.error}" for r in report.failures)
+    return report, failures or None
+
+
+def deliver_rows(ctx, row_ids: Sequence[int], digest_target: str | None = None, now: datetime | None = None) -> bool:
+    """Send the alert of one claimed (``pending``) row, or the digest of several rows of
+    ``digest_target``, and record the outcome; whether some channel got it."""
+    with session_scope(ctx.db_url) as s:
+        rows = [row for row in (s.get(AlertRow, i) for i in row_ids) if row is not None]
+        alerts = [_alert_for_row(ctx.store, s, row) for row in rows]
+    if not alerts:  # their videos were deleted meanwhile
+        return False
+    message: AlertMessage = Digest(digest_target, alerts) if digest_target else alerts[0]
+    report, error = send(message, ctx.settings)
+    undelivered = AlertStatus.HELD if digest_target else AlertStatus.FAILED
+    with session_scope(ctx.db_url) as s:
+        alert_rows.record_delivery(s, list(row_ids), report.to_json(), report.delivered, error, now or utcnow(), undelivered)
+    if not report.delivered:
+        log.warning("alert for %s not delivered, will retry: %s", message.title(), error)
+    elif error:
+        log.warning("alert for %s sent, but: %s", message.title(), error)
+    return report.delivered
+
+
+def alert_video(ctx, video_id: int, now: datetime | None = None) -> bool:
+    """The alert stage: see the module docstring. False when the video is not done."""
+    with session_scope(ctx.db_url) as s:
+        video = s.get(Video, video_id)
+        if video is None or video.status != VideoStatus.DONE:
+            return False
+        positives = [(d.id, d.target_name) for d in video.detections if d.verdict == "positive"]
+    for detection_id, target in positives:
+        moment = now or utcnow()
+        with session_scope(ctx.db_url) as s:
+            alert_rows.lock_target(s, target)
+            history = alert_rows.history(s, video_id, target)
+            decision = alert_decision(
+                alert_rows.video_key(video_id), target, history, moment, ctx.settings.alert_cooldown_minutes
+            )
+            row = None
+            if decision is not Decision.SKIP:
+                status = AlertStatus.PENDING if decision is Decision.SEND else AlertStatus.HELD
+                row = alert_rows.insert(s, video_id, target, detection_id, status, moment)
+            row_id = row.id if row is not None else None
+        if row_id is None:
+            continue  # alerted, held or being sent already
+        if decision is Decision.HOLD:
+            log.info("alert for %s in video %s held: inside the cooldown, goes out in a digest", target, video_id)
+        else:
+            deliver_rows(ctx, [row_id])
+    return True
+
+
+def send_due_digests(ctx, now: datetime) -> int:
+    """Send each target's held alerts as one digest once its cooldown is over; how many digests went."""
+    with session_scope(ctx.db_url) as s:
+        records, row_ids = alert_rows.digest_history(s)
+    sent = 0
+    for target, keys in due_digests(records, now, ctx.settings.alert_cooldown_minutes).items():
+        ids = [row_ids[(target, key)] for key in keys]
+        with session_scope(ctx.db_url) as s:
+            claimed = alert_rows.claim(s, ids, AlertStatus.HELD, now)
+        if claimed and deliver_rows(ctx, ids, digest_target=target, now=now):
+            sent += 1
+    return sent
+
+
+def alert_followups(ctx, now: datetime | None = None) -> dict:
+    """Beat's pass: retry failed alerts whose wait is over, take over stale pending ones, send due digests."""
+    now = now or utcnow()
+    with session_scope(ctx.db_url) as s:
+        due = alert_rows.due_for_retry(s, now, STALE_PENDING)
+    retried = delivered = 0
+    for row_id, status in due:
+        with session_scope(ctx.db_url) as s:
+            stale = now - STALE_PENDING if status == AlertStatus.PENDING else None
+            claimed = alert_rows.claim(s, [row_id], status, now, untouched_since=stale)
+        if claimed:
+            retried += 1
+            delivered += deliver_rows(ctx, [row_id], now=now)
+    report = {"retried": retried, "delivered": delivered, "digests": send_due_digests(ctx, now)}
+    if retried or report["digests"]:
+        log.info("alert follow-ups: %s", report)
+    return report
