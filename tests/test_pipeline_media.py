@@ -14,6 +14,7 @@ from workers.pipeline.media import (
     MediaMissing,
     check_key,
     decode_frames,
+    load_frames,
     decode_scores,
     encode_frames,
     encode_scores,
@@ -89,6 +90,21 @@ def test_frame_batches_round_trip_bit_for_bit(tmp_path):
     assert back.info == sampled.info
     assert [(f.index, f.timestamp) for f in back.frames] == [(f.index, f.timestamp) for f in sampled.frames]
     assert all(np.array_equal(a.image, b.image) for a, b in zip(back.frames, sampled.frames))
+
+
+def test_backbone_sized_frames_are_read_alone_and_resize_exactly(tmp_path):
+    from workers.detect.backbone import INPUT_SIZE, resize_for_backbone, resize_frame
+
+    sampled = read_sampled(write_video(tmp_path / "v.mp4", seconds=3, size=(320, 180)), 1.0)
+    store = LocalMediaStore(tmp_path / "store")
+    store.put("frames/1.npz", encode_frames(sampled, backbone_size=INPUT_SIZE))
+    small = load_frames(store, "frames/1.npz", backbone_only=True)
+    full = load_frames(store, "frames/1.npz")
+    assert small.frames[0].image.shape == (224, 224, 3) and full.frames[0].image.shape == (180, 320, 3)
+    assert [f.index for f in small.frames] == [f.index for f in sampled.frames]
+    # The score stage's input equals what the in-process scan computes from full frames.
+    assert np.array_equal(resize_for_backbone([f.image for f in small.frames]), resize_for_backbone([f.image for f in sampled.frames]))
+    assert resize_frame(small.frames[0].image) is small.frames[0].image
 
 
 def test_scores_round_trip_exactly():

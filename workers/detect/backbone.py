@@ -99,11 +99,19 @@ def resolve_identity(weights: str, preprocessing: str | None, seed: int = 0) -> 
     return BackboneIdentity("vgg16", path.name, f"sha256:{sha}", preprocessing)
 
 
+def resize_frame(image: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
+    """Squash an RGB uint8 frame to ``size`` (w, h), as the tutorial did; frames
+    already at that size are returned as they are (so resizing twice is exact)."""
+    if (image.shape[1], image.shape[0]) == tuple(size):
+        return image
+    return cv2.resize(image, tuple(size), interpolation=cv2.INTER_AREA)
+
+
 def resize_for_backbone(images: Sequence[np.ndarray], size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
-    """Squash each RGB frame to ``size`` (as the tutorial did) into one float32 batch."""
+    """Each RGB frame resized to ``size``, as one float32 batch."""
     out = np.empty((len(images), size[1], size[0], 3), dtype=np.float32)
     for i, img in enumerate(images):
-        out[i] = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        out[i] = resize_frame(img, size)
     return out
 
 

@@ -29,6 +29,7 @@ from typing import BinaryIO, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from workers.detect.backbone import resize_frame
 from workers.detect.base import Target
 from workers.detect.scoring import TargetSpec
 from workers.errors import TrackerError
@@ -238,29 +239,54 @@ def evidence_key(video_id: int, target_name: str, target_version: str) -> str:
     return f"evidence/{video_id}/{target_name}-{target_version or 'unversioned'}.jpg"
 
 
-def encode_frames(sampled: SampledVideo) -> bytes:
-    """A sampled video as an uncompressed ``.npz`` frame batch."""
+def encode_frames(sampled: SampledVideo, backbone_size: tuple[int, int] | None = None) -> bytes:
+    """A sampled video as an uncompressed ``.npz`` frame batch.
+
+    With ``backbone_size``, the batch also holds every frame already resized
+    for the backbone (``backbone``: N x h x w x 3 uint8), so that a score
+    worker whose targets need only VGG16 features reads a few MB instead of
+    the full frames, and spends no time resizing.
+    """
     info = sampled.info
     images = (
         np.stack([f.image for f in sampled.frames])
         if sampled.frames
         else np.zeros((0, max(info.height, 1), max(info.width, 1), 3), np.uint8)
     )
+    arrays = {
+        "images": images,
+        "indices": np.asarray(sampled.indices, np.int64),
+        "timestamps": np.asarray(sampled.timestamps, np.float64),
+        "info": np.asarray([info.fps, info.frame_count, info.width, info.height], np.float64),
+    }
+    if backbone_size is not None:
+        w, h = backbone_size
+        arrays["backbone"] = (
+            np.stack([resize_frame(f.image, backbone_size) for f in sampled.frames])
+            if sampled.frames
+            else np.zeros((0, h, w, 3), np.uint8)
+        )
     buf = io.BytesIO()
-    np.savez(
-        buf,
-        images=images,
-        indices=np.asarray(sampled.indices, np.int64),
-        timestamps=np.asarray(sampled.timestamps, np.float64),
-        info=np.asarray([info.fps, info.frame_count, info.width, info.height], np.float64),
-    )
+    np.savez(buf, **arrays)
     return buf.getvalue()
+
+
+def load_frames(store: "MediaStore", key: str, backbone_only: bool = False) -> SampledVideo:
+    """The frame batch at ``key``, read lazily from the store: with
+    ``backbone_only`` (and a batch that has them), only the backbone-sized
+    frames are read, not the full ones."""
+    with store.open(key) as fh, np.load(fh, allow_pickle=False) as npz:
+        member = "backbone" if backbone_only and "backbone" in npz.files else "images"
+        return _sampled(npz[member], npz["indices"], npz["timestamps"], npz["info"])
 
 
 def decode_frames(data: bytes) -> SampledVideo:
     """Inverse of ``encode_frames``: the same frames, bit for bit."""
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        images, indices, stamps, info = npz["images"], npz["indices"], npz["timestamps"], npz["info"]
+        return _sampled(npz["images"], npz["indices"], npz["timestamps"], npz["info"])
+
+
+def _sampled(images: np.ndarray, indices: np.ndarray, stamps: np.ndarray, info: np.ndarray) -> SampledVideo:
     fps, frame_count, width, height = info.tolist()
     frames = [Frame(int(i), float(t), images[k]) for k, (i, t) in enumerate(zip(indices, stamps))]
     return SampledVideo(VideoInfo(float(fps), int(frame_count), int(width), int(height)), frames)

@@ -26,6 +26,7 @@ from typing import Iterable
 
 from sqlalchemy import func, select
 
+from workers.detect.backbone import INPUT_SIZE
 from workers.detect.base import Extractor, Target
 from workers.detect.registry import make_extractor
 from workers.detect.scoring import check_targets, collect_scores, needed_extractors, outcomes_for
@@ -36,11 +37,11 @@ from workers.pipeline.evidence import save_evidence
 from workers.pipeline.media import (
     MediaMissing,
     MediaStore,
-    decode_frames,
     decode_scores,
     encode_frames,
     encode_scores,
     frames_key,
+    load_frames,
     scores_key,
     store_from_settings,
     video_key,
@@ -226,7 +227,7 @@ def extract_frames(ctx: StageContext, video_id: int) -> bool:
         except BadVideo as exc:
             # Name the video as the user gave it, not its place in the store.
             raise BadVideo(str(exc).replace(str(path), video.source)) from None
-    ctx.store.put(frames_key(video_id), encode_frames(sampled))
+    ctx.store.put(frames_key(video_id), encode_frames(sampled, backbone_size=INPUT_SIZE))
     with session_scope(ctx.db_url) as s:
         results.record_sampling(s.get(Video, video_id), sampled.info, len(sampled.frames))
     return True
@@ -245,7 +246,9 @@ def score(ctx: StageContext, video_id: int) -> bool:
     targets = ctx.models.targets(_target_names(video))
     extractors = ctx.models.extractors(needed_extractors(targets))
     check_targets(targets, extractors)
-    frames = decode_frames(ctx.store.get(frames_key(video_id))).frames
+    # Targets that need only VGG16 features read the small, already resized frames.
+    backbone_only = needed_extractors(targets) == {"vgg16"}
+    frames = load_frames(ctx.store, frames_key(video_id), backbone_only).frames
     scores = collect_scores(frames, targets, extractors, ctx.settings.batch_size, ctx.settings.early_verdict)
     ctx.store.put(scores_key(video_id), encode_scores(targets, scores, len(frames)))
     return True
@@ -263,7 +266,7 @@ def verdict(ctx: StageContext, video_id: int) -> bool:
     outcomes = outcomes_for(specs, scores, total)
     frames = []
     if any(o.verdict.positive for o in outcomes.values()):
-        frames = decode_frames(ctx.store.get(frames_key(video_id))).frames
+        frames = load_frames(ctx.store, frames_key(video_id)).frames
     evidence = save_evidence(ctx.store, video_id, outcomes.values(), frames)
     with session_scope(ctx.db_url) as s:
         results.finish_video(s, s.get(Video, video_id), outcomes.values(), evidence)
