@@ -25,9 +25,9 @@ from workers.storage import results
 from workers.storage.db import session_scope
 from workers.storage.models import VideoStatus
 from workers.targets.bundle import load_target
+from workers.video.files import video_files
 from workers.video.sampling import content_hash, read_sampled
 
-VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi", ".3gp", ".flv", ".mpg", ".mpeg", ".ts"}
 
 
 @dataclass
@@ -66,7 +66,7 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES))
+            out.extend(video_files(p))
         else:
             out.append(p)
     return out

@@ -9,33 +9,19 @@ order, ``limit`` at a time.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Container
 
 from workers.errors import SourceError
 from workers.sources.base import Listing, Source, VideoRef, prefixed_path, stable_id, without_prefix
+from workers.video.files import video_files
 
 PREFIX = "folder:"
-VIDEO_SUFFIXES = frozenset(
-    {".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi", ".3gp", ".flv", ".mpg", ".mpeg", ".ts"}
-)
 
 
 def _path(spec: str) -> Path:
     return Path(without_prefix(spec, PREFIX)).expanduser()
-
-
-def video_files(folder: Path) -> list[Path]:
-    """Video files under ``folder`` (by suffix), without following symlinked folders."""
-    found = []
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            if not name.startswith(".") and Path(name).suffix.lower() in VIDEO_SUFFIXES:
-                found.append(Path(root) / name)
-    return found
 
 
 class VideoFolder(Source):
