@@ -23,7 +23,7 @@ from workers.pipeline.media import store_from_settings
 from workers.settings import Settings
 from workers.storage import results
 from workers.storage.db import session_scope
-from workers.storage.models import VideoStatus
+from workers.storage.models import Detection, Video, VideoStatus
 from workers.targets.bundle import load_target
 from workers.video.files import video_files
 from workers.video.sampling import content_hash, read_sampled
@@ -122,10 +122,7 @@ class Scanner:
                 for t in self.targets:
                     det = results.find_detection(s, video_id, t.name, t.version)
                     if det is not None:
-                        cached[t.name] = ScanRow(
-                            source, t.name, det.verdict, det.frames, det.scored_frames, det.positive_frames,
-                            list(det.positive_timestamps or []), det.best_score, cached=True,
-                        )
+                        cached[t.name] = _cached_row(source, det)
             if len(cached) == len(self.targets):
                 return [cached[t.name] for t in self.targets]
             todo = [t for t in self.targets if t.name not in cached]
@@ -133,7 +130,7 @@ class Scanner:
         try:
             sampled = read_sampled(path, self.settings.frame_rate, self.settings.max_frame_side)
             with session_scope(self.db_url) as s:
-                video = s.get(type(video), video_id)
+                video = s.get(Video, video_id)
                 results.record_sampling(video, sampled.info, len(sampled.frames))
                 results.set_status(s, video, VideoStatus.SCORING)
             outcomes = score_frames(
@@ -141,12 +138,20 @@ class Scanner:
             )
         except TrackerError as exc:
             with session_scope(self.db_url) as s:
-                results.set_status(s, s.get(type(video), video_id), VideoStatus.FAILED, str(exc))
+                results.set_status(s, s.get(Video, video_id), VideoStatus.FAILED, str(exc))
             return [cached.get(t.name) or ScanRow(source, t.name, "failed", error=str(exc)) for t in self.targets]
         evidence = save_evidence(self.store, video_id, outcomes.values(), sampled.frames)
         with session_scope(self.db_url) as s:
-            results.finish_video(s, s.get(type(video), video_id), outcomes.values(), evidence)
+            results.finish_video(s, s.get(Video, video_id), outcomes.values(), evidence)
         return [cached.get(t.name) or _row(source, outcomes[t.name]) for t in self.targets]
+
+
+def _cached_row(source: str, det: Detection) -> ScanRow:
+    """A row from a stored detection (same video content, same target version)."""
+    return ScanRow(
+        source, det.target_name, det.verdict, det.frames, det.scored_frames, det.positive_frames,
+        list(det.positive_timestamps or []), det.best_score, cached=True,
+    )
 
 
 def _row(source: str, outcome: TargetOutcome) -> ScanRow:

@@ -83,7 +83,8 @@ def demo(
 ) -> None:
     """Offline end-to-end demo: enrol a face from a bundled photo, scan two generated videos."""
     from workers.demo_media import demo_reference_photo, make_demo_videos
-    from workers.detect.face import FaceEmbedder, enroll_faces
+    from workers.detect.face import enroll_faces
+    from workers.detect.registry import make_extractor
     from workers.scan import Scanner
     from workers.targets.bundle import save_target
 
@@ -91,7 +92,7 @@ def demo(
     workdir.mkdir(parents=True, exist_ok=True)
     console.print("1/3 Enrolling face target [bold]demo-astronaut[/] from scikit-image's astronaut photo")
     photo = demo_reference_photo(workdir)
-    embedder = FaceEmbedder(upsample=cfg.face_upsample)
+    embedder = make_extractor("faces", cfg)
     target, _ = enroll_faces("demo-astronaut", [photo], embedder, tolerance=cfg.face_tolerance)
     save_target(target, cfg.models_dir)
     console.print("2/3 Generating two videos: one shows her, one shows other people and scenes")

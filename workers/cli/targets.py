@@ -97,11 +97,12 @@ def add_face(
     min_fraction: float = typer.Option(0.0, "--min-fraction", min=0.0, max=1.0, help="Verdict: matching frames / sampled frames."),
 ) -> None:
     """Enrol a face target from a few reference photos (no training)."""
-    from workers.detect.face import FaceEmbedder, enroll_faces
+    from workers.detect.face import enroll_faces
+    from workers.detect.registry import make_extractor
 
     cfg = settings()
     bundle.check_name(name)
-    embedder = FaceEmbedder(upsample=cfg.face_upsample)
+    embedder = make_extractor("faces", cfg)
     target, problems = enroll_faces(
         name, list(photos), embedder, tolerance=tolerance if tolerance is not None else cfg.face_tolerance,
         rule=VerdictRule(min_fraction, min_frames),
