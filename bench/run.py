@@ -201,7 +201,7 @@ def _process_tree_peak_mb(pid: int) -> float:
     return peak
 
 
-def bench_pipeline(videos: list[Path], env: dict, score_workers: int) -> tuple[Measure, dict, dict]:
+def bench_pipeline(videos: list[Path], env: dict, score_workers: int, cpu_processes: int = 1) -> tuple[Measure, dict, dict]:
     import psycopg
     import redis
 
@@ -218,7 +218,7 @@ def bench_pipeline(videos: list[Path], env: dict, score_workers: int) -> tuple[M
     logs.mkdir(parents=True, exist_ok=True)
     procs = {}
     try:
-        for wname, queues, conc in [("io", "io", 2), ("cpu", "cpu", 1)] + [(f"score{i}", "score", 1) for i in range(score_workers)]:
+        for wname, queues, conc in [("io", "io", 2), ("cpu", "cpu", cpu_processes)] + [(f"score{i}", "score", 1) for i in range(score_workers)]:
             procs[wname] = subprocess.Popen([*CLI, "worker", "--queues", queues, "--concurrency", str(conc)], env=penv, cwd=ROOT,
                                             stdout=open(logs / f"{wname}.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
         # Let the workers load their models before the clock starts (they are long-running services).
@@ -260,7 +260,7 @@ def bench_pipeline(videos: list[Path], env: dict, score_workers: int) -> tuple[M
         conn.close()
     verdicts = {Path(r[0]).name: r[1] for r in rows}
     m = Measure(f"pipeline x{score_workers}", len(rows), seconds, sum(r[2] for r in rows), sum(r[3] for r in rows),
-                max(peaks.values()), f"io+cpu+{score_workers} score worker(s); peak MB per worker {peaks}")
+                max(peaks.values()), f"io + cpu ({cpu_processes} processes) + {score_workers} score worker(s); peak MB per worker {peaks}")
     return m, verdicts, peaks
 
 
@@ -277,6 +277,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=10)
     ap.add_argument("--workers", default="1", help="comma-separated score worker counts for the pipeline runs")
+    ap.add_argument("--cpu-processes", type=int, default=1, help="processes of the pipeline's cpu worker (frame sampling, verdicts)")
     ap.add_argument("--skip-reference", action="store_true")
     ap.add_argument("--skip-pipeline", action="store_true")
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / ".work")
@@ -309,7 +310,7 @@ def main() -> None:
     if not args.skip_pipeline:
         for k in [int(x) for x in args.workers.split(",")]:
             print(f"pipeline with {k} score worker(s) ...", flush=True)
-            m, pipeline_verdicts, _ = bench_pipeline(videos, env, k)
+            m, pipeline_verdicts, _ = bench_pipeline(videos, env, k, args.cpu_processes)
             measures.append(m)
 
     ref = next((m for m in measures if m.name == "reference"), None)
