@@ -71,7 +71,7 @@ def test_rotation_metadata_is_applied(tmp_path):
     """A phone video stored landscape with a 90-degree display matrix comes out portrait."""
     import subprocess
 
-    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    import imageio_ffmpeg  # a test dependency: ships an ffmpeg binary to add the rotation metadata
     src = write_video(tmp_path / "landscape.mp4", seconds=2, size=(160, 90))
     rotated = tmp_path / "rotated.mp4"
     subprocess.run(
