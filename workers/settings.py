@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     vgg16_precision: Literal["auto", "float32", "bfloat16"] = Field(
         "auto",
         description=(
-            "Compute precision of the VGG16 forward pass: 'bfloat16' (about 4x faster on "
+            "Compute precision of the VGG16 forward pass: 'bfloat16' (4-8x faster on "
             "CPUs with AMX/AVX512-BF16 and on GPUs; same verdicts on the seed set), 'float32', "
             "or 'auto' (bfloat16 where the hardware supports it). Training always uses float32."
         ),
