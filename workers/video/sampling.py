@@ -114,24 +114,29 @@ def sample_frames(
     """
     cap = _open(path)
     try:
-        info = _info(cap)
-        step = frame_step(info.fps, rate)
-        index = 0
-        yielded = 0
-        while cap.grab():
-            if index % step == 0:
-                ok, bgr = cap.retrieve()
-                if ok and bgr is not None and bgr.size:
-                    if bgr.ndim == 2:
-                        bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
-                    rgb = cv2.cvtColor(_fit(bgr, max_side), cv2.COLOR_BGR2RGB)
-                    yield Frame(index=index, timestamp=index / info.fps, image=rgb)
-                    yielded += 1
-            index += 1
-        if yielded == 0:
-            raise BadVideo(f"{Path(path)}: no decodable frames (empty or corrupt video)")
+        yield from _decode(cap, _info(cap), path, rate, max_side)
     finally:
         cap.release()
+
+
+def _decode(
+    cap: cv2.VideoCapture, info: VideoInfo, path: str | Path, rate: float, max_side: int | None
+) -> Iterator[Frame]:
+    step = frame_step(info.fps, rate)
+    index = 0
+    yielded = 0
+    while cap.grab():
+        if index % step == 0:
+            ok, bgr = cap.retrieve()
+            if ok and bgr is not None and bgr.size:
+                if bgr.ndim == 2:
+                    bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
+                rgb = cv2.cvtColor(_fit(bgr, max_side), cv2.COLOR_BGR2RGB)
+                yield Frame(index=index, timestamp=index / info.fps, image=rgb)
+                yielded += 1
+        index += 1
+    if yielded == 0:
+        raise BadVideo(f"{Path(path)}: no decodable frames (empty or corrupt video)")
 
 
 @dataclass
@@ -151,5 +156,10 @@ class SampledVideo:
 
 
 def read_sampled(path: str | Path, rate: float = 1.0, max_side: int | None = None) -> SampledVideo:
-    """Probe and sample a whole video (raises ``BadVideo``)."""
-    return SampledVideo(probe_video(path), list(sample_frames(path, rate, max_side)))
+    """Probe and sample a whole video, opening it once (raises ``BadVideo``)."""
+    cap = _open(path)
+    try:
+        info = _info(cap)
+        return SampledVideo(info, list(_decode(cap, info, path, rate, max_side)))
+    finally:
+        cap.release()
