@@ -92,9 +92,14 @@ def without_prefix(spec: str, prefix: str) -> str:
     return spec[len(prefix):].strip() if spec.lower().startswith(prefix) else spec
 
 
+def spec_path(spec: str, prefix: str) -> Path:
+    """The local path a spec names, with or without its ``prefix`` (``~`` expanded)."""
+    return Path(without_prefix(spec, prefix)).expanduser()
+
+
 def prefixed_path(spec: str, prefix: str) -> str:
     """``prefix`` + the absolute path a local-file spec names (``urls:links.txt`` -> ``urls:/home/me/links.txt``)."""
-    return prefix + str(Path(without_prefix(spec, prefix)).expanduser().resolve())
+    return prefix + str(spec_path(spec, prefix).resolve())
 
 
 def stable_id(text: str) -> str:

@@ -10,18 +10,13 @@ order, ``limit`` at a time.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Container
 
 from workers.errors import SourceError
-from workers.sources.base import Listing, Source, VideoRef, prefixed_path, stable_id, without_prefix
+from workers.sources.base import Listing, Source, VideoRef, prefixed_path, spec_path, stable_id
 from workers.video.files import video_files
 
 PREFIX = "folder:"
-
-
-def _path(spec: str) -> Path:
-    return Path(without_prefix(spec, PREFIX)).expanduser()
 
 
 class VideoFolder(Source):
@@ -32,14 +27,14 @@ class VideoFolder(Source):
 
     @classmethod
     def suitable(cls, spec: str) -> bool:
-        return spec.strip().lower().startswith(PREFIX) or _path(spec).is_dir()
+        return spec.strip().lower().startswith(PREFIX) or spec_path(spec, PREFIX).is_dir()
 
     @classmethod
     def canonical(cls, spec: str) -> str:
         return prefixed_path(spec, PREFIX)
 
     def list_videos(self, spec: str, settings, limit: int | None = None, *, seen: Container[str] = ()) -> Listing:
-        folder = _path(spec)
+        folder = spec_path(spec, PREFIX)
         if not folder.is_dir():
             raise SourceError(f"no such folder: {folder}")
         folder = folder.resolve()

@@ -9,11 +9,10 @@ metadata arrives when the video is downloaded.
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Container
 
 from workers.errors import SourceError
-from workers.sources.base import Listing, Source, VideoRef, prefixed_path, stable_id, without_prefix
+from workers.sources.base import Listing, Source, VideoRef, prefixed_path, spec_path, stable_id
 
 PREFIX = "urls:"
 SUFFIXES = (".txt", ".lst", ".list", ".urls")
@@ -41,10 +40,6 @@ def ref_from_url(url: str) -> VideoRef:
     return VideoRef(platform="url", platform_id=stable_id(url), url=url)
 
 
-def _path(spec: str) -> Path:
-    return Path(without_prefix(spec, PREFIX)).expanduser()
-
-
 class UrlListFile(Source):
     name = "url-list"
     description = "A text file of video URLs, one per line (urls:PATH, or a .txt/.lst/.list/.urls file)."
@@ -55,7 +50,7 @@ class UrlListFile(Source):
     def suitable(cls, spec: str) -> bool:
         if spec.strip().lower().startswith(PREFIX):
             return True
-        path = _path(spec)
+        path = spec_path(spec, PREFIX)
         return path.suffix.lower() in SUFFIXES and path.is_file()
 
     @classmethod
@@ -63,7 +58,7 @@ class UrlListFile(Source):
         return prefixed_path(spec, PREFIX)
 
     def list_videos(self, spec: str, settings, limit: int | None = None, *, seen: Container[str] = ()) -> Listing:
-        path = _path(spec)
+        path = spec_path(spec, PREFIX)
         if not path.is_file():
             raise SourceError(f"no such URL list file: {path}")
         if path.stat().st_size > MAX_BYTES:
