@@ -96,6 +96,7 @@ def worker(
     if gpus:
         os.environ["TT_SCORE_GPUS"] = ",".join(gpus)  # one pool process per GPU (tasks._fresh_process)
     processes = concurrency or default_concurrency(names, gpus)
+    os.environ["TT_WORKER_QUEUES"] = ",".join(names)  # score processes warm their models (tasks._fresh_process)
     from workers.pipeline.celery_app import app
 
     app.worker_main(

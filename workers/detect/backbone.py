@@ -184,6 +184,16 @@ class VGG16Backbone(Extractor):
     def extract(self, images: Sequence[np.ndarray]) -> np.ndarray:
         return self.features(preprocess(resize_for_backbone(images), self._identity.preprocessing))
 
+    def warm(self, batch_size: int) -> None:
+        """Trace the forward pass for every padded batch size up to ``batch_size``."""
+        self.load()
+        n = 1
+        while True:
+            self.features(np.zeros((n, *INPUT_SIZE[::-1], 3), np.float32))
+            if n >= batch_size:
+                break
+            n *= 2
+
     def features(self, batch: np.ndarray) -> np.ndarray:
         """Forward pass on a preprocessed batch, padded to a power of two so that
         the compiled function is traced for a handful of shapes only."""

@@ -40,6 +40,11 @@ class Extractor(ABC):
     @abstractmethod
     def _load(self) -> None: ...
 
+    def warm(self, batch_size: int) -> None:
+        """Load the model and do whatever first calls pay for once (tracing), so
+        that the first real batch runs at full speed."""
+        self.load()
+
     @property
     @abstractmethod
     def identity(self) -> dict:

@@ -64,6 +64,9 @@ def celery_config(settings: Settings) -> dict:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # A score worker's processes load and trace their models before they report
+        # up (tasks.warm_models): give them far longer than Celery's default 4 s.
+        "worker_proc_alive_timeout": 300,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "task_ignore_result": True,
         "result_backend": None,

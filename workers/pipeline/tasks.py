@@ -76,6 +76,20 @@ def _fresh_process(**_kwargs) -> None:
     if gpus:  # one pool process per GPU (see `tiktok-tracker worker`)
         index = getattr(current_process(), "index", 0) or 0
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
+    if "score" in os.environ.get("TT_WORKER_QUEUES", "").split(","):
+        warm_models()
+
+
+def warm_models() -> None:
+    """Load and trace this process's models before it takes its first task
+    (the worker reports ready only after this: see ``worker_proc_alive_timeout``)."""
+    started = utcnow()
+    try:
+        names = context().models.warm()
+    except Exception as exc:  # noqa: BLE001 - never keep a worker from starting; the first task retries the load
+        logger.warning("could not load the models ahead of time (%s: %s); the first video will", type(exc).__name__, exc)
+        return
+    logger.info("models warm for %s in %.1f s", ", ".join(names) or "no saved target", (utcnow() - started).total_seconds())
 
 
 def _reason(exc: BaseException) -> str:
