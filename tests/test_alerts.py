@@ -34,6 +34,7 @@ from workers.alerts import (
     sample_alert,
     send_test_alert,
 )
+from workers.alerts.message import THUMBNAIL_SIDE as ALERT_THUMBNAIL_SIDE
 from workers.alerts.channels import DiscordWebhook, JsonWebhook, LogChannel, SlackWebhook, SmtpEmail
 from workers.alerts.channels.base import Channel
 from workers.errors import AlertError
@@ -58,7 +59,7 @@ def make_alert(**changes) -> Alert:
     frame[200:500, 300:900] = (250, 180, 20)
     fields = dict(target="astronaut", video_url="https://www.tiktok.com/@nasa/video/7300000000000000001",
                   confidence=0.87, positive_timestamps=[3.0, 1.0, 2.0], author="nasa", caption="Spacewalk! #space",
-                  thumbnail=jpeg_thumbnail(frame), video_key="tiktok:7300000000000000001")
+                  thumbnail=jpeg_thumbnail(frame, ALERT_THUMBNAIL_SIDE), video_key="tiktok:7300000000000000001")
     return dataclasses.replace(sample_alert(), **{**fields, **changes})
 
 

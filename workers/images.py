@@ -1,5 +1,5 @@
-"""Still images on disk: which files count as images, reading them as RGB,
-listing a folder's images in natural order."""
+"""Still images: which files count as images, reading them as RGB, listing a
+folder's images in natural order, scaling down and JPEG-encoding frames."""
 
 from __future__ import annotations
 
@@ -31,3 +31,25 @@ def read_rgb(path: Path) -> np.ndarray | None:
     if bgr is None or bgr.size == 0:
         return None
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def fit_within(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """``image`` scaled down (area interpolation) so its longest side is at most
+    ``max_side``; returned as it is when it already fits (or ``max_side`` is None)."""
+    h, w = image.shape[:2]
+    if max_side is None or max(h, w) <= max_side:
+        return image
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def jpeg_thumbnail(image: np.ndarray, max_side: int | None = None, quality: int = 85) -> bytes:
+    """JPEG bytes of an RGB (or grey) frame, scaled down to ``max_side`` first."""
+    image = fit_within(image, max_side)
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("cannot encode the frame as JPEG")
+    return buf.tobytes()

@@ -14,6 +14,7 @@ from typing import Any, Union
 import cv2
 import numpy as np
 
+from workers.images import jpeg_thumbnail
 from workers.sanitize import sanitize
 
 CAPTION_LIMIT = 1000
@@ -31,20 +32,6 @@ def clock(seconds: float) -> str:
     h, rest = divmod(whole, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def jpeg_thumbnail(image: np.ndarray, max_side: int = THUMBNAIL_SIDE, quality: int = 85) -> bytes:
-    """JPEG bytes of an RGB (or grey) frame, downscaled so its longest side is at most ``max_side``."""
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    h, w = image.shape[:2]
-    scale = max_side / max(h, w)
-    if scale < 1:
-        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("cannot encode the frame as JPEG")
-    return buf.tobytes()
 
 
 def thumbnail_from_file(path, max_side: int = THUMBNAIL_SIDE) -> bytes | None:
@@ -175,7 +162,7 @@ def sample_alert() -> Alert:
         caption="This is a test alert from tiktok-tracker: if you read this, the channel works. #test",
         platform="tiktok",
         platform_id="7000000000000000000",
-        thumbnail=jpeg_thumbnail(image),
+        thumbnail=jpeg_thumbnail(image, THUMBNAIL_SIDE),
         best_timestamp=4.0,
         video_key="test:7000000000000000000",
     )

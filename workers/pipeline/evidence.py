@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from workers.detect.scoring import TargetOutcome
+from workers.images import jpeg_thumbnail
 from workers.pipeline.media import MediaStore, evidence_key
 from workers.video.sampling import Frame
 
@@ -19,19 +20,12 @@ THUMBNAIL_SIDE = 640
 def evidence_jpeg(image: np.ndarray, box: Sequence[int] | None = None, max_side: int = THUMBNAIL_SIDE) -> bytes:
     """JPEG of an RGB frame, scaled to ``max_side``, with the face ``box``
     (top, right, bottom, left) outlined when there is one."""
-    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     if box is not None:
+        image = image.copy()
         top, right, bottom, left = (int(v) for v in box)
-        thickness = max(2, round(max(bgr.shape[:2]) / 300))
-        cv2.rectangle(bgr, (left, top), (right, bottom), (0, 220, 0), thickness)
-    h, w = bgr.shape[:2]
-    if max(h, w) > max_side:
-        scale = max_side / max(h, w)
-        bgr = cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    if not ok:
-        raise ValueError("could not encode an evidence thumbnail")
-    return buf.tobytes()
+        thickness = max(2, round(max(image.shape[:2]) / 300))
+        cv2.rectangle(image, (left, top), (right, bottom), (0, 220, 0), thickness)
+    return jpeg_thumbnail(image, max_side)
 
 
 def save_evidence(
