@@ -3,7 +3,7 @@ import pytest
 
 from tests.videos import truncate, write_video, zero_frame_video
 from workers.errors import BadVideo
-from workers.video import frame_step, probe_video, read_sampled, sample_frames
+from workers.video import frame_step, probe_video, read_frames_at, read_sampled, sample_frames
 
 
 def test_frame_step_is_floor_of_fps():
@@ -33,6 +33,17 @@ def test_rate_and_max_side(tmp_path):
     frames = list(sample_frames(path, rate=5, max_side=320))
     assert len(frames) == 10
     assert frames[0].image.shape == (180, 320, 3)
+
+
+def test_frames_read_again_by_number_are_the_sampled_pixels(tmp_path):
+    path = write_video(tmp_path / "v.mp4", seconds=4.0, fps=10, size=(640, 360))
+    sampled = read_sampled(path, 1.0, max_side=320)
+    again = read_frames_at(path, [sampled.frames[2].index, sampled.frames[0].index], max_side=320)
+    assert [f.index for f in again] == [sampled.frames[0].index, sampled.frames[2].index]
+    assert np.array_equal(again[0].image, sampled.frames[0].image)
+    assert np.array_equal(again[1].image, sampled.frames[2].image)
+    assert again[1].timestamp == sampled.frames[2].timestamp
+    assert read_frames_at(path, []) == []
 
 
 def test_colours_are_rgb(tmp_path):
