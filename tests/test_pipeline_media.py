@@ -21,6 +21,7 @@ from workers.pipeline.media import (
     evidence_key,
     frames_key,
     video_key,
+    write_frames,
 )
 from workers.verdict import FrameScore, VerdictRule
 from workers.video.sampling import read_sampled
@@ -105,6 +106,29 @@ def test_backbone_sized_frames_are_read_alone_and_resize_exactly(tmp_path):
     # The score stage's input equals what the in-process scan computes from full frames.
     assert np.array_equal(resize_for_backbone([f.image for f in small.frames]), resize_for_backbone([f.image for f in sampled.frames]))
     assert resize_frame(small.frames[0].image) is small.frames[0].image
+
+
+def test_batches_without_full_frames_say_so(tmp_path):
+    from workers.detect.backbone import INPUT_SIZE
+
+    sampled = read_sampled(write_video(tmp_path / "v.mp4", seconds=2, size=(320, 180)), 1.0)
+    store = LocalMediaStore(tmp_path / "store")
+    with store.writer("frames/2.npz") as fh:
+        write_frames(fh, sampled, backbone_size=INPUT_SIZE, full_frames=False)
+    assert len(load_frames(store, "frames/2.npz", backbone_only=True).frames) == 2
+    with pytest.raises(MediaMissing, match="only backbone-sized frames"):
+        load_frames(store, "frames/2.npz")
+
+
+def test_a_failed_write_stores_nothing(tmp_path):
+    store = LocalMediaStore(tmp_path / "store")
+    store.put("scores/1.json", b"old")
+    with pytest.raises(RuntimeError):
+        with store.writer("scores/1.json") as fh:
+            fh.write(b"half")
+            raise RuntimeError("worker died")
+    assert store.get("scores/1.json") == b"old"
+    assert not [p for p in (tmp_path / "store").rglob("*.part")]
 
 
 def test_scores_round_trip_exactly():

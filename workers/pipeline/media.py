@@ -8,7 +8,8 @@ a deployment) or, later, an S3-compatible bucket behind the same interface. Writ
 object or none of it, which keeps re-run stages idempotent.
 
 Frame batches are ``.npz`` archives (uncompressed: decoding speed beats size
-for objects that live a few seconds): ``images`` (N, H, W, 3) uint8 RGB,
+for objects that live a few seconds): ``backbone`` (N, 224, 224, 3) uint8 RGB,
+``images`` (the frames as sampled; only when a target needs them: faces),
 ``indices``, ``timestamps`` and the video's probed ``info``. Scores between the
 score and verdict stages are JSON (Python's float repr round-trips exactly).
 """
@@ -56,6 +57,15 @@ class MediaStore(ABC):
     @abstractmethod
     def put(self, key: str, data: bytes | BinaryIO) -> None:
         """Store ``data`` (bytes or a readable binary file) under ``key``, replacing any object there."""
+
+    @contextmanager
+    def writer(self, key: str) -> Iterator[BinaryIO]:
+        """A binary file to write an object into, stored under ``key`` (atomically)
+        when the block ends without an error; nothing is stored otherwise."""
+        with tempfile.SpooledTemporaryFile(max_size=64 << 20) as tmp:
+            yield tmp
+            tmp.seek(0)
+            self.put(key, tmp)
 
     def put_file(self, key: str, path: str | Path, move: bool = False) -> None:
         """Store a copy of the local file at ``path`` (``move``: and remove the file)."""
@@ -122,15 +132,20 @@ class LocalMediaStore(MediaStore):
         return self.root / check_key(key)
 
     def put(self, key: str, data: bytes | BinaryIO) -> None:
+        with self.writer(key) as out:
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                out.write(data)
+            else:
+                shutil.copyfileobj(data, out, 1 << 20)
+
+    @contextmanager
+    def writer(self, key: str) -> Iterator[BinaryIO]:
         final = self.path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
         try:
             with os.fdopen(fd, "wb") as out:
-                if isinstance(data, (bytes, bytearray, memoryview)):
-                    out.write(data)
-                else:
-                    shutil.copyfileobj(data, out, 1 << 20)
+                yield out
             os.replace(tmp, final)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -239,26 +254,39 @@ def evidence_key(video_id: int, target_name: str, target_version: str) -> str:
     return f"evidence/{video_id}/{target_name}-{target_version or 'unversioned'}.jpg"
 
 
-def encode_frames(sampled: SampledVideo, backbone_size: tuple[int, int] | None = None) -> bytes:
-    """A sampled video as an uncompressed ``.npz`` frame batch.
+def encode_frames(
+    sampled: SampledVideo, backbone_size: tuple[int, int] | None = None, full_frames: bool = True
+) -> bytes:
+    """``write_frames`` into bytes."""
+    buf = io.BytesIO()
+    write_frames(buf, sampled, backbone_size, full_frames)
+    return buf.getvalue()
+
+
+def write_frames(
+    fh: BinaryIO, sampled: SampledVideo, backbone_size: tuple[int, int] | None = None, full_frames: bool = True
+) -> None:
+    """A sampled video as an uncompressed ``.npz`` frame batch, written to ``fh``
+    (write it straight into the store with ``MediaStore.writer``: no copy in memory).
 
     With ``backbone_size``, the batch also holds every frame already resized
-    for the backbone (``backbone``: N x h x w x 3 uint8), so that a score
-    worker whose targets need only VGG16 features reads a few MB instead of
-    the full frames, and spends no time resizing.
+    for the backbone (``backbone``: N x h x w x 3 uint8, from the full frames),
+    so that a score worker whose targets need only VGG16 features reads a few MB
+    instead of the full frames, and spends no time resizing. Without
+    ``full_frames`` (targets that read only those), the full frames are left out.
     """
     info = sampled.info
-    images = (
-        np.stack([f.image for f in sampled.frames])
-        if sampled.frames
-        else np.zeros((0, max(info.height, 1), max(info.width, 1), 3), np.uint8)
-    )
     arrays = {
-        "images": images,
         "indices": np.asarray(sampled.indices, np.int64),
         "timestamps": np.asarray(sampled.timestamps, np.float64),
         "info": np.asarray([info.fps, info.frame_count, info.width, info.height], np.float64),
     }
+    if full_frames:
+        arrays["images"] = (
+            np.stack([f.image for f in sampled.frames])
+            if sampled.frames
+            else np.zeros((0, max(info.height, 1), max(info.width, 1), 3), np.uint8)
+        )
     if backbone_size is not None:
         w, h = backbone_size
         arrays["backbone"] = (
@@ -266,9 +294,7 @@ def encode_frames(sampled: SampledVideo, backbone_size: tuple[int, int] | None =
             if sampled.frames
             else np.zeros((0, h, w, 3), np.uint8)
         )
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
+    np.savez(fh, **arrays)
 
 
 def load_frames(store: "MediaStore", key: str, backbone_only: bool = False) -> SampledVideo:
@@ -277,6 +303,8 @@ def load_frames(store: "MediaStore", key: str, backbone_only: bool = False) -> S
     frames are read, not the full ones."""
     with store.open(key) as fh, np.load(fh, allow_pickle=False) as npz:
         member = "backbone" if backbone_only and "backbone" in npz.files else "images"
+        if member not in npz.files:
+            raise MediaMissing(f"{key}: this frame batch holds only backbone-sized frames (its targets changed kind?)")
         return _sampled(npz[member], npz["indices"], npz["timestamps"], npz["info"])
 
 

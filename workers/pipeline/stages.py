@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 from workers.detect.backbone import INPUT_SIZE
 from workers.detect.base import Extractor, Target
 from workers.detect.registry import make_extractor
-from workers.detect.scoring import check_targets, collect_scores, needed_extractors, outcomes_for
+from workers.detect.scoring import TargetOutcome, check_targets, collect_scores, needed_extractors, outcomes_for
 from workers.download import fetch_ref, fetch_video
 from workers.errors import BadVideo, TrackerError
 from workers.pipeline import alerting
@@ -38,21 +38,21 @@ from workers.pipeline.media import (
     MediaMissing,
     MediaStore,
     decode_scores,
-    encode_frames,
     encode_scores,
     frames_key,
     load_frames,
     scores_key,
     store_from_settings,
     video_key,
+    write_frames,
 )
 from workers.settings import Settings
 from workers.sources.base import VideoRef
 from workers.storage import results
 from workers.storage.db import session_scope
 from workers.storage.models import Video, VideoStatus, utcnow
-from workers.targets.bundle import load_target, target_meta
-from workers.video.sampling import content_hash, read_sampled
+from workers.targets.bundle import list_targets, load_target, target_meta
+from workers.video.sampling import Frame, content_hash, read_frames_at, read_sampled
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,24 @@ class LoadedModels:
             if key not in self._extractors:
                 self._extractors[key] = make_extractor(key, self.settings)
         return dict(self._extractors)
+
+    def warm(self) -> list[str]:
+        """Load every saved target and the extractors they need, and trace each
+        extractor at every batch size it will see, so that a worker's first video
+        is scored as fast as the rest. Returns the names warmed; a bundle that
+        cannot be loaded is skipped here (its videos fail with the reason later)."""
+        names = []
+        for name in list_targets(self.settings.models_dir):
+            try:
+                self.targets([name])
+            except TrackerError as exc:
+                log.warning("not warming target %s: %s", name, exc)
+                continue
+            names.append(name)
+        loaded = [self._targets[n] for n in names]
+        for extractor in self.extractors(needed_extractors(loaded)).values():
+            extractor.warm(self.settings.batch_size)
+        return names
 
 
 @dataclass
@@ -227,10 +245,18 @@ def extract_frames(ctx: StageContext, video_id: int) -> bool:
         except BadVideo as exc:
             # Name the video as the user gave it, not its place in the store.
             raise BadVideo(str(exc).replace(str(path), video.source)) from None
-    ctx.store.put(frames_key(video_id), encode_frames(sampled, backbone_size=INPUT_SIZE))
+    with ctx.store.writer(frames_key(video_id)) as fh:
+        write_frames(fh, sampled, backbone_size=INPUT_SIZE, full_frames=_needs_full_frames(ctx, video))
     with session_scope(ctx.db_url) as s:
         results.record_sampling(s.get(Video, video_id), sampled.info, len(sampled.frames))
     return True
+
+
+def _needs_full_frames(ctx: StageContext, video: Video) -> bool:
+    """Classifier targets read only the backbone-sized frames (the verdict stage
+    decodes the few evidence frames again); face targets detect on the frames as sampled."""
+    kinds = {target_meta(ctx.settings.models_dir, name).get("kind") for name in _target_names(video)}
+    return kinds != {"classifier"}
 
 
 # --- score ----------------------------------------------------------------------
@@ -264,14 +290,21 @@ def verdict(ctx: StageContext, video_id: int) -> bool:
         return False
     specs, scores, total = decode_scores(ctx.store.get(scores_key(video_id)))
     outcomes = outcomes_for(specs, scores, total)
-    frames = []
-    if any(o.verdict.positive for o in outcomes.values()):
-        frames = load_frames(ctx.store, frames_key(video_id)).frames
-    evidence = save_evidence(ctx.store, video_id, outcomes.values(), frames)
+    evidence = save_evidence(ctx.store, video_id, outcomes.values(), _evidence_frames(ctx, video, outcomes.values()))
     with session_scope(ctx.db_url) as s:
         results.finish_video(s, s.get(Video, video_id), outcomes.values(), evidence)
     discard_media(ctx, video_id, video.meta)
     return True
+
+
+def _evidence_frames(ctx: StageContext, video: Video, outcomes: Iterable[TargetOutcome]) -> list[Frame]:
+    """The best frame of each positive outcome, decoded again from the video
+    (cheaper than keeping every full frame for the few videos that are positive)."""
+    wanted = [o.verdict.best.index for o in outcomes if o.verdict.positive and o.verdict.best is not None]
+    if not wanted:
+        return []
+    with ctx.store.local_path(_video_key(video)) as path:
+        return read_frames_at(path, wanted, ctx.settings.max_frame_side)
 
 
 # --- alert ----------------------------------------------------------------------
