@@ -184,21 +184,44 @@ print(n, time.perf_counter() - t)
     return Measure("ceiling", 0, float(seconds), int(n), int(n), rss, f"bare VGG16, batch {batch}")
 
 
-def _process_tree_peak_mb(pid: int) -> float:
-    """Largest VmHWM among ``pid`` and its descendants (a Celery worker and its pool)."""
-    pids, peak = [pid], 0.0
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a Celery worker and its pool)."""
+    pids, out = [pid], []
     while pids:
         p = pids.pop()
         try:
-            status = Path(f"/proc/{p}/status").read_text()
             children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            continue
+        out.append(p)
+        pids.extend(int(c) for c in children)
+    return out
+
+
+def _process_tree_peak_mb(pid: int) -> float:
+    """Largest VmHWM among ``pid`` and its descendants."""
+    peak = 0.0
+    for p in _process_tree(pid):
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
         except OSError:
             continue
         for line in status.splitlines():
             if line.startswith("VmHWM:"):
                 peak = max(peak, int(line.split()[1]) / 1024)
-        pids.extend(int(c) for c in children)
     return peak
+
+
+def _process_tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds used so far by ``pid`` and its descendants."""
+    total = 0
+    for p in _process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def bench_pipeline(videos: list[Path], env: dict, score_workers: int, cpu_processes: int = 1) -> tuple[Measure, dict, dict]:
@@ -223,6 +246,7 @@ def bench_pipeline(videos: list[Path], env: dict, score_workers: int, cpu_proces
                                             stdout=open(logs / f"{wname}.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
         # Let the workers load their models before the clock starts (they are long-running services).
         _wait_ready(logs, list(procs), timeout=120)
+        cpu_before = {w: _process_tree_cpu_s(p.pid) for w, p in procs.items()}
         start = time.perf_counter()
         proc = subprocess.run([*CLI, "enqueue", *map(str, videos), "-t", "trump", "--json"], env=penv, capture_output=True, text=True, check=True)
         jobs = [json.loads(line)["job_id"] for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -239,11 +263,18 @@ def bench_pipeline(videos: list[Path], env: dict, score_workers: int, cpu_proces
                 raise SystemExit(f"pipeline timed out: {states}")
             time.sleep(0.2)
         seconds = time.perf_counter() - start
+        cpu = {w: round(_process_tree_cpu_s(p.pid) - cpu_before[w], 1) for w, p in procs.items()}
         peaks = {w: round(_process_tree_peak_mb(p.pid)) for w, p in procs.items()}
         with engine.connect() as c:
             rows = c.execute(text(
                 "select v.source, d.verdict, d.frames, d.scored_frames from videos v join detections d on d.video_id = v.id"
             )).all()
+            timeline = c.execute(text(
+                "select v.source, t.stage, t.worker, t.started_at, t.finished_at from stage_timings t join videos v on v.id = t.video_id order by t.started_at"
+            )).all()
+            busy = dict(c.execute(text(
+                "select stage, sum(extract(epoch from finished_at - started_at)) from stage_timings group by stage"
+            )).all())
         engine.dispose()
     finally:
         for p in procs.values():
@@ -259,15 +290,23 @@ def bench_pipeline(videos: list[Path], env: dict, score_workers: int, cpu_proces
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.close()
     verdicts = {Path(r[0]).name: r[1] for r in rows}
+    t0 = timeline[0][3] if timeline else None
+    (logs / f"timeline-x{score_workers}.tsv").write_text("".join(
+        f"{Path(src).name}\t{stage}\t{worker}\t{(a - t0).total_seconds():.2f}\t{(b - t0).total_seconds():.2f}\n"
+        for src, stage, worker, a, b in timeline))
     m = Measure(f"pipeline x{score_workers}", len(rows), seconds, sum(r[2] for r in rows), sum(r[3] for r in rows),
-                max(peaks.values()), f"io + cpu ({cpu_processes} processes) + {score_workers} score worker(s); peak MB per worker {peaks}")
+                max(peaks.values()), f"io + cpu ({cpu_processes} processes) + {score_workers} score worker(s); peak MB per worker {peaks}; "
+                "busy seconds per stage " + ", ".join(f"{k} {float(v):.1f}" for k, v in sorted(busy.items()))
+                + f"; CPU seconds per worker {cpu}")
     return m, verdicts, peaks
 
 
 def _wait_ready(logs: Path, names: list[str], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if all("ready." in (logs / f"{n}.log").read_text(errors="replace") for n in names):
+        # Score workers report "models warm" once their models are loaded and traced.
+        marks = {n: ("models warm" if n.startswith("score") else "ready.") for n in names}
+        if all(marks[n] in (logs / f"{n}.log").read_text(errors="replace") for n in names):
             return
         time.sleep(0.5)
     raise SystemExit(f"workers not ready after {timeout} s; see {logs}")
@@ -280,6 +319,7 @@ def main() -> None:
     ap.add_argument("--cpu-processes", type=int, default=1, help="processes of the pipeline's cpu worker (frame sampling, verdicts)")
     ap.add_argument("--skip-reference", action="store_true")
     ap.add_argument("--skip-pipeline", action="store_true")
+    ap.add_argument("--skip-scan", action="store_true", help="no in-process scans (verdicts then compared with nothing)")
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / ".work")
     ap.add_argument("--json", type=Path, help="also write the measures here")
     args = ap.parse_args()
@@ -302,10 +342,12 @@ def main() -> None:
     if not args.skip_reference:
         print("reference (tutorial flow) ...", flush=True)
         measures.append(bench_reference(videos, env, tutorial_head(work)))
-    print("scan ...", flush=True)
-    scan, scan_verdicts = bench_scan(videos, env, all_frames=False)
-    scan_all, all_verdicts = bench_scan(videos, env, all_frames=True)
-    measures += [scan, scan_all]
+    scan_verdicts = all_verdicts = {}
+    if not args.skip_scan:
+        print("scan ...", flush=True)
+        scan, scan_verdicts = bench_scan(videos, env, all_frames=False)
+        scan_all, all_verdicts = bench_scan(videos, env, all_frames=True)
+        measures += [scan, scan_all]
     pipeline_verdicts = {}
     if not args.skip_pipeline:
         for k in [int(x) for x in args.workers.split(",")]:
@@ -324,9 +366,9 @@ def main() -> None:
     for m in measures:
         if m.note:
             print(f"  {m.name}: {m.note}")
-    same = scan_verdicts == all_verdicts and (not pipeline_verdicts or pipeline_verdicts == all_verdicts)
+    same = scan_verdicts == all_verdicts and (not pipeline_verdicts or not all_verdicts or pipeline_verdicts == all_verdicts)
     print(f"\nverdicts: early-verdict scan == every-frame scan{' == pipeline' if pipeline_verdicts else ''}: {same}")
-    print("positive:", sorted(v for v, x in all_verdicts.items() if x == "positive"))
+    print("positive:", sorted(v for v, x in (all_verdicts or pipeline_verdicts).items() if x == "positive"))
     if args.json:
         args.json.write_text(json.dumps({"measures": [asdict(m) for m in measures], "same_verdicts": same}, indent=2))
     if not same:
