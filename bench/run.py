@@ -42,7 +42,7 @@ class Measure:
     videos: int
     seconds: float
     frames: int  # sampled frames
-    scored: int  # frames that went through VGG16
+    scored: int  # frames that went through VGG16 (not those skipped by the early verdict or reusing a near-duplicate's score)
     peak_rss_mb: float
     note: str = ""
 
@@ -161,8 +161,8 @@ def bench_scan(videos: list[Path], env: dict, all_frames: bool) -> tuple[Measure
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     verdicts = {Path(r["video"]).name: r["verdict"] for r in rows}
     name = "scan-all" if all_frames else "scan"
-    m = Measure(name, len(rows), seconds, sum(r["frames"] for r in rows), sum(r["scored_frames"] for r in rows), rss,
-                "one process, models loaded once" + ("" if all_frames else ", early verdict"))
+    m = Measure(name, len(rows), seconds, sum(r["frames"] for r in rows), sum(r["scored_frames"] - r["reused_frames"] for r in rows), rss,
+                "one process, models loaded once" + ("" if all_frames else ", early verdict, near-duplicates reuse scores"))
     return m, verdicts
 
 
@@ -267,7 +267,7 @@ def bench_pipeline(videos: list[Path], env: dict, score_workers: int, cpu_proces
         peaks = {w: round(_process_tree_peak_mb(p.pid)) for w, p in procs.items()}
         with engine.connect() as c:
             rows = c.execute(text(
-                "select v.source, d.verdict, d.frames, d.scored_frames from videos v join detections d on d.video_id = v.id"
+                "select v.source, d.verdict, d.frames, d.scored_frames - d.reused_frames from videos v join detections d on d.video_id = v.id"
             )).all()
             timeline = c.execute(text(
                 "select v.source, t.stage, t.worker, t.started_at, t.finished_at from stage_timings t join videos v on v.id = t.video_id order by t.started_at"

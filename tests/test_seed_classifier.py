@@ -92,3 +92,21 @@ def test_bfloat16_inference_agrees_with_float32(seed_env, seed_dir):
         assert a["verdict"] == b["verdict"]
         assert abs(a["positive_frames"] - b["positive_frames"]) <= 1
         assert abs(a["best_score"] - b["best_score"]) < 0.05
+
+
+def test_reusing_near_duplicate_frames_keeps_every_frame_on_its_side(seed_env, seed_dir):
+    """Default tolerance against scoring every frame (both without early verdict):
+    fewer forward passes, the same positive frames and verdicts."""
+    env, _, _ = seed_env
+    runs = {}
+    for label, extra in (("every", ["--all-frames"]), ("reuse", [])):
+        proc = run_cli(
+            {**env, "TT_EARLY_VERDICT": "false"}, "scan", str(seed_dir / "Trump.mp4"), str(seed_dir / "Biden.mp4"),
+            "-t", "trump", "--json", "--force", *extra, check=True,
+        )
+        runs[label] = {Path(r["video"]).name: r for r in json_rows(proc.stdout)}
+    assert runs["reuse"]["Biden.mp4"]["reused_frames"] >= 10  # 61 frames, many near-identical
+    for video in ("Trump.mp4", "Biden.mp4"):
+        a, b = runs["every"][video], runs["reuse"][video]
+        assert a["reused_frames"] == 0 and a["scored_frames"] == b["scored_frames"] == a["frames"]
+        assert (a["verdict"], a["positive_frames"]) == (b["verdict"], b["positive_frames"])

@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Sequence
 
 from workers.detect.base import Extractor, Target
 from workers.detect.registry import make_extractors
-from workers.detect.scoring import TargetOutcome, check_targets, needed_extractors, score_frames
+from workers.detect.scoring import TargetOutcome, check_targets, needed_extractors, score_frames, scoring_frames
 from workers.errors import TrackerError
 from workers.pipeline.evidence import save_evidence
 from workers.pipeline.media import store_from_settings
@@ -44,6 +44,7 @@ class ScanRow:
     best_score: float | None = None
     error: str | None = None
     cached: bool = False
+    reused_frames: int = 0  # of the scored frames, those that reused a near-identical frame's scores
 
     def to_json(self) -> dict:
         return {
@@ -51,6 +52,7 @@ class ScanRow:
             "target": self.target,
             "frames": self.frames,
             "scored_frames": self.scored_frames,
+            "reused_frames": self.reused_frames,
             "positive_frames": self.positive_frames,
             "verdict": self.verdict,
             "positive_timestamps": self.positive_timestamps,
@@ -80,7 +82,7 @@ class Scanner:
         settings: Settings,
         targets: Sequence[Target],
         extractors: dict[str, Extractor] | None = None,
-        early_verdict: bool | None = None,
+        all_frames: bool = False,
         backbone_weights: str | None = None,
         backbone_preprocessing: str | None = None,
     ) -> None:
@@ -93,7 +95,9 @@ class Scanner:
             preprocessing=backbone_preprocessing,
         )
         check_targets(self.targets, self.extractors)
-        self.early_verdict = settings.early_verdict if early_verdict is None else early_verdict
+        # --all-frames: every sampled frame goes through the models (no early verdict, no reuse).
+        self.early_verdict = settings.early_verdict and not all_frames
+        self.duplicate_tolerance = 0.0 if all_frames else settings.duplicate_tolerance
         self.db_url = settings.resolved_database_url
         self.store = store_from_settings(settings)
 
@@ -134,7 +138,13 @@ class Scanner:
                 results.record_sampling(video, sampled.info, len(sampled.frames))
                 results.set_status(s, video, VideoStatus.SCORING)
             outcomes = score_frames(
-                sampled.frames, todo, self.extractors, self.settings.batch_size, self.early_verdict, on_frames
+                scoring_frames(sampled.frames, todo),
+                todo,
+                self.extractors,
+                self.settings.batch_size,
+                self.early_verdict,
+                on_frames,
+                self.duplicate_tolerance,
             )
         except TrackerError as exc:
             with session_scope(self.db_url) as s:
@@ -150,7 +160,7 @@ def _cached_row(source: str, det: Detection) -> ScanRow:
     """A row from a stored detection (same video content, same target version)."""
     return ScanRow(
         source, det.target_name, det.verdict, det.frames, det.scored_frames, det.positive_frames,
-        list(det.positive_timestamps or []), det.best_score, cached=True,
+        list(det.positive_timestamps or []), det.best_score, cached=True, reused_frames=det.reused_frames or 0,
     )
 
 
@@ -165,4 +175,5 @@ def _row(source: str, outcome: TargetOutcome) -> ScanRow:
         v.positive_frames,
         v.positive_timestamps,
         v.best.score if v.best else None,
+        reused_frames=v.reused_frames,
     )

@@ -36,16 +36,18 @@ class FrameScore:
     timestamp: float
     score: float
     box: tuple[int, int, int, int] | None = None  # (top, right, bottom, left) for faces
+    reused_from: int | None = None  # a near-identical earlier frame whose score this is
 
 
 @dataclass(frozen=True)
 class Verdict:
     positive: bool
     frames: int  # sampled frames in the video
-    scored_frames: int  # frames actually scored (fewer with early verdict)
+    scored_frames: int  # frames with a score (fewer with early verdict)
     positive_frames: int
     positive_timestamps: list[float] = field(default_factory=list)
     best: FrameScore | None = None
+    reused_frames: int = 0  # of the scored frames, those given a near-identical earlier frame's score
 
     @property
     def label(self) -> str:
@@ -62,6 +64,7 @@ def verdict_for(
     """
     total = len(scores) if total_frames is None else total_frames
     positives = [s for s in scores if s.score >= threshold]
+    # The first of equal scores: a frame scored itself, never one that reused its score.
     best = max(scores, key=lambda s: s.score, default=None)
     return Verdict(
         positive=total > 0 and len(positives) >= rule.needed(total),
@@ -70,6 +73,7 @@ def verdict_for(
         positive_frames=len(positives),
         positive_timestamps=[round(s.timestamp, 3) for s in positives],
         best=best,
+        reused_frames=sum(s.reused_from is not None for s in scores),
     )
 
 

@@ -31,7 +31,7 @@ def scan(
     target: List[str] = typer.Option(..., "--target", "-t", help="Target name; repeat for several (one shared backbone pass)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per (video, target) line."),
     force: bool = typer.Option(False, "--force", help="Rescore videos already scanned for the same target version."),
-    all_frames: bool = typer.Option(False, "--all-frames", help="Score every sampled frame (no early verdict)."),
+    all_frames: bool = typer.Option(False, "--all-frames", help="Score every sampled frame (no early verdict, no reuse of near-duplicate frames' scores)."),
     backbone_weights: Optional[str] = BackboneWeights,
     backbone_preprocessing: Optional[str] = BackbonePreprocessing,
 ) -> None:
@@ -49,7 +49,7 @@ def scan(
     scanner = Scanner.for_names(
         cfg,
         target,
-        early_verdict=False if all_frames else None,
+        all_frames=all_frames,
         backbone_weights=backbone_weights,
         backbone_preprocessing=backbone_preprocessing,
     )
@@ -70,6 +70,8 @@ def scan(
             colour = {"positive": "green", "negative": "white", "failed": "red"}[r.verdict]
             stamps = ", ".join(f"{t:.1f}s" for t in r.positive_timestamps[:3])
             scored = f" (scored {r.scored_frames})" if r.scored_frames and r.scored_frames < r.frames else ""
+            if r.reused_frames:
+                scored += f" ({r.reused_frames} near-duplicates)"
             note = r.error or ("cached" if r.cached else "")
             table.add_row(str(r.video), r.target, f"[{colour}]{r.verdict}[/]", f"{r.positive_frames}/{r.frames}{scored}", stamps, note)
         console.print(table)

@@ -209,7 +209,8 @@ def _video_json(v) -> dict:
 RESULT_FIELDS = (
     "job_id", "video_id", "source", "url", "platform", "platform_id", "author", "caption", "posted_at",
     "target", "target_version", "verdict", "confidence", "positive_frames", "frames", "scored_frames",
-    "best_timestamp", "positive_timestamps", "thumbnail", "evidence_key", "duplicate_of", "created_at",
+    "reused_frames", "best_timestamp", "positive_timestamps", "thumbnail", "evidence_key", "duplicate_of",
+    "created_at",
 )
 TEXT_FIELDS = ("source", "url", "platform", "platform_id", "author", "caption", "target", "thumbnail", "evidence_key")
 JSON_TEXT_LIMIT = {"caption": 5000}
@@ -237,6 +238,7 @@ def result_row(d, store) -> dict:
         "positive_frames": d.positive_frames,
         "frames": d.frames,
         "scored_frames": d.scored_frames,
+        "reused_frames": d.reused_frames,
         "best_timestamp": d.best_timestamp,
         "positive_timestamps": list(d.positive_timestamps or []),
         "thumbnail": store.location(d.evidence_key) if d.evidence_key else None,

@@ -4,7 +4,10 @@ Each batch of frames goes once through every extractor that a still-undecided
 target needs (one VGG16 pass serves all classifier targets, one face pass all
 face targets). With ``early_verdict``, a target stops being scored once no
 remaining frame can change its verdict, and the video stops once all are
-decided. Pure logic: no Celery, no database.
+decided. With a ``duplicate_tolerance``, a frame nearly identical to the last
+frame that went through the models (mean absolute difference of their 32x32
+grey thumbnails at most the tolerance, on the 0-255 scale) takes that frame's
+scores instead (``FrameScore.reused_from``). Pure logic: no Celery, no database.
 
 ``collect_scores`` (the model work) and ``outcomes_for`` (the verdicts) are
 separate steps so that the pipeline can run them as separate stages;
@@ -13,9 +16,13 @@ separate steps so that the pipeline can run them as separate stages;
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable, Mapping, Sequence
 
+import cv2
+import numpy as np
+
+from workers.detect.backbone import resize_frame
 from workers.detect.base import Extractor, Target
 from workers.verdict import FrameScore, Verdict, VerdictRule, is_decided, verdict_for
 from workers.video.sampling import Frame
@@ -59,6 +66,20 @@ def needed_extractors(targets: Sequence[Target]) -> set[str]:
     return {t.extractor_key for t in targets}
 
 
+def backbone_frames_suffice(targets: Sequence[Target]) -> bool:
+    """True when every target reads only VGG16 features, i.e. backbone-sized frames."""
+    return needed_extractors(targets) == {"vgg16"}
+
+
+def scoring_frames(frames: Sequence[Frame], targets: Sequence[Target]) -> list[Frame]:
+    """The frames as the models will see them: resized once to the backbone's
+    input when that is all the targets read (as the pipeline's frame stage
+    stores them), else as sampled."""
+    if not backbone_frames_suffice(targets):
+        return list(frames)
+    return [replace(f, image=resize_frame(f.image)) for f in frames]
+
+
 def check_targets(targets: Sequence[Target], extractors: Mapping[str, Extractor]) -> None:
     """Raise ``BackboneMismatch`` before any work if a target cannot use its extractor."""
     for t in targets:
@@ -69,6 +90,33 @@ def _positives(scores: list[FrameScore], threshold: float) -> int:
     return sum(s.score >= threshold for s in scores)
 
 
+def frame_signature(image: np.ndarray) -> np.ndarray:
+    """32x32 grey thumbnail of the frame's backbone-sized copy: the same for a
+    full frame and for the 224x224 copy the pipeline stores (``resize_frame`` is exact)."""
+    grey = cv2.cvtColor(resize_frame(image), cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+class _Duplicates:
+    """Which frames are near-identical to the last frame that was scored itself."""
+
+    def __init__(self, tolerance: float) -> None:
+        self.tolerance = tolerance
+        self._reference: tuple[int, np.ndarray] | None = None  # (position, signature)
+
+    def source_of(self, position: int, frame: Frame) -> int | None:
+        """Position of the frame whose scores ``frame`` reuses, or None (it must be scored)."""
+        if self.tolerance <= 0:
+            return None
+        signature = frame_signature(frame.image)
+        if self._reference is not None:
+            ref, ref_signature = self._reference
+            if float(np.abs(signature - ref_signature).mean()) <= self.tolerance:
+                return ref
+        self._reference = (position, signature)
+        return None
+
+
 def collect_scores(
     frames: Sequence[Frame],
     targets: Sequence[Target],
@@ -76,36 +124,54 @@ def collect_scores(
     batch_size: int = 16,
     early_verdict: bool = True,
     on_batch: Callable[[int], None] | None = None,
+    duplicate_tolerance: float = 0.0,
 ) -> dict[str, list[FrameScore]]:
     """Per-frame scores of ``frames`` (all sampled frames of one video) for every target.
 
     With ``early_verdict`` a target's list stops where its verdict was decided.
+    Each forward pass takes ``batch_size`` frames that need scoring; the
+    near-duplicates among them (see the module docstring) ride along for free.
     """
     total = len(frames)
     scores: dict[str, list[FrameScore]] = {t.name: [] for t in targets}
     pending = list(targets)
-    done_frames = 0
-    for start in range(0, total, batch_size):
-        if not pending:
-            break
-        batch = frames[start : start + batch_size]
-        images = [f.image for f in batch]
-        indices = [f.index for f in batch]
-        stamps = [f.timestamp for f in batch]
-        outputs = {key: extractors[key].extract(images) for key in needed_extractors(pending)}
+    duplicates = _Duplicates(duplicate_tolerance)
+    position = 0
+    while position < total and pending:
+        start, fresh, sources = position, [], {}
+        while position < total and len(fresh) < batch_size:
+            source = duplicates.source_of(position, frames[position])
+            if source is None:
+                fresh.append(position)
+            else:
+                sources[position] = source
+            position += 1
+        batch = [frames[p] for p in fresh]
+        outputs = (
+            {key: extractors[key].extract([f.image for f in batch]) for key in needed_extractors(pending)}
+            if batch
+            else {}
+        )
         for t in pending:
-            scores[t.name].extend(t.score(outputs[t.extractor_key], indices, stamps))
-        done_frames += len(batch)
+            own = t.score(outputs[t.extractor_key], [f.index for f in batch], [f.timestamp for f in batch]) if batch else []
+            scored = dict(zip(fresh, own))
+            out = scores[t.name]
+            for p in range(start, position):
+                if p in scored:
+                    out.append(scored[p])
+                else:
+                    copied = out[sources[p]]
+                    out.append(replace(copied, index=frames[p].index, timestamp=frames[p].timestamp, reused_from=copied.index))
         if on_batch:
-            on_batch(len(batch))
+            on_batch(position - start)
         if early_verdict:
             pending = [
                 t
                 for t in pending
                 if not is_decided(t.rule, total, len(scores[t.name]), _positives(scores[t.name], t.threshold))
             ]
-    if on_batch and done_frames < total:
-        on_batch(total - done_frames)  # frames skipped by the early verdict
+    if on_batch and position < total:
+        on_batch(total - position)  # frames skipped by the early verdict
     return scores
 
 

@@ -328,7 +328,10 @@ def encode_scores(targets: Sequence[Target | TargetSpec], scores: Mapping[str, S
             "targets": [
                 {
                     "spec": (t if isinstance(t, TargetSpec) else TargetSpec.of(t)).to_dict(),
-                    "scores": [[s.index, s.timestamp, s.score, list(s.box) if s.box else None] for s in scores[t.name]],
+                    "scores": [
+                        [s.index, s.timestamp, s.score, list(s.box) if s.box else None, s.reused_from]
+                        for s in scores[t.name]
+                    ],
                 }
                 for t in targets
             ],
@@ -341,7 +344,10 @@ def decode_scores(data: bytes) -> tuple[list[TargetSpec], dict[str, list[FrameSc
     doc = json.loads(data)
     specs = [TargetSpec.from_dict(entry["spec"]) for entry in doc["targets"]]
     scores = {
-        spec.name: [FrameScore(int(i), float(t), float(s), tuple(box) if box else None) for i, t, s, box in entry["scores"]]
+        spec.name: [
+            FrameScore(int(i), float(t), float(s), tuple(box) if box else None, None if src is None else int(src))
+            for i, t, s, box, src in entry["scores"]
+        ]
         for spec, entry in zip(specs, doc["targets"])
     }
     return specs, scores, int(doc["total_frames"])

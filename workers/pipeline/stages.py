@@ -29,7 +29,14 @@ from sqlalchemy import func, select
 from workers.detect.backbone import INPUT_SIZE
 from workers.detect.base import Extractor, Target
 from workers.detect.registry import make_extractor
-from workers.detect.scoring import TargetOutcome, check_targets, collect_scores, needed_extractors, outcomes_for
+from workers.detect.scoring import (
+    TargetOutcome,
+    backbone_frames_suffice,
+    check_targets,
+    collect_scores,
+    needed_extractors,
+    outcomes_for,
+)
 from workers.download import fetch_ref, fetch_video
 from workers.errors import BadVideo, TrackerError
 from workers.pipeline import alerting
@@ -273,9 +280,15 @@ def score(ctx: StageContext, video_id: int) -> bool:
     extractors = ctx.models.extractors(needed_extractors(targets))
     check_targets(targets, extractors)
     # Targets that need only VGG16 features read the small, already resized frames.
-    backbone_only = needed_extractors(targets) == {"vgg16"}
-    frames = load_frames(ctx.store, frames_key(video_id), backbone_only).frames
-    scores = collect_scores(frames, targets, extractors, ctx.settings.batch_size, ctx.settings.early_verdict)
+    frames = load_frames(ctx.store, frames_key(video_id), backbone_frames_suffice(targets)).frames
+    scores = collect_scores(
+        frames,
+        targets,
+        extractors,
+        ctx.settings.batch_size,
+        ctx.settings.early_verdict,
+        duplicate_tolerance=ctx.settings.duplicate_tolerance,
+    )
     ctx.store.put(scores_key(video_id), encode_scores(targets, scores, len(frames)))
     return True
 

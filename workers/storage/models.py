@@ -96,7 +96,8 @@ class Detection(Base):
     target_kind: Mapped[str] = mapped_column(String(16))
     verdict: Mapped[str] = mapped_column(String(16))  # positive | negative
     frames: Mapped[int] = mapped_column(Integer)
-    scored_frames: Mapped[int] = mapped_column(Integer)
+    scored_frames: Mapped[int] = mapped_column(Integer)  # frames with a score (early verdict: fewer)
+    reused_frames: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # of those, scores reused
     positive_frames: Mapped[int] = mapped_column(Integer)
     positive_timestamps: Mapped[list] = mapped_column(JSON, default=list)
     threshold: Mapped[float] = mapped_column(Float)
@@ -122,6 +123,8 @@ class FrameScore(Base):
     timestamp: Mapped[float] = mapped_column(Float)
     score: Mapped[float] = mapped_column(Float)
     box: Mapped[list | None] = mapped_column(JSON)
+    # The frame index whose score this near-identical frame reused (None: scored itself).
+    reused_from: Mapped[int | None] = mapped_column(Integer)
 
     detection: Mapped[Detection] = relationship(back_populates="frame_scores")
 

@@ -161,6 +161,7 @@ def save_outcome(session: Session, video: Video, outcome: TargetOutcome, evidenc
         verdict=v.label,
         frames=v.frames,
         scored_frames=v.scored_frames,
+        reused_frames=v.reused_frames,
         positive_frames=v.positive_frames,
         positive_timestamps=v.positive_timestamps,
         threshold=t.threshold,
@@ -173,6 +174,7 @@ def save_outcome(session: Session, video: Video, outcome: TargetOutcome, evidenc
                 timestamp=s.timestamp,
                 score=s.score,
                 box=list(s.box) if s.box else None,
+                reused_from=s.reused_from,
             )
             for s in outcome.scores
         ],
