@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from tests.local_http import MediaServer, Receiver, tiktok_item
 from tests.pipeline_support import BLUE, RED, red_target  # noqa: F401  (fixture)
 from tests.videos import write_video
+from workers.cli.pipeline import RESULT_FIELDS
 from workers.errors import DownloadError, TransientDownloadError, UnsafeURL
 from workers.pipeline import alerting, stages, submit
 from workers.pipeline.watches import run_watch
@@ -351,7 +352,7 @@ def test_results_exports_survive_hostile_metadata(ctx, served, cli_env):
     assert bad["confidence"] > 0.3 and bad["positive_timestamps"] and bad["posted_at"]
 
     rows = list(csv.DictReader(io.StringIO(invoke(cli_env, "results", "--format", "csv").stdout)))
-    assert len(rows) == 2 and all(None not in r and len(r) == 22 for r in rows)
+    assert len(rows) == 2 and all(None not in r and len(r) == len(RESULT_FIELDS) for r in rows)
     assert rows[1]["caption"].startswith("'=cmd|") and rows[1]["author"] == "[bold]a/b\\c"
 
     table = invoke(cli_env, "results", "--positive", "--target", "red").stdout
