@@ -37,7 +37,7 @@ from workers.errors import TrackerError, TransientError
 from workers.pipeline import alerting, stages, watches
 from workers.pipeline.celery_app import app, task_name
 from workers.settings import get_settings
-from workers.storage.db import forget_engines
+from workers.storage.db import forget_engines, get_engine
 from workers.storage.models import utcnow
 
 logger = get_task_logger(__name__)
@@ -76,8 +76,20 @@ def _fresh_process(**_kwargs) -> None:
     if gpus:  # one pool process per GPU (see `tiktok-tracker worker`)
         index = getattr(current_process(), "index", 0) or 0
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
-    if "score" in os.environ.get("TT_WORKER_QUEUES", "").split(","):
+    queues = os.environ.get("TT_WORKER_QUEUES", "").split(",")
+    if any(queues):
+        warm_database()
+    if "score" in queues:
         warm_models()
+
+
+def warm_database() -> None:
+    """Connect (and check the schema) now rather than in the first task, which
+    sits on the path of the first video through the pipeline."""
+    try:
+        get_engine(context().db_url)
+    except Exception as exc:  # noqa: BLE001 - the first task connects (and retries) anyway
+        logger.warning("database not reachable at start (%s: %s); tasks will retry", type(exc).__name__, exc)
 
 
 def warm_models() -> None:
