@@ -15,7 +15,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 
 from workers.detect.base import Extractor
@@ -104,6 +103,8 @@ def resize_frame(image: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.nd
     already at that size are returned as they are (so resizing twice is exact)."""
     if (image.shape[1], image.shape[0]) == tuple(size):
         return image
+    import cv2  # here, so the backbone imports where only Keras and NumPy are installed (bench/gpu_score.py)
+
     return cv2.resize(image, tuple(size), interpolation=cv2.INTER_AREA)
 
 
