@@ -125,3 +125,25 @@ def test_keep_videos_keeps_the_downloaded_file(ctx, tmp_path):
     for stage in (stages.download, stages.extract_frames, stages.score, stages.verdict):
         assert stage(ctx, vid)
     assert list(ctx.store.keys("")) == [f"videos/{vid}/source.mp4"]
+
+
+def test_scan_files_overlaps_files_and_keeps_each_result_in_its_place(tmp_path, red_target):  # noqa: F811
+    """``Scanner.scan_files`` (next file decoded while this one is scored) gives, in order,
+    what ``scan_file`` gives one file at a time; a bad file in the middle fails alone."""
+    from tests.pipeline_support import BLUE, RED
+    from workers.scan import Scanner
+
+    red = write_video(tmp_path / "red.mp4", seconds=3, color=RED)
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    blue = write_video(tmp_path / "blue.mp4", seconds=3, color=BLUE)
+    settings = Settings(data_dir=tmp_path / "data", models_dir=red_target, vgg16_weights="random",
+                        database_url=f"sqlite:///{tmp_path / 'scan.db'}")
+    scanner = Scanner.for_names(settings, ["red"])
+    together = [(p, [r.to_json() for r in rows]) for p, rows in scanner.scan_files([red, bad, blue], force=True)]
+    assert [p for p, _ in together] == [red, bad, blue]
+    assert [rows[0]["verdict"] for _, rows in together] == ["positive", "failed", "negative"]
+    assert "not a readable video" in together[1][1][0]["error"]
+    alone = [[r.to_json() for r in scanner.scan_file(p, force=True)] for p in (red, bad, blue)]
+    assert [rows for _, rows in together] == alone
+    assert list(scanner.scan_files([])) == []

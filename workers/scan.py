@@ -10,9 +10,10 @@ evidence thumbnails -> results database. The distributed pipeline
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from workers.detect.base import Extractor, Target
 from workers.detect.registry import make_extractors
@@ -26,7 +27,7 @@ from workers.storage.db import session_scope
 from workers.storage.models import Detection, Video, VideoStatus
 from workers.targets.bundle import load_target
 from workers.video.files import video_files
-from workers.video.sampling import content_hash, read_sampled
+from workers.video.sampling import SampledVideo, content_hash, read_sampled
 
 
 
@@ -113,26 +114,53 @@ class Scanner:
 
     def scan_file(self, path: Path, force: bool = False, on_frames: Callable[[int], None] | None = None) -> list[ScanRow]:
         """Scan one file; never raises for bad input (the rows say ``failed``)."""
+        return self._finish(self._prepare(path, force), on_frames)
+
+    def scan_files(self, paths: Sequence[Path], force: bool = False) -> Iterator[tuple[Path, list[ScanRow]]]:
+        """``scan_file`` over ``paths``, in order, the next file decoded (in a thread)
+        while this one is scored: decoding and the forward passes overlap, as the
+        pipeline's stages do. At most two videos' frames are held at once."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan-decode") as pool:
+            ahead = pool.submit(self._prepare, paths[0], force) if paths else None
+            for i, path in enumerate(paths):
+                prepared = ahead.result()
+                ahead = pool.submit(self._prepare, paths[i + 1], force) if i + 1 < len(paths) else None
+                yield path, self._finish(prepared)
+
+    def _prepare(self, path: Path, force: bool) -> "_Prepared":
+        """Hash the file, find stored verdicts, decode the sampled frames (never raises for bad input)."""
         source = str(path)
         try:
             digest = content_hash(path)
         except OSError as exc:
-            return self._failed(source, f"{path}: cannot read ({exc.strerror or exc})")
+            return _Prepared(source, rows=self._failed(source, f"{path}: cannot read ({exc.strerror or exc})"))
         with session_scope(self.db_url) as s:
             video = results.get_or_create_video(s, source, digest)
-            video_id = video.id
-            cached = {}
+            prepared = _Prepared(source, video_id=video.id)
             if not force:
                 for t in self.targets:
-                    det = results.find_detection(s, video_id, t.name, t.version)
+                    det = results.find_detection(s, video.id, t.name, t.version)
                     if det is not None:
-                        cached[t.name] = _cached_row(source, det)
-            if len(cached) == len(self.targets):
-                return [cached[t.name] for t in self.targets]
-            todo = [t for t in self.targets if t.name not in cached]
+                        prepared.cached[t.name] = _cached_row(source, det)
+            if len(prepared.cached) == len(self.targets):
+                prepared.rows = [prepared.cached[t.name] for t in self.targets]
+                return prepared
+            prepared.todo = [t for t in self.targets if t.name not in prepared.cached]
             results.set_status(s, video, VideoStatus.EXTRACTING)
         try:
-            sampled = read_sampled(path, self.settings.frame_rate, self.settings.max_frame_side)
+            prepared.sampled = read_sampled(path, self.settings.frame_rate, self.settings.max_frame_side)
+        except TrackerError as exc:
+            prepared.error = str(exc)
+        return prepared
+
+    def _finish(self, prepared: "_Prepared", on_frames: Callable[[int], None] | None = None) -> list[ScanRow]:
+        """Score a prepared file and store its verdicts (never raises for bad input)."""
+        if prepared.rows is not None:
+            return prepared.rows
+        source, video_id, todo, sampled = prepared.source, prepared.video_id, prepared.todo, prepared.sampled
+        try:
+            if prepared.error is not None:
+                raise TrackerError(prepared.error)
             with session_scope(self.db_url) as s:
                 video = s.get(Video, video_id)
                 results.record_sampling(video, sampled.info, len(sampled.frames))
@@ -149,11 +177,24 @@ class Scanner:
         except TrackerError as exc:
             with session_scope(self.db_url) as s:
                 results.set_status(s, s.get(Video, video_id), VideoStatus.FAILED, str(exc))
-            return [cached.get(t.name) or ScanRow(source, t.name, "failed", error=str(exc)) for t in self.targets]
+            return [prepared.cached.get(t.name) or ScanRow(source, t.name, "failed", error=str(exc)) for t in self.targets]
         evidence = save_evidence(self.store, video_id, outcomes.values(), sampled.frames)
         with session_scope(self.db_url) as s:
             results.finish_video(s, s.get(Video, video_id), outcomes.values(), evidence)
-        return [cached.get(t.name) or _row(source, outcomes[t.name]) for t in self.targets]
+        return [prepared.cached.get(t.name) or _row(source, outcomes[t.name]) for t in self.targets]
+
+
+@dataclass
+class _Prepared:
+    """A file between ``Scanner._prepare`` and ``Scanner._finish``."""
+
+    source: str
+    video_id: int | None = None
+    rows: list[ScanRow] | None = None  # final already: every verdict cached, or unreadable
+    cached: dict[str, ScanRow] = field(default_factory=dict)
+    todo: list[Target] = field(default_factory=list)
+    sampled: SampledVideo | None = None
+    error: str | None = None  # why the frames could not be read
 
 
 def _cached_row(source: str, det: Detection) -> ScanRow:

@@ -55,13 +55,14 @@ def scan(
     )
     rows = []
     with progress_bar("videos", total=len(files), enabled=not as_json or err_console.is_terminal) as advance:
-        for path in files:
-            advance.progress.update(advance.task, description=f"scanning {path.name[:40]}")
-            batch = scanner.scan_file(path, force=force)
+        advance.progress.update(advance.task, description=f"scanning {files[0].name[:40]}")
+        for i, (_, batch) in enumerate(scanner.scan_files(files, force=force)):
             rows.extend(batch)
             if as_json:
                 for row in batch:
                     print(json.dumps(row.to_json()), flush=True)
+            if i + 1 < len(files):
+                advance.progress.update(advance.task, description=f"scanning {files[i + 1].name[:40]}")
             advance()
     if not as_json:
         table = Table("target", "verdict", "positive / frames", "first seen at", "note")
