@@ -92,3 +92,43 @@ def test_rotation_metadata_is_applied(tmp_path):
     frames = list(sample_frames(rotated))
     assert len(frames) == 2
     assert frames[0].image.shape == (160, 90, 3)
+
+
+def _opencv_sampled(path, step):
+    """Reference: OpenCV's own sequential decode, every ``step``-th frame, as RGB."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+    out, index = {}, 0
+    while cap.grab():
+        if index % step == 0:
+            out[index] = cv2.cvtColor(cap.retrieve()[1], cv2.COLOR_BGR2RGB)
+        index += 1
+    cap.release()
+    return out
+
+
+def test_b_frame_video_matches_opencv_and_skips_unwanted_frames(tmp_path):
+    """An H.264 file with B-frames at 23.976 fps (as phones and TikTok encode):
+    the same frame numbers and pixels as OpenCV, and fewer frames decoded than it has."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from workers.video.sampling import _every, _Reader
+
+    src = write_video(tmp_path / "src.mp4", seconds=6.0, fps=24, size=(320, 240))
+    h264 = tmp_path / "bframes.mp4"
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(src), "-r", "24000/1001",
+         "-c:v", "libx264", "-bf", "3", "-g", "250", "-pix_fmt", "yuv420p", str(h264)],
+        check=True,
+    )
+    sampled = read_sampled(h264)
+    expected = _opencv_sampled(h264, frame_step(sampled.info.fps))
+    assert sampled.indices == sorted(expected)
+    assert all(np.array_equal(f.image, expected[f.index]) for f in sampled.frames)
+    with _Reader(h264) as reader:
+        decoded = sum(1 for _ in reader._decoded(_every(23)))
+        assert decoded < reader.info.frame_count  # non-reference frames not wanted were never decoded
