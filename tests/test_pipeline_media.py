@@ -13,10 +13,8 @@ from workers.pipeline.media import (
     LocalMediaStore,
     MediaMissing,
     check_key,
-    decode_frames,
     load_frames,
     decode_scores,
-    encode_frames,
     encode_scores,
     evidence_key,
     frames_key,
@@ -85,9 +83,11 @@ def test_key_layout():
 
 def test_frame_batches_round_trip_bit_for_bit(tmp_path):
     sampled = read_sampled(write_video(tmp_path / "v.mp4", seconds=3), 1.0)
-    data = encode_frames(sampled)
-    assert data[:2] == b"PK"  # a zip (npz) archive, stored uncompressed
-    back = decode_frames(data)
+    store = LocalMediaStore(tmp_path / "store")
+    with store.writer("frames/1.npz") as fh:
+        write_frames(fh, sampled)
+    assert store.get("frames/1.npz")[:2] == b"PK"  # a zip (npz) archive, stored uncompressed
+    back = load_frames(store, "frames/1.npz")
     assert back.info == sampled.info
     assert [(f.index, f.timestamp) for f in back.frames] == [(f.index, f.timestamp) for f in sampled.frames]
     assert all(np.array_equal(a.image, b.image) for a, b in zip(back.frames, sampled.frames))
@@ -98,7 +98,8 @@ def test_backbone_sized_frames_are_read_alone_and_resize_exactly(tmp_path):
 
     sampled = read_sampled(write_video(tmp_path / "v.mp4", seconds=3, size=(320, 180)), 1.0)
     store = LocalMediaStore(tmp_path / "store")
-    store.put("frames/1.npz", encode_frames(sampled, backbone_size=INPUT_SIZE))
+    with store.writer("frames/1.npz") as fh:
+        write_frames(fh, sampled, backbone_size=INPUT_SIZE)
     small = load_frames(store, "frames/1.npz", backbone_only=True)
     full = load_frames(store, "frames/1.npz")
     assert small.frames[0].image.shape == (224, 224, 3) and full.frames[0].image.shape == (180, 320, 3)

@@ -16,7 +16,6 @@ score and verdict stages are JSON (Python's float repr round-trips exactly).
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -254,15 +253,6 @@ def evidence_key(video_id: int, target_name: str, target_version: str) -> str:
     return f"evidence/{video_id}/{target_name}-{target_version or 'unversioned'}.jpg"
 
 
-def encode_frames(
-    sampled: SampledVideo, backbone_size: tuple[int, int] | None = None, full_frames: bool = True
-) -> bytes:
-    """``write_frames`` into bytes."""
-    buf = io.BytesIO()
-    write_frames(buf, sampled, backbone_size, full_frames)
-    return buf.getvalue()
-
-
 def write_frames(
     fh: BinaryIO, sampled: SampledVideo, backbone_size: tuple[int, int] | None = None, full_frames: bool = True
 ) -> None:
@@ -306,12 +296,6 @@ def load_frames(store: "MediaStore", key: str, backbone_only: bool = False) -> S
         if member not in npz.files:
             raise MediaMissing(f"{key}: this frame batch holds only backbone-sized frames (its targets changed kind?)")
         return _sampled(npz[member], npz["indices"], npz["timestamps"], npz["info"])
-
-
-def decode_frames(data: bytes) -> SampledVideo:
-    """Inverse of ``encode_frames``: the same frames, bit for bit."""
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        return _sampled(npz["images"], npz["indices"], npz["timestamps"], npz["info"])
 
 
 def _sampled(images: np.ndarray, indices: np.ndarray, stamps: np.ndarray, info: np.ndarray) -> SampledVideo:
