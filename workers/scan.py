@@ -27,7 +27,7 @@ from workers.storage.db import session_scope
 from workers.storage.models import Detection, Video, VideoStatus
 from workers.targets.bundle import load_target
 from workers.video.files import video_files
-from workers.video.sampling import SampledVideo, content_hash, read_sampled
+from workers.video.sampling import Frame, SampledVideo, content_hash, read_sampled
 
 
 
@@ -149,6 +149,7 @@ class Scanner:
             results.set_status(s, video, VideoStatus.EXTRACTING)
         try:
             prepared.sampled = read_sampled(path, self.settings.frame_rate, self.settings.max_frame_side)
+            prepared.scoring = scoring_frames(prepared.sampled.frames, prepared.todo)  # here: overlaps scoring too
         except TrackerError as exc:
             prepared.error = str(exc)
         return prepared
@@ -166,7 +167,7 @@ class Scanner:
                 results.record_sampling(video, sampled.info, len(sampled.frames))
                 results.set_status(s, video, VideoStatus.SCORING)
             outcomes = score_frames(
-                scoring_frames(sampled.frames, todo),
+                prepared.scoring,
                 todo,
                 self.extractors,
                 self.settings.batch_size,
@@ -194,6 +195,7 @@ class _Prepared:
     cached: dict[str, ScanRow] = field(default_factory=dict)
     todo: list[Target] = field(default_factory=list)
     sampled: SampledVideo | None = None
+    scoring: list[Frame] = field(default_factory=list)  # the sampled frames as the models read them
     error: str | None = None  # why the frames could not be read
 
 
