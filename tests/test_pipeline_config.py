@@ -41,6 +41,7 @@ def test_each_stage_is_routed_to_the_queue_of_its_kind_of_work():
     routes = celery_config(Settings())["task_routes"]
     assert {stage: routes[task_name(stage)]["queue"] for stage in STAGE_QUEUES} == {
         "download": "io", "alert": "io", "housekeeping": "io", "run_watches": "io", "alert_followups": "io",
+        "reap_stalled": "io",
         "frames": "cpu", "verdict": "cpu",
         "score": "score",
     }
@@ -67,7 +68,7 @@ def test_tasks_are_registered_under_the_routed_names():
 
 
 def test_pipeline_settings_are_documented():
-    for name in ("broker_url", "broker_visibility_timeout", "keep_videos", "task_max_retries", "housekeeping_interval"):
+    for name in ("broker_url", "broker_visibility_timeout", "keep_videos", "task_retry_window", "stall_timeout", "housekeeping_interval"):
         assert Settings.model_fields[name].description, name
 
 
@@ -204,3 +205,21 @@ def test_flower_asks_for_its_password(tmp_path, redis_url):  # noqa: F811
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(15)
+
+
+def test_stage_retries_span_the_retry_window_even_with_the_shortest_jitter():
+    from workers.retrying import jittered_backoff, retries_spanning
+
+    settings = Settings()
+    assert settings.task_retry_window >= 600  # a 10-minute outage is outlasted by default
+    count = retries_spanning(settings.task_retry_window, settings.task_retry_backoff, settings.task_retry_backoff_max)
+    shortest = sum(jittered_backoff(n, settings.task_retry_backoff, settings.task_retry_backoff_max, lambda: 0.0) for n in range(count))
+    longest = sum(jittered_backoff(n, settings.task_retry_backoff, settings.task_retry_backoff_max, lambda: 0.999) for n in range(count))
+    assert settings.task_retry_window <= shortest <= longest < 2 * settings.task_retry_window + settings.task_retry_backoff_max
+    assert max(jittered_backoff(n, 2, 60, lambda: 0.999) for n in range(count)) <= 60
+    assert settings.stall_timeout > settings.task_retry_window
+
+
+def test_beat_runs_the_reaper():
+    schedule = celery_config(Settings(reaper_interval=7))["beat_schedule"]["reap_stalled"]
+    assert schedule["task"] == task_name("reap_stalled") and schedule["schedule"] == 7

@@ -55,8 +55,9 @@ def test_each_stage_can_run_twice_without_duplicates(ctx, tmp_path):
     assert done.status == "done" and done.sampled_frames == 3
     assert (_count(ctx, Detection), _count(ctx, FrameScore)) == (1, 3)
     # the whole chain again (a redelivered message): nothing moves, nothing is added
-    for stage in (stages.download, stages.extract_frames, stages.score, stages.verdict):
+    for stage in (stages.download, stages.extract_frames, stages.score):
         assert stage(ctx, vid) is False
+    assert stages.verdict(ctx, vid) == stages.ALERT  # done already: on to the (idempotent) alert stage
     assert stages.alert(ctx, vid) and stages.alert(ctx, vid)
     assert (_count(ctx, Detection), _count(ctx, FrameScore)) == (1, 3)
     # the stages' intermediates are gone, the evidence stays

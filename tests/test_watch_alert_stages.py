@@ -145,7 +145,7 @@ def test_url_downloads_fail_with_their_reason_or_are_retried(ctx, served, monkey
 
     # Through the Celery task (run eagerly): a permanent error fails the video at once with its reason;
     # a timeout is retried (the downloader's own retries, then the task's) and then fails.
-    monkeypatch.setattr(tasks, "_context", changed(ctx, task_max_retries=1, task_retry_backoff_max=1))
+    monkeypatch.setattr(tasks, "_context", changed(ctx, task_retry_window=0.5, task_retry_backoff=1, task_retry_backoff_max=1))
     assert tasks.download.apply(args=(missing,)).failed()
     assert video(ctx, missing).status == "failed" and "404" in video(ctx, missing).error
     slow = queue(ctx, served.url("/slow/clip.mp4"))

@@ -39,3 +39,22 @@ def call_with_retries(
             log.info("%s failed (%s); retry %d/%d in %.1fs", what, err, attempt + 1, len(delays), delays[attempt])
             sleep(delays[attempt])
     raise AssertionError("unreachable")
+
+
+def jittered_backoff(retry: int, first: float, longest: float, draw: Callable[[], float]) -> float:
+    """Seconds before retry number ``retry`` (0-based) of a pipeline stage: ``first * 2**retry``,
+    at most ``longest``, scaled by a jitter factor between 0.5 and 1 (``draw()`` in [0, 1)).
+    Half the nominal delay is guaranteed, so a number of retries has a known minimum span."""
+    nominal = min(longest, first * 2 ** min(retry, 64))
+    return nominal * (0.5 + 0.5 * draw())
+
+
+def retries_spanning(window: float, first: float, longest: float) -> int:
+    """How many stage retries (``jittered_backoff``) are needed for their waits to add up to at
+    least ``window`` seconds even with the smallest jitter: the retry budget when the time of
+    the first failure is not known."""
+    total, count = 0.0, 0
+    while total < window:
+        total += min(longest, first * 2 ** min(count, 64)) * 0.5
+        count += 1
+    return count

@@ -212,11 +212,38 @@ class Settings(BaseSettings):
         False,
         description="Keep downloaded videos in the media store after scoring (evidence thumbnails are always kept).",
     )
-    task_max_retries: int = Field(
-        5, ge=0, description="Retries of a pipeline stage after a transient error (network, broker, database)."
+    task_retry_window: float = Field(
+        900.0,
+        gt=0,
+        description=(
+            "Seconds a pipeline stage keeps retrying a transient error (database, broker, network) before "
+            "the video fails: outlasts an outage of that length. Keep it below stall_timeout."
+        ),
     )
-    task_retry_backoff_max: int = Field(
-        300, ge=1, description="Longest wait between two retries of a stage (seconds; exponential backoff with jitter)."
+    task_retry_backoff: float = Field(
+        2.0, gt=0, description="Seconds before a stage's first retry; doubled for each further one (with jitter)."
+    )
+    task_retry_backoff_max: float = Field(
+        60.0,
+        gt=0,
+        description="Longest wait between two retries of a stage (seconds): how soon work resumes after an outage.",
+    )
+    stall_timeout: float = Field(
+        7200.0,
+        gt=0,
+        description=(
+            "A video whose status has not changed for this long (seconds) is requeued from its stage by beat's "
+            "reaper, and failed with the reason after stall_requeues requeues. Keep it above the longest queue "
+            "wait plus stage (download attempts included) and above task_retry_window."
+        ),
+    )
+    stall_requeues: int = Field(
+        2, ge=0, description="Times the reaper requeues a stalled video before it fails it with the reason."
+    )
+    reaper_interval: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds between two runs of beat's reaper (stalled videos, positives that never got an alert row).",
     )
     watch_poll_interval: float = Field(
         30.0,

@@ -133,16 +133,7 @@ def alert_video(ctx, video_id: int, now: datetime | None = None) -> bool:
     for detection_id, target in positives:
         moment = now or utcnow()
         with session_scope(ctx.db_url) as s:
-            alert_rows.lock_target(s, target)
-            history = alert_rows.history(s, video_id, target)
-            decision = alert_decision(
-                alert_rows.video_key(video_id), target, history, moment, ctx.settings.alert_cooldown_minutes
-            )
-            row = None
-            if decision is not Decision.SKIP:
-                status = AlertStatus.PENDING if decision is Decision.SEND else AlertStatus.HELD
-                row = alert_rows.insert(s, video_id, target, detection_id, status, moment)
-            row_id = row.id if row is not None else None
+            decision, row_id = open_alert(s, ctx.settings, video_id, target, detection_id, moment)
         if row_id is None:
             continue  # alerted, held or being sent already
         if decision is Decision.HOLD:
@@ -150,6 +141,23 @@ def alert_video(ctx, video_id: int, now: datetime | None = None) -> bool:
         else:
             deliver_rows(ctx, [row_id])
     return True
+
+
+def open_alert(
+    session, settings, video_id: int, target: str, detection_id: int | None, moment: datetime,
+    send_as: str = AlertStatus.PENDING,
+) -> tuple[Decision, int | None]:
+    """Decide on one positive (video, target) and insert its row: ``send_as`` (``pending``: the
+    caller sends it now; ``failed``: the follow-up pass sends it) or ``held``. The row id is None
+    when the pair already has a row (alerted, held or being sent)."""
+    alert_rows.lock_target(session, target)
+    history = alert_rows.history(session, video_id, target)
+    decision = alert_decision(alert_rows.video_key(video_id), target, history, moment, settings.alert_cooldown_minutes)
+    if decision is Decision.SKIP:
+        return decision, None
+    status = send_as if decision is Decision.SEND else AlertStatus.HELD
+    row = alert_rows.insert(session, video_id, target, detection_id, status, moment)
+    return decision, row.id if row is not None else None
 
 
 def send_due_digests(ctx, now: datetime) -> int:

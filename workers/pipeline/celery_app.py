@@ -36,6 +36,7 @@ STAGE_QUEUES = {
     "housekeeping": "io",
     "run_watches": "io",
     "alert_followups": "io",
+    "reap_stalled": "io",
 }
 
 
@@ -77,6 +78,11 @@ def celery_config(settings: Settings) -> dict:
         "timezone": "UTC",
         "beat_schedule": {
             "housekeeping": {"task": task_name("housekeeping"), "schedule": settings.housekeeping_interval},
+            "reap_stalled": {
+                "task": task_name("reap_stalled"),
+                "schedule": settings.reaper_interval,
+                "options": {"expires": settings.reaper_interval},
+            },
             # Ticks that wait in the queue longer than one interval are dropped: the next one does the same work.
             **{
                 name: {

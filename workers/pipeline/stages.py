@@ -147,6 +147,12 @@ def _begin(ctx: StageContext, video_id: int, status: str | None) -> Video | None
         return video
 
 
+def _status(ctx: StageContext, video_id: int) -> str | None:
+    with session_scope(ctx.db_url) as s:
+        video = s.get(Video, video_id)
+        return video.status if video is not None else None
+
+
 def _video_key(video: Video) -> str:
     key = (video.meta or {}).get("video_key")
     if not key:
@@ -296,11 +302,15 @@ def score(ctx: StageContext, video_id: int) -> bool:
 # --- verdict --------------------------------------------------------------------
 
 
-def verdict(ctx: StageContext, video_id: int) -> bool:
-    """Verdicts from the scores, evidence thumbnails, results rows; the video is done."""
+def verdict(ctx: StageContext, video_id: int) -> bool | str:
+    """Verdicts from the scores, evidence thumbnails, results rows; the video is done.
+
+    Found done already (an earlier delivery committed, then its bookkeeping failed
+    and the task was retried): straight to the alert stage, which is idempotent,
+    so that no positive misses its alert."""
     video = _begin(ctx, video_id, None)
     if video is None:
-        return False
+        return ALERT if _status(ctx, video_id) == VideoStatus.DONE else False
     specs, scores, total = decode_scores(ctx.store.get(scores_key(video_id)))
     outcomes = outcomes_for(specs, scores, total)
     evidence = save_evidence(ctx.store, video_id, outcomes.values(), _evidence_frames(ctx, video, outcomes.values()))

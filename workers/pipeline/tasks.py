@@ -6,10 +6,15 @@ functions in ``workers.pipeline.stages``. What the wrapper adds:
 - status and failure bookkeeping: a ``TrackerError`` (bad input: corrupt
   file, missing target ...) fails the video at once with its reason; a
   transient error (database, broker, network) is retried with exponential
-  backoff and jitter, up to ``task_max_retries`` times, then fails the video;
+  backoff and jitter for at least ``task_retry_window`` seconds (enough
+  retries that even the shortest jitter adds up to it), then fails the video;
   anything else fails it as an internal error. The task is marked failed in
   Celery too (visible in Flower) and the rest of the chain is dropped.
-- the stage's interval and worker, recorded in ``stage_timings``;
+- the stage's interval and worker, recorded in ``stage_timings``. That
+  bookkeeping is part of the stage: an error there is handled (retried or
+  failed) like the stage's own, never left to end the chain silently. A
+  video whose failure could not even be recorded (the database is down for
+  longer than the retry window) is found by beat's reaper (``reap_stalled``);
 - a stage that finds its video already finished (a redelivered message) stops
   the chain instead of redoing work; one that names a later stage (a repost
   whose verdicts were reused) skips to it;
@@ -20,13 +25,13 @@ functions in ``workers.pipeline.stages``. What the wrapper adds:
 from __future__ import annotations
 
 import os
+import random
 from typing import Callable
 
 from billiard.process import current_process
 from celery import Task, chain
 from celery.signals import worker_process_init
 from celery.utils.log import get_task_logger
-from celery.utils.time import get_exponential_backoff_interval
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -34,7 +39,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.exc import OperationalError as DatabaseError
 
 from workers.errors import TrackerError, TransientError
-from workers.pipeline import alerting, stages, watches
+from workers.retrying import jittered_backoff, retries_spanning
+from workers.pipeline import alerting, reaper, stages, watches
 from workers.pipeline.celery_app import app, task_name
 from workers.settings import get_settings
 from workers.storage.db import forget_engines, get_engine
@@ -123,10 +129,14 @@ class StageTask(Task):
         started = utcnow()
         try:
             proceed = fn(ctx, video_id)
+            if proceed:  # bookkeeping before the chain is touched: a retry re-sends the chain as it came
+                stages.record_timing(ctx, video_id, stage, worker, started, utcnow())
         except TRANSIENT as exc:
-            limit = ctx.settings.task_max_retries
+            settings = ctx.settings
+            limit = retries_spanning(settings.task_retry_window, settings.task_retry_backoff, settings.task_retry_backoff_max)
             if self.request.retries < limit:
-                delay = get_exponential_backoff_interval(2, self.request.retries, ctx.settings.task_retry_backoff_max, True)
+                delay = round(jittered_backoff(
+                    self.request.retries, settings.task_retry_backoff, settings.task_retry_backoff_max, random.random), 2)
                 logger.warning("video %s, %s: %s; retry %d/%d in %ss", video_id, stage, _reason(exc), self.request.retries + 1, limit, delay)
                 raise self.retry(exc=exc, countdown=delay, max_retries=limit)
             self._fail(ctx, video_id, stage, worker, started, f"{stage}: gave up after {limit} retries ({_reason(exc)})")
@@ -143,7 +153,6 @@ class StageTask(Task):
             return video_id
         if isinstance(proceed, str):  # skip to that stage (Celery pops the chain's next task from the end)
             self.request.chain = [STAGE_TASKS[proceed].si(video_id)]
-        stages.record_timing(ctx, video_id, stage, worker, started, utcnow())
         return video_id
 
     @staticmethod
@@ -194,10 +203,16 @@ def alert_followups() -> dict:
     return alerting.alert_followups(context())
 
 
-def video_chain(video_id: int, job_id: str | None = None):
-    """The chain of stage tasks for one video; the first task's id is the job id."""
-    first = download.si(video_id)
+@app.task(name=task_name("reap_stalled"), ignore_result=True)
+def reap_stalled() -> dict:
+    """Periodic (celery beat): requeue or fail videos that stopped moving; alert rows for positives without one."""
+    return reaper.reap_stalled(context(), requeue=lambda video_id, stage: video_chain(video_id, start=stage).apply_async())
+
+
+def video_chain(video_id: int, job_id: str | None = None, start: str = "download"):
+    """The chain of stage tasks for one video from stage ``start`` on; the first task's id is the job id."""
+    tasks = [STAGE_TASKS[name].si(video_id) for name in stages.STAGES[stages.STAGES.index(start):]]
     if job_id:
-        first = first.set(task_id=job_id)
-    return chain(first, frames.si(video_id), score.si(video_id), verdict.si(video_id), alert.si(video_id))
+        tasks[0] = tasks[0].set(task_id=job_id)
+    return chain(*tasks)
 

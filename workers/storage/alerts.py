@@ -108,7 +108,10 @@ def record_delivery(
 
 
 def retry_delay(attempts: int, first: float = 60.0, longest: float = 3600.0) -> timedelta:
-    """How long a failed alert waits before its next delivery: 1, 2, 4 ... minutes, at most an hour."""
+    """How long a failed alert waits before its next delivery: 1, 2, 4 ... minutes, at most an hour
+    (none for a row never tried: one the reaper added for a positive the alert stage missed)."""
+    if attempts <= 0:
+        return timedelta(0)
     return timedelta(seconds=min(longest, first * 2 ** max(0, attempts - 1)))
 
 
