@@ -99,6 +99,27 @@ def test_webhook_receives_json_with_decodable_thumbnail(base_settings):
     assert max(image.shape[:2]) == 480  # downscaled from 1280x720
 
 
+def test_every_delivery_carries_the_same_idempotency_key_in_header_and_payload(base_settings):
+    """Alerts go out at least once: a receiver drops a repeat by its key (header or payload)."""
+    alert = make_alert(key="k-1")
+    digest = Digest("astronaut", [make_alert(key="k-1"), make_alert(key="k-2")])
+    with Receiver() as hook, Receiver() as slack, Receiver() as discord, SmtpServer() as smtp:
+        settings = fast(base_settings, alert_webhook_urls=[hook.url("/h")], alert_slack_webhook_urls=[slack.url("/s")],
+                        alert_discord_webhook_urls=[discord.url("/d")], smtp_host="127.0.0.1", smtp_port=smtp.port,
+                        smtp_security="none", smtp_from="tracker@example.org", smtp_to=["desk@example.org"])
+        for message in (alert, alert, digest, digest):
+            assert deliver_with_settings(message, settings).delivered
+    keys = [r["headers"]["Idempotency-Key"] for r in hook.requests]
+    assert keys == ["k-1", "k-1", digest.idempotency_key, digest.idempotency_key] and keys[2] != "k-1"
+    assert [json.loads(r["body"])["idempotency_key"] for r in hook.requests] == keys
+    assert [r["headers"]["Idempotency-Key"] for r in slack.requests + discord.requests] == keys + keys
+    ids = [message_from_bytes(m)["Message-ID"] for m in smtp.messages]
+    assert ids == [f"<{k}@example.org>" for k in keys]
+    # The key depends on what the alert is about, never on when or how often it is built.
+    assert Digest("astronaut", digest.alerts[::-1]).idempotency_key == digest.idempotency_key
+    assert make_alert().idempotency_key == make_alert(confidence=0.5).idempotency_key != make_alert(target="x").idempotency_key
+
+
 def test_slack_payload(base_settings):
     alert = make_alert(caption="<!channel> & <http://evil|click>", thumbnail_url="https://media.example/t.jpg")
     with Receiver() as hook:

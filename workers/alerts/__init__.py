@@ -7,6 +7,7 @@ from workers.alerts.delivery import (
     channels_from_settings,
     deliver,
     deliver_with_settings,
+    delivery_deadline,
     send_test_alert,
 )
 from workers.alerts.message import Alert, Digest, jpeg_thumbnail, sample_alert, thumbnail_from_file
@@ -14,6 +15,6 @@ from workers.alerts.policy import AlertRecord, Decision, alert_decision, due_dig
 
 __all__ = [
     "Alert", "AlertRecord", "ChannelResult", "Decision", "DeliveryReport", "Digest", "alert_decision",
-    "channels_from_settings", "deliver", "deliver_with_settings", "due_digests", "jpeg_thumbnail", "sample_alert",
+    "channels_from_settings", "deliver", "deliver_with_settings", "delivery_deadline", "due_digests", "jpeg_thumbnail", "sample_alert",
     "send_test_alert", "thumbnail_from_file",
 ]

@@ -139,6 +139,14 @@ def deliver_with_settings(
     )
 
 
+def delivery_deadline(settings) -> float:
+    """Seconds one delivery can take at most (the channels run side by side, each attempt limited
+    to ``alert_timeout``, plus the waits between retries): a row still ``pending`` after this long
+    (with a margin for the bookkeeping) was left by a worker that died while sending."""
+    retries = settings.alert_retries
+    return (retries + 1) * settings.alert_timeout + sum(backoff_delays(retries, settings.alert_retry_backoff))
+
+
 def send_test_alert(settings) -> DeliveryReport:
     """``tiktok-tracker alerts test``: a sample alert through every configured channel."""
     channels = channels_from_settings(settings)

@@ -7,6 +7,7 @@ otherwise: every rendering here goes through ``workers.sanitize``.
 from __future__ import annotations
 
 import base64
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Union
@@ -17,6 +18,9 @@ import numpy as np
 from workers.images import jpeg_thumbnail
 from workers.sanitize import sanitize
 
+# Namespace of the alerts' idempotency keys (UUID 5 of what the alert is about).
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6b1c3f0e-5d2a-4c1e-9f7a-7474616c6572")
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 CAPTION_LIMIT = 1000
 MAX_TIMESTAMPS = 50
 THUMBNAIL_SIDE = 480
@@ -24,6 +28,12 @@ THUMBNAIL_SIDE = 480
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def idempotency_key(*parts: str) -> str:
+    """A stable key for what an alert is about (same parts, same key, on every delivery and
+    every host), so that a receiver can drop a repeat: alerts are delivered at least once."""
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, "\x1f".join(parts)))
 
 
 def clock(seconds: float) -> str:
@@ -62,6 +72,11 @@ class Alert:
     video_key: str | None = None  # what "one alert per (video, target)" counts
     repost_of: str | None = None  # URL of the earlier video with the same content, when this is a repost
     found_at: datetime = field(default_factory=utcnow)
+    key: str | None = None  # the idempotency key: stable for one (job, target); see ``idempotency_key``
+
+    @property
+    def idempotency_key(self) -> str:
+        return self.key or idempotency_key("alert", self.video_key or self.video_url, self.target)
 
     @property
     def shown_target(self) -> str:
@@ -117,6 +132,7 @@ class Alert:
             "best_timestamp": None if self.best_timestamp is None else round(float(self.best_timestamp), 2),
             "found_at": self.found_at.isoformat(),
             "repost_of": sanitize(self.repost_of, 2000) or None,
+            "idempotency_key": self.idempotency_key,
             "thumbnail": None,
         }
         if self.thumbnail or self.thumbnail_url:
@@ -137,6 +153,10 @@ class Digest:
 
     def title(self) -> str:
         return f"{sanitize(self.target, 100)} found in {len(self.alerts)} videos"
+
+    @property
+    def idempotency_key(self) -> str:
+        return idempotency_key("digest", self.target, *sorted(a.idempotency_key for a in self.alerts))
 
 
 AlertMessage = Union[Alert, Digest]

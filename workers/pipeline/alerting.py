@@ -17,8 +17,15 @@ For each new positive (video, target), the alert stage:
 
 The follow-up pass (``alert_followups``) retries ``failed`` alerts (after 1,
 2, 4 ... minutes, at most an hour apart), takes over alerts left ``pending``
-by a worker that died, and sends each target's held alerts as one digest
+by a worker that died (older than the longest a delivery can take:
+``stale_pending_after``), and sends each target's held alerts as one digest
 when its cooldown is over (``due_digests``).
+
+Delivery is at least once: a worker killed between a channel accepting the
+alert and the row being marked ``sent`` leaves it ``pending``, and the next
+pass sends it again. Every alert carries a stable idempotency key (payload
+``idempotency_key``, header ``Idempotency-Key``, e-mail ``Message-ID``) so
+that the receiver can drop the repeat.
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ from typing import Sequence
 
 from sqlalchemy import select
 
-from workers.alerts import Alert, Decision, DeliveryReport, Digest, alert_decision, deliver_with_settings, due_digests
-from workers.alerts.message import AlertMessage, thumbnail_from_file
+from workers.alerts import (
+    Alert, Decision, DeliveryReport, Digest, alert_decision, deliver_with_settings, delivery_deadline, due_digests,
+)
+from workers.alerts.message import AlertMessage, idempotency_key, thumbnail_from_file
 from workers.errors import AlertError
 from workers.pipeline.media import MediaMissing, MediaStore
 from workers.storage import alerts as alert_rows
@@ -39,8 +48,15 @@ from workers.storage.models import AlertRow, AlertStatus, Detection, Video, Vide
 
 log = logging.getLogger(__name__)
 
-# A worker that died while sending leaves its alert "pending"; after this long, another pass sends it.
-STALE_PENDING = timedelta(minutes=15)
+# Bookkeeping time allowed on top of a delivery's own deadline before a pending row counts as abandoned.
+PENDING_MARGIN = timedelta(seconds=10)
+
+
+def stale_pending_after(settings) -> timedelta:
+    """A worker that died while sending leaves its alert ``pending``: once it is older than the
+    longest a delivery can take (``delivery_deadline``) plus a margin, the next pass sends it again,
+    with the same idempotency key (the receiver may have had it: it drops the repeat)."""
+    return timedelta(seconds=delivery_deadline(settings)) + PENDING_MARGIN
 
 
 def thumbnail(store: MediaStore, key: str | None) -> bytes | None:
@@ -74,6 +90,8 @@ def alert_message(
         video_key=alert_rows.video_key(video.id),
         found_at=as_utc(detection.created_at) if detection else utcnow(),
         repost_of=repost_of,
+        # The job id, not the database id: a reset database never reuses a key.
+        key=idempotency_key("alert", video.job_id or f"video:{video.id}", target),
     )
 
 
@@ -178,11 +196,12 @@ def alert_followups(ctx, now: datetime | None = None) -> dict:
     """Beat's pass: retry failed alerts whose wait is over, take over stale pending ones, send due digests."""
     now = now or utcnow()
     with session_scope(ctx.db_url) as s:
-        due = alert_rows.due_for_retry(s, now, STALE_PENDING)
+        stale_after = stale_pending_after(ctx.settings)
+        due = alert_rows.due_for_retry(s, now, stale_after)
     retried = delivered = 0
     for row_id, status in due:
         with session_scope(ctx.db_url) as s:
-            stale = now - STALE_PENDING if status == AlertStatus.PENDING else None
+            stale = now - stale_after if status == AlertStatus.PENDING else None
             claimed = alert_rows.claim(s, [row_id], status, now, untouched_since=stale)
         if claimed:
             retried += 1

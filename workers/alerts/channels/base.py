@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from workers.alerts.message import AlertMessage
+from workers.alerts.message import IDEMPOTENCY_HEADER, AlertMessage
 
 USER_AGENT = "tiktok-tracker-alerts/1"
 
@@ -54,13 +54,15 @@ def redacted(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or '?'}{f':{parts.port}' if parts.port else ''}/…"
 
 
-def post(url: str, body: bytes, content_type: str, timeout: float) -> int:
-    """POST ``body``; the HTTP status on 2xx, ``ChannelFailed`` otherwise (429 and 5xx are retryable)."""
+def post(url: str, body: bytes, content_type: str, timeout: float, key: str | None = None) -> int:
+    """POST ``body`` (``key``: sent as the ``Idempotency-Key`` header); the HTTP status on 2xx,
+    ``ChannelFailed`` otherwise (429 and 5xx are retryable)."""
     if urlsplit(url).scheme not in ("http", "https"):
         raise ChannelFailed(f"webhook URL must be http(s): {redacted(url)}", permanent=True)
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": content_type, "User-Agent": USER_AGENT}
-    )
+    headers = {"Content-Type": content_type, "User-Agent": USER_AGENT}
+    if key:
+        headers[IDEMPOTENCY_HEADER] = key
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status
@@ -72,5 +74,5 @@ def post(url: str, body: bytes, content_type: str, timeout: float) -> int:
         raise ChannelFailed(f"cannot reach {redacted(url)}: {reason}") from None
 
 
-def post_json(url: str, payload: dict[str, Any], timeout: float) -> int:
-    return post(url, json.dumps(payload, ensure_ascii=False).encode("utf-8"), "application/json", timeout)
+def post_json(url: str, payload: dict[str, Any], timeout: float, key: str | None = None) -> int:
+    return post(url, json.dumps(payload, ensure_ascii=False).encode("utf-8"), "application/json", timeout, key)

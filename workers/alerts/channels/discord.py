@@ -68,4 +68,4 @@ class DiscordWebhook(WebhookChannel):
 
     def send(self, message: AlertMessage, timeout: float) -> None:
         body, content_type = discord_request(message)
-        post(self.url, body, content_type, timeout)
+        post(self.url, body, content_type, timeout, message.idempotency_key)

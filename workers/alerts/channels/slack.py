@@ -49,4 +49,4 @@ class SlackWebhook(WebhookChannel):
     kind = "slack"
 
     def send(self, message: AlertMessage, timeout: float) -> None:
-        post_json(self.url, slack_payload(message), timeout)
+        post_json(self.url, slack_payload(message), timeout, message.idempotency_key)

@@ -6,7 +6,7 @@ import smtplib
 import socket
 import ssl
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 
 from workers.alerts.channels.base import Channel, ChannelFailed
 from workers.alerts.message import AlertMessage, alerts_of
@@ -19,7 +19,8 @@ def email_message(message: AlertMessage, sender: str, recipients: list[str]) -> 
     email["From"] = sender
     email["To"] = ", ".join(recipients)
     email["Date"] = formatdate(localtime=False)
-    email["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    # The same Message-ID on every delivery of one alert: mail clients drop the repeat.
+    email["Message-ID"] = f"<{message.idempotency_key}@{sender.rpartition('@')[2] or 'tiktok-tracker'}>"
     blocks = ["\n".join(a.text_lines()) for a in alerts_of(message)]
     email.set_content("\n\n".join(blocks) + "\n\n-- \ntiktok-tracker\n")
     for i, alert in enumerate(alerts_of(message)):

@@ -6,7 +6,9 @@ One alert::
      "confidence": 0.93, "positive_timestamps": [3.0, 4.0], "thumbnail":
      {"content_type": "image/jpeg", "base64": "...", "url": null}, ...}
 
-A digest: ``{"event": "digest", "target": ..., "count": n, "alerts": [...]}``
+A digest: ``{"event": "digest", "target": ..., "count": n, "alerts": [...]}``.
+Both carry ``idempotency_key`` (also the ``Idempotency-Key`` header): the same on every
+delivery of one alert, so a receiver drops a repeat (delivery is at least once).
 (thumbnails inline for the first ``DIGEST_THUMBNAILS``).
 """
 
@@ -27,6 +29,7 @@ def webhook_payload(message: AlertMessage) -> dict:
         "app": "tiktok-tracker",
         "target": sanitize(message.target, 100),
         "count": len(message.alerts),
+        "idempotency_key": message.idempotency_key,
         "alerts": [a.to_json(thumbnail=i < DIGEST_THUMBNAILS) for i, a in enumerate(message.alerts)],
     }
 
@@ -35,4 +38,4 @@ class JsonWebhook(WebhookChannel):
     kind = "webhook"
 
     def send(self, message: AlertMessage, timeout: float) -> None:
-        post_json(self.url, webhook_payload(message), timeout)
+        post_json(self.url, webhook_payload(message), timeout, message.idempotency_key)
