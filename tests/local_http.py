@@ -157,20 +157,48 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         server: Receiver = self.server.owner
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
-        server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+        with server.lock:
+            server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+            key = self.headers.get("Idempotency-Key")
+            if key is not None and key in server.keys:
+                server.dropped += 1  # a repeat: what a receiver does with at-least-once delivery
+            elif key is not None:
+                server.keys.append(key)
+            held = server.hold > 0
+            server.hold -= held
+        server.arrived.set()
+        if held:  # answer late (at most hold_seconds: the server never hangs for good)
+            server.released.wait(server.hold_seconds)
         status = server.statuses.pop(0) if server.statuses else 204
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        except OSError:  # the sender is gone (killed while waiting for the answer)
+            self.close_connection = True
 
 
 class Receiver(_Server):
-    """Records POSTs; answers with ``statuses`` in turn (then 204)."""
+    """Records POSTs; answers with ``statuses`` in turn (then 204). ``keys``: the distinct
+    ``Idempotency-Key`` headers in order of arrival, ``dropped``: repeats of a key already seen.
+    With ``hold``, the first ``hold`` requests get their answer only on ``release()`` (or after
+    ``hold_seconds``); ``arrived`` is set at each request."""
 
-    def __init__(self, statuses: list[int] | None = None):
+    def __init__(self, statuses: list[int] | None = None, hold: int = 0, hold_seconds: float = 30.0):
         self.requests: list[dict] = []
         self.statuses = list(statuses or [])
+        self.keys: list[str] = []
+        self.dropped = 0
+        self.hold, self.hold_seconds = hold, hold_seconds
+        self.arrived, self.released, self.lock = threading.Event(), threading.Event(), threading.Lock()
         super().__init__(_ReceiverHandler)
+
+    def release(self) -> None:
+        self.released.set()
+
+    def __exit__(self, *exc):
+        self.release()
+        super().__exit__(*exc)
 
 
 class SmtpServer:
