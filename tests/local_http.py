@@ -101,6 +101,25 @@ class _MediaHandler(BaseHTTPRequestHandler):
             time.sleep(server.slow_seconds)
             self._send(200, b"late", "video/mp4")
             return
+        if parts.path.startswith("/trickle/"):
+            # Slow loris: announces 1 MB, then sends a byte every 0.2 s (never silent long enough for a
+            # socket timeout), and stops by itself after ``trickle_seconds``.
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(1 << 20))
+            self.end_headers()
+            if self.command == "HEAD":
+                return
+            stop = time.monotonic() + server.trickle_seconds
+            try:
+                while time.monotonic() < stop:
+                    self.wfile.write(b"\0")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                pass
+            self.close_connection = True
+            return
         if parts.path in server.json_routes:
             body = json.dumps(server.json_routes[parts.path]).encode()
             self._send(200, body, "application/json")
@@ -137,11 +156,13 @@ class _MediaHandler(BaseHTTPRequestHandler):
 
 class MediaServer(_Server):
     """Serves files under ``root``; ``/redirect?to=URL``; ``/slow/...`` (sleeps);
-    ``/chunked/...`` (4 MB without Content-Length); ``json_routes[path]`` as JSON."""
+    ``/chunked/...`` (4 MB without Content-Length); ``/trickle/...`` (a byte every 0.2 s for
+    ``trickle_seconds``); ``json_routes[path]`` as JSON."""
 
-    def __init__(self, root: Path, slow_seconds: float = 3.0):
+    def __init__(self, root: Path, slow_seconds: float = 3.0, trickle_seconds: float = 60.0):
         self.root = Path(root)
         self.slow_seconds = slow_seconds
+        self.trickle_seconds = trickle_seconds
         self.json_routes: dict[str, object] = {}
         self.hits: list[str] = []
         super().__init__(_MediaHandler)

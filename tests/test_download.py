@@ -7,6 +7,7 @@ nothing touches the internet.
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 import pytest
@@ -209,6 +210,44 @@ def test_timeout_retried_then_fails(server, settings, tmp_path):
     assert "timed out" in str(err.value).lower()
     assert server.hits.count("/slow/clip.mp4") == 3  # 1 try + download_retries (2)
     assert time.monotonic() - started < 15
+
+
+def test_slow_loris_server_stopped_at_the_deadline_with_the_reason(server, settings, tmp_path):
+    """A byte every 0.2 s never trips the socket timeout nor, often enough, the progress hook:
+    the per-attempt wall-clock deadline stops it, and for good (retrying would wait as long again)."""
+    slow = settings.model_copy(update={"max_download_seconds": 2.0})
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match=r"longer than 2 s \(max_download_seconds\)") as caught:
+        fetch_video(server.url("/trickle/clip.mp4"), tmp_path / "media", slow)
+    elapsed = time.monotonic() - started
+    assert not isinstance(caught.value, TransientDownloadError)
+    assert elapsed < 2.0 + 20  # the server would have trickled for 60 s
+    assert server.hits.count("/trickle/clip.mp4") >= 1 and list((tmp_path / "media").glob("*")) == []
+
+
+def test_deadline_raises_in_the_thread_that_runs_the_block_and_only_once_it_is_over():
+    from workers.download.deadline import DeadlinePassed, deadline
+
+    with deadline(5):
+        pass  # finished in time: nothing raised later either
+    time.sleep(0.1)
+    caught = []
+
+    def busy():
+        try:
+            with deadline(0.2):
+                while True:
+                    try:
+                        time.sleep(0.05)
+                    except Exception:  # noqa: BLE001 - a library that swallows errors cannot keep it
+                        pass
+        except DeadlinePassed:
+            caught.append(True)
+
+    worker = threading.Thread(target=busy)
+    worker.start()
+    worker.join(10)
+    assert caught == [True] and not worker.is_alive()
 
 
 def test_oversize_refused_with_reason_from_content_length(server, settings, tmp_path):

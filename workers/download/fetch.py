@@ -8,8 +8,10 @@
    larger than ``max_download_mb`` (when the metadata tells), or a media URL
    the policy refuses;
 3. downloads the selected format, stopping as soon as the server announces,
-   or the download reaches, more than ``max_download_mb``, or the download
-   runs past ``max_download_seconds``;
+   or the download reaches, more than ``max_download_mb``, or the attempt
+   (extraction included) runs past ``max_download_seconds``: a wall-clock
+   deadline enforced by a watchdog (``workers.download.deadline``), so a
+   server that trickles bytes cannot hold it longer; that failure is final;
 4. probes the file and refuses it (deleting it) when it is longer than
    ``max_video_seconds`` after all (metadata is often silent about length);
 5. names the file ``<stem>.<ext>`` in ``dest_dir``: ``stem`` is generated (or
@@ -35,6 +37,7 @@ from typing import Any, Callable
 
 from yt_dlp.utils import DownloadCancelled
 
+from workers.download.deadline import DeadlinePassed, deadline
 from workers.download.safety import UrlPolicy
 from workers.download.ytdl import SafeYoutubeDL, classify_error, ytdl_params
 from workers.errors import BadVideo, DownloadError, TrackerError, TransientDownloadError, UnsafeURL
@@ -94,10 +97,17 @@ def _progress_guard(url: str, settings) -> Callable[[dict], None]:
             raise _Stop(DownloadError(
                 f"{url}: download passed {_mb(limit)}, the limit (max_download_mb); stopped"))
         if time.monotonic() - started > settings.max_download_seconds:
-            raise _Stop(TransientDownloadError(
-                f"{url}: download took longer than {settings.max_download_seconds:.0f} s (max_download_seconds)"))
+            raise _Stop(too_slow(url, settings))
 
     return hook
+
+
+def too_slow(url: str, settings) -> DownloadError:
+    """Final, not retried: a server that needs longer than the deadline for one attempt
+    would hold an io slot that long again on every retry."""
+    return DownloadError(
+        f"{url}: download took longer than {settings.max_download_seconds:g} s (max_download_seconds); "
+        "the server is too slow, stopped")
 
 
 def refuse_by_metadata(info: dict[str, Any], url: str, settings, policy: UrlPolicy) -> None:
@@ -236,7 +246,11 @@ def fetch_video(
         nonlocal attempts
         attempts += 1
         policy.check(url)  # refused before any request; a DNS hiccup is retried
-        return _attempt(url, dest_dir, stem, settings, policy)
+        try:
+            with deadline(settings.max_download_seconds):  # enforced from outside yt-dlp (slow servers)
+                return _attempt(url, dest_dir, stem, settings, policy)
+        except DeadlinePassed:
+            raise too_slow(url, settings) from None
 
     try:
         path, info = call_with_retries(
