@@ -148,3 +148,37 @@ def test_scan_files_overlaps_files_and_keeps_each_result_in_its_place(tmp_path, 
     alone = [[r.to_json() for r in scanner.scan_file(p, force=True)] for p in (red, bad, blue)]
     assert [rows for _, rows in together] == alone
     assert list(scanner.scan_files([])) == []
+
+
+def test_a_reset_database_never_meets_an_earlier_jobs_media(ctx, tmp_path):
+    """Media are named by job id: video 1 of a new database (same data dir) is not video 1
+    of the old one, whose scores were left in the store (a worker died before its clean-up)."""
+    from workers.pipeline import submit
+    from workers.pipeline.media import scores_key
+
+    def queue_job(context, path) -> int:
+        with session_scope(context.db_url) as s:
+            video = submit.new_video(str(path), ["red"])
+            s.add(video)
+            s.flush()
+            return video.id
+
+    red = write_video(tmp_path / "red.mp4", seconds=3, color=(210, 30, 30))
+    blue = write_video(tmp_path / "blue.mp4", seconds=3, color=(30, 30, 210))
+    old = queue_job(ctx, red)
+    for stage in (stages.download, stages.extract_frames, stages.score):
+        stage(ctx, old)
+    old_job = _video(ctx, old).job_id
+    assert ctx.store.exists(scores_key(old_job)) and not ctx.store.exists(scores_key(old))
+
+    fresh = stages.StageContext.from_settings(
+        ctx.settings.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'reset.db'}"}))
+    new = queue_job(fresh, blue)
+    assert new == old  # the same database id ...
+    for stage in (stages.download, stages.extract_frames, stages.score, stages.verdict):
+        assert stage(fresh, new)
+    with session_scope(fresh.db_url) as s:
+        (det,) = s.scalars(select(Detection)).all()
+        assert det.verdict == "negative"  # ... its own scores (blue), not the red video's left behind
+    stages.housekeeping(fresh)  # the earlier database's job is unknown here: its leftovers go
+    assert [k for k in fresh.store.keys("") if not k.startswith("evidence/")] == []

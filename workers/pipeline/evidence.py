@@ -29,16 +29,17 @@ def evidence_jpeg(image: np.ndarray, box: Sequence[int] | None = None, max_side:
 
 
 def save_evidence(
-    store: MediaStore, video_id: int, outcomes: Iterable[TargetOutcome], frames: Sequence[Frame]
+    store: MediaStore, media: str | int, outcomes: Iterable[TargetOutcome], frames: Sequence[Frame]
 ) -> dict[str, str]:
-    """Write a thumbnail for every positive outcome; return target name -> media key."""
+    """Write a thumbnail for every positive outcome of the video named ``media`` in the store
+    (``media_id``); return target name -> media key."""
     by_index = {f.index: f for f in frames}
     keys: dict[str, str] = {}
     for outcome in outcomes:
         best = outcome.verdict.best
         if not outcome.verdict.positive or best is None or best.index not in by_index:
             continue
-        key = evidence_key(video_id, outcome.target.name, outcome.target.version)
+        key = evidence_key(media, outcome.target.name, outcome.target.version)
         store.put(key, evidence_jpeg(by_index[best.index].image, best.box))
         keys[outcome.target.name] = key
     return keys

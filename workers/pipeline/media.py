@@ -1,7 +1,7 @@
 """The media store: downloaded videos, sampled frame batches, scores in
 transit between stages, and evidence thumbnails.
 
-Everything is addressed by a *key* (``videos/12/source.mp4``), never by a
+Everything is addressed by a *key* (``videos/<job id>/source.mp4``), never by a
 path (and never by a name from scraped metadata), so that the store can be
 a local or shared directory (the default; a volume shared by every host of
 a deployment) or, later, an S3-compatible bucket behind the same interface. Writes are atomic: a reader sees the whole
@@ -236,21 +236,36 @@ def store_from_settings(settings) -> MediaStore:
 # --- what the stages keep in the store ------------------------------------------
 
 
-def video_key(video_id: int, suffix: str) -> str:
+def media_id(job_id: str | None, video_id: int) -> str:
+    """What a video's objects in the store are named by: its job id (a UUID), unique for
+    ever, so that a reset database, whose ids start again at 1, never meets an earlier
+    job's media; the database id only for videos without a job (the in-process scan)."""
+    return job_id or str(video_id)
+
+
+def video_key(media: str | int, suffix: str) -> str:
     suffix = suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix or "") else ".video"
-    return f"videos/{video_id}/source{suffix}"
+    return f"videos/{media}/source{suffix}"
 
 
-def frames_key(video_id: int) -> str:
-    return f"frames/{video_id}.npz"
+def frames_key(media: str | int) -> str:
+    return f"frames/{media}.npz"
 
 
-def scores_key(video_id: int) -> str:
-    return f"scores/{video_id}.json"
+def scores_key(media: str | int) -> str:
+    return f"scores/{media}.json"
 
 
-def evidence_key(video_id: int, target_name: str, target_version: str) -> str:
-    return f"evidence/{video_id}/{target_name}-{target_version or 'unversioned'}.jpg"
+def evidence_key(media: str | int, target_name: str, target_version: str) -> str:
+    return f"evidence/{media}/{target_name}-{target_version or 'unversioned'}.jpg"
+
+
+def media_of_key(key: str) -> str | None:
+    """The media id a ``videos/``, ``frames/`` or ``scores/`` key belongs to (``frames/ab.npz`` -> ``ab``)."""
+    parts = key.split("/")
+    if len(parts) < 2 or parts[0] not in ("videos", "frames", "scores"):
+        return None
+    return parts[1] if parts[0] == "videos" else parts[1].rsplit(".", 1)[0]
 
 
 def write_frames(

@@ -28,6 +28,7 @@ from sqlalchemy import and_, select
 
 from workers.alerts import Decision
 from workers.pipeline import alerting
+from workers.pipeline.media import media_id
 from workers.pipeline.stages import FINISHED, discard_media
 from workers.storage import results
 from workers.storage.db import session_scope
@@ -71,15 +72,15 @@ def reap_stalled(ctx, requeue: Callable[[int, str], object], now: datetime | Non
                     f"after {requeues} requeue(s) (stall_timeout, stall_requeues)"
                 )
                 results.set_status(s, video, VideoStatus.FAILED, reason)
-                to_discard.append((video.id, meta))
+                log.warning("video %s failed: %s", video.id, reason)
+                to_discard.append((media_id(video.job_id, video.id), meta))
             else:
                 meta["requeues"] = requeues + 1
                 video.meta = meta
                 video.updated_at = now  # the next look waits a whole stall_timeout again
                 to_requeue.append((video.id, RESUME_STAGE[video.status]))
-    for video_id, meta in to_discard:
-        log.warning("video %s failed: stalled", video_id)
-        discard_media(ctx, video_id, meta)
+    for media, meta in to_discard:
+        discard_media(ctx, media, meta)
     requeued = 0
     for video_id, stage in to_requeue:
         try:

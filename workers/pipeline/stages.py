@@ -48,6 +48,8 @@ from workers.pipeline.media import (
     encode_scores,
     frames_key,
     load_frames,
+    media_id,
+    media_of_key,
     scores_key,
     store_from_settings,
     video_key,
@@ -147,6 +149,11 @@ def _begin(ctx: StageContext, video_id: int, status: str | None) -> Video | None
         return video
 
 
+def _media(video: Video) -> str:
+    """The video's name in the media store (its job id: see ``media_id``)."""
+    return media_id(video.job_id, video.id)
+
+
 def _status(ctx: StageContext, video_id: int) -> str | None:
     with session_scope(ctx.db_url) as s:
         video = s.get(Video, video_id)
@@ -176,7 +183,7 @@ def fetch_url(ctx: StageContext, video: Video) -> tuple[str, VideoRef]:
             fetched = fetch_ref(VideoRef.from_json(listed), folder, ctx.settings)
         else:
             fetched = fetch_video(video.source, folder, ctx.settings)
-        key = video_key(video.id, fetched.path.suffix)
+        key = video_key(_media(video), fetched.path.suffix)
         ctx.store.put_file(key, fetched.path, move=True)
     return key, fetched.ref
 
@@ -186,7 +193,7 @@ def fetch_local(ctx: StageContext, video: Video) -> str:
     path = Path(video.source)
     if not path.is_file():
         raise BadVideo(f"{video.source}: no such file on the worker that downloads it")
-    key = video_key(video.id, path.suffix)
+    key = video_key(_media(video), path.suffix)
     ctx.store.put_file(key, path)
     return key
 
@@ -227,7 +234,7 @@ def download(ctx: StageContext, video_id: int) -> bool | str:
         meta = stored.meta
     if reused:
         log.info("video %s is a repost of video %s: its verdicts are reused", video_id, stored.duplicate_of)
-        discard_media(ctx, video_id, meta)
+        discard_media(ctx, _media(video), meta)
         return ALERT
     return True
 
@@ -258,7 +265,7 @@ def extract_frames(ctx: StageContext, video_id: int) -> bool:
         except BadVideo as exc:
             # Name the video as the user gave it, not its place in the store.
             raise BadVideo(str(exc).replace(str(path), video.source)) from None
-    with ctx.store.writer(frames_key(video_id)) as fh:
+    with ctx.store.writer(frames_key(_media(video))) as fh:
         write_frames(fh, sampled, backbone_size=INPUT_SIZE, full_frames=_needs_full_frames(ctx, video))
     with session_scope(ctx.db_url) as s:
         results.record_sampling(s.get(Video, video_id), sampled.info, len(sampled.frames))
@@ -280,13 +287,13 @@ def score(ctx: StageContext, video_id: int) -> bool:
     video = _begin(ctx, video_id, VideoStatus.SCORING)
     if video is None:
         return False
-    if ctx.store.exists(scores_key(video_id)):
+    if ctx.store.exists(scores_key(_media(video))):
         return True  # scored by an earlier delivery of this message
     targets = ctx.models.targets(_target_names(video))
     extractors = ctx.models.extractors(needed_extractors(targets))
     check_targets(targets, extractors)
     # Targets that need only VGG16 features read the small, already resized frames.
-    frames = load_frames(ctx.store, frames_key(video_id), backbone_frames_suffice(targets)).frames
+    frames = load_frames(ctx.store, frames_key(_media(video)), backbone_frames_suffice(targets)).frames
     scores = collect_scores(
         frames,
         targets,
@@ -295,7 +302,7 @@ def score(ctx: StageContext, video_id: int) -> bool:
         ctx.settings.early_verdict,
         duplicate_tolerance=ctx.settings.duplicate_tolerance,
     )
-    ctx.store.put(scores_key(video_id), encode_scores(targets, scores, len(frames)))
+    ctx.store.put(scores_key(_media(video)), encode_scores(targets, scores, len(frames)))
     return True
 
 
@@ -311,12 +318,12 @@ def verdict(ctx: StageContext, video_id: int) -> bool | str:
     video = _begin(ctx, video_id, None)
     if video is None:
         return ALERT if _status(ctx, video_id) == VideoStatus.DONE else False
-    specs, scores, total = decode_scores(ctx.store.get(scores_key(video_id)))
+    specs, scores, total = decode_scores(ctx.store.get(scores_key(_media(video))))
     outcomes = outcomes_for(specs, scores, total)
-    evidence = save_evidence(ctx.store, video_id, outcomes.values(), _evidence_frames(ctx, video, outcomes.values()))
+    evidence = save_evidence(ctx.store, _media(video), outcomes.values(), _evidence_frames(ctx, video, outcomes.values()))
     with session_scope(ctx.db_url) as s:
         results.finish_video(s, s.get(Video, video_id), outcomes.values(), evidence)
-    discard_media(ctx, video_id, video.meta)
+    discard_media(ctx, _media(video), video.meta)
     return True
 
 
@@ -343,11 +350,11 @@ def alert(ctx: StageContext, video_id: int) -> bool:
 # --- bookkeeping shared by the task wrappers ------------------------------------------
 
 
-def discard_media(ctx: StageContext, video_id: int, meta: dict | None) -> None:
-    """Remove what the stages left in the store for the video (the video file
-    itself only when ``keep_videos`` is off); evidence stays."""
-    ctx.store.delete(frames_key(video_id))
-    ctx.store.delete(scores_key(video_id))
+def discard_media(ctx: StageContext, media: str, meta: dict | None) -> None:
+    """Remove what the stages left in the store for the video named ``media`` (``media_id``;
+    the video file itself only when ``keep_videos`` is off); evidence stays."""
+    ctx.store.delete(frames_key(media))
+    ctx.store.delete(scores_key(media))
     key = (meta or {}).get("video_key")
     if key and not ctx.settings.keep_videos:
         ctx.store.delete(key)
@@ -360,8 +367,8 @@ def fail(ctx: StageContext, video_id: int, reason: str) -> None:
         if video is None or video.status == VideoStatus.DONE:
             return
         results.set_status(s, video, VideoStatus.FAILED, reason)
-        meta = video.meta
-    discard_media(ctx, video_id, meta)
+        meta, media = video.meta, _media(video)
+    discard_media(ctx, media, meta)
 
 
 def record_timing(ctx: StageContext, video_id: int, stage: str, worker: str, started: datetime, finished: datetime) -> None:
@@ -374,27 +381,27 @@ def housekeeping(ctx: StageContext, stalled_after: timedelta = timedelta(hours=1
     """Periodic (celery beat): drop media left behind by finished or vanished
     videos (a worker died between its commit and its clean-up), and report
     videos that have not moved for ``stalled_after``."""
-    ids: set[int] = set()
+    heads: set[str] = set()
     for prefix in ("frames", "scores", "videos"):
-        for key in ctx.store.keys(prefix):
-            head = key.split("/")[1].split(".")[0]
-            if head.isdigit():
-                ids.add(int(head))
+        heads.update(h for h in map(media_of_key, ctx.store.keys(prefix)) if h)
+    jobs, ids = {h for h in heads if not h.isdigit()}, {int(h) for h in heads if h.isdigit()}
     with session_scope(ctx.db_url) as s:
-        videos = {v.id: v for v in s.scalars(select(Video).where(Video.id.in_(ids)))} if ids else {}
+        owners = {v.job_id: v for v in s.scalars(select(Video).where(Video.job_id.in_(jobs)))} if jobs else {}
+        owners.update({str(v.id): v for v in s.scalars(select(Video).where(Video.id.in_(ids)))} if ids else {})
+        owners = {head: v for head, v in owners.items() if _media(v) == head}  # an id-named head of a job: stale
         counts = results.status_counts(s)
         stalled = s.scalar(
             select(func.count()).select_from(Video).where(
                 Video.status.notin_(FINISHED), Video.updated_at < utcnow() - stalled_after
             )
         )
-    for video_id in sorted(ids):
-        video = videos.get(video_id)
-        if video is None:  # deleted from the database: nothing of it is needed
-            for key in [frames_key(video_id), scores_key(video_id), *ctx.store.keys(f"videos/{video_id}")]:
+    for head in sorted(heads):
+        video = owners.get(head)
+        if video is None:  # no such job in this database (deleted, or another database's): not needed
+            for key in [frames_key(head), scores_key(head), *ctx.store.keys(f"videos/{head}")]:
                 ctx.store.delete(key)
         elif video.status in FINISHED:
-            discard_media(ctx, video_id, video.meta)
+            discard_media(ctx, head, video.meta)
     ctx.store.drop_stale_downloads(older_than=2 * ctx.settings.max_download_seconds)
     report = {"statuses": counts, "stalled": stalled}
     if stalled:
