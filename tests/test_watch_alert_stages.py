@@ -120,10 +120,10 @@ def test_listed_video_downloaded_under_a_generated_name_with_its_metadata(ctx, s
     assert v.caption.startswith("=cmd|' /C calc'!A0 \x1b[2J\u202e") and v.source == "https://www.tiktok.com/@../../home/x\\y/video/../../etc/passwd"
     assert v.meta["ref"]["hashtags"] == ["cats"] and v.meta["ref"]["counts"]["views"] == 1000
     assert v.posted_at is not None and v.content_hash
-    # Nothing from the metadata became a path: only the evidence is left, under ids.
+    # Nothing from the metadata became a path: only the evidence is left, under the job id.
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
     assert [f for f in files if not f.startswith(("served/", "results.db"))] == [
-        f"data/media/evidence/{vid}/{v.detections[0].evidence_key.rsplit('/', 1)[1]}"]
+        f"data/media/evidence/{v.job_id}/{v.detections[0].evidence_key.rsplit('/', 1)[1]}"]
 
 
 def test_url_downloads_fail_with_their_reason_or_are_retried(ctx, served, monkeypatch):
