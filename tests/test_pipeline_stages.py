@@ -182,3 +182,30 @@ def test_a_reset_database_never_meets_an_earlier_jobs_media(ctx, tmp_path):
         assert det.verdict == "negative"  # ... its own scores (blue), not the red video's left behind
     stages.housekeeping(fresh)  # the earlier database's job is unknown here: its leftovers go
     assert [k for k in fresh.store.keys("") if not k.startswith("evidence/")] == []
+
+
+def test_truncated_video_records_decoded_against_promised_frames_and_a_partial_verdict(ctx, tmp_path, caplog):
+    from tests.videos import truncated_copy
+    from workers.scan import Scanner
+
+    whole = write_video(tmp_path / "red.mp4", seconds=6, fps=10, color=(210, 30, 30))
+    cut = truncated_copy(whole, tmp_path / "cut.mp4", keep=1 / 3)
+    vid = _queue(ctx, cut)
+    with caplog.at_level("WARNING"):
+        for stage in (stages.download, stages.extract_frames, stages.score, stages.verdict):
+            assert stage(ctx, vid)
+    video = _video(ctx, vid)
+    decoding = video.meta["decoding"]
+    assert decoding["promised_frames"] == 60 and 0 < decoding["decoded_frames"] < 30 and decoding["partial"]
+    assert video.sampled_frames < 6 and "could be decoded (truncated or corrupt file)" in caplog.text
+    with session_scope(ctx.db_url) as s:
+        (det,) = s.scalars(select(Detection)).all()
+        assert det.partial is True
+    # The whole file: nothing partial. The in-process scan says the same.
+    vid = _queue(ctx, whole)
+    for stage in (stages.download, stages.extract_frames, stages.score, stages.verdict):
+        stage(ctx, vid)
+    assert _video(ctx, vid).meta["decoding"]["partial"] is False
+    scanner = Scanner.for_names(ctx.settings.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'scan.db'}"}), ["red"])
+    assert [r.partial for r in scanner.scan_file(cut)] == [True]
+    assert [r.to_json()["partial"] for r in scanner.scan_file(whole)] == [False]

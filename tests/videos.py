@@ -56,3 +56,21 @@ def zero_frame_video(path: Path, size: tuple[int, int] = (160, 120)) -> Path:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, size)
     writer.release()
     return path
+
+
+def truncated_copy(source: Path, dest: Path, keep: float = 1 / 3) -> Path:
+    """``source`` remuxed with its index first (``faststart``, as TikTok serves videos) and cut
+    to its first ``keep`` of bytes: the container still promises every frame, the file holds a few."""
+    import av
+
+    whole = dest.with_name(dest.stem + ".whole.mp4")
+    with av.open(str(source)) as src, av.open(str(whole), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    data = whole.read_bytes()
+    whole.unlink()
+    dest.write_bytes(data[: int(len(data) * keep)])
+    return dest

@@ -10,6 +10,7 @@ evidence thumbnails -> results database. The distributed pipeline
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ from workers.targets.bundle import load_target
 from workers.video.files import video_files
 from workers.video.sampling import Frame, SampledVideo, content_hash, read_sampled
 
+log = logging.getLogger(__name__)
+
 
 
 @dataclass
@@ -46,6 +49,7 @@ class ScanRow:
     error: str | None = None
     cached: bool = False
     reused_frames: int = 0  # of the scored frames, those that reused a near-identical frame's scores
+    partial: bool = False  # the file decoded to fewer frames than it promised (truncated): verdict on part of it
 
     def to_json(self) -> dict:
         return {
@@ -60,6 +64,7 @@ class ScanRow:
             "best_score": None if self.best_score is None else round(self.best_score, 4),
             "cached": self.cached,
             "error": self.error,
+            "partial": self.partial,
         }
 
 
@@ -164,7 +169,8 @@ class Scanner:
                 raise TrackerError(prepared.error)
             with session_scope(self.db_url) as s:
                 video = s.get(Video, video_id)
-                results.record_sampling(video, sampled.info, len(sampled.frames))
+                results.record_sampling(video, sampled.info, len(sampled.frames), sampled.decoding)
+                partial = results.is_partial(video)
                 results.set_status(s, video, VideoStatus.SCORING)
             outcomes = score_frames(
                 prepared.scoring,
@@ -179,10 +185,13 @@ class Scanner:
             with session_scope(self.db_url) as s:
                 results.set_status(s, s.get(Video, video_id), VideoStatus.FAILED, str(exc))
             return [prepared.cached.get(t.name) or ScanRow(source, t.name, "failed", error=str(exc)) for t in self.targets]
+        warning = sampled.decoding.warning(source) if sampled.decoding else None
+        if warning:
+            log.warning("%s", warning)
         evidence = save_evidence(self.store, video_id, outcomes.values(), sampled.frames)
         with session_scope(self.db_url) as s:
             results.finish_video(s, s.get(Video, video_id), outcomes.values(), evidence)
-        return [prepared.cached.get(t.name) or _row(source, outcomes[t.name]) for t in self.targets]
+        return [prepared.cached.get(t.name) or _row(source, outcomes[t.name], partial) for t in self.targets]
 
 
 @dataclass
@@ -204,10 +213,11 @@ def _cached_row(source: str, det: Detection) -> ScanRow:
     return ScanRow(
         source, det.target_name, det.verdict, det.frames, det.scored_frames, det.positive_frames,
         list(det.positive_timestamps or []), det.best_score, cached=True, reused_frames=det.reused_frames or 0,
+        partial=bool(det.partial),
     )
 
 
-def _row(source: str, outcome: TargetOutcome) -> ScanRow:
+def _row(source: str, outcome: TargetOutcome, partial: bool = False) -> ScanRow:
     v = outcome.verdict
     return ScanRow(
         source,
@@ -219,4 +229,5 @@ def _row(source: str, outcome: TargetOutcome) -> ScanRow:
         v.positive_timestamps,
         v.best.score if v.best else None,
         reused_frames=v.reused_frames,
+        partial=partial,
     )

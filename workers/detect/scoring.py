@@ -17,7 +17,7 @@ separate steps so that the pipeline can run them as separate stages;
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -118,35 +118,46 @@ class _Duplicates:
 
 
 def collect_scores(
-    frames: Sequence[Frame],
+    frames: Iterable[Frame],
     targets: Sequence[Target],
     extractors: Mapping[str, Extractor],
     batch_size: int = 16,
     early_verdict: bool = True,
     on_batch: Callable[[int], None] | None = None,
     duplicate_tolerance: float = 0.0,
+    total: int | None = None,
 ) -> dict[str, list[FrameScore]]:
     """Per-frame scores of ``frames`` (all sampled frames of one video) for every target.
 
-    With ``early_verdict`` a target's list stops where its verdict was decided.
-    Each forward pass takes ``batch_size`` frames that need scoring; the
-    near-duplicates among them (see the module docstring) ride along for free.
+    ``frames`` may be an iterator (a frame batch read chunk by chunk): it is read one
+    batch at a time, never held whole; then ``total`` says how many frames it has
+    (the early verdict needs it). With ``early_verdict`` a target's list stops where
+    its verdict was decided. Each forward pass takes ``batch_size`` frames that need
+    scoring; the near-duplicates among them (see the module docstring) ride along for free.
     """
-    total = len(frames)
+    if total is None:
+        frames = frames if isinstance(frames, Sequence) else list(frames)
+        total = len(frames)
+    stream = iter(frames)
     scores: dict[str, list[FrameScore]] = {t.name: [] for t in targets}
     pending = list(targets)
     duplicates = _Duplicates(duplicate_tolerance)
     position = 0
     while position < total and pending:
-        start, fresh, sources = position, [], {}
+        start, window, fresh, sources = position, [], [], {}
         while position < total and len(fresh) < batch_size:
-            source = duplicates.source_of(position, frames[position])
+            frame = next(stream, None)
+            if frame is None:  # fewer frames than announced
+                total = position
+                break
+            window.append(frame)
+            source = duplicates.source_of(position, frame)
             if source is None:
                 fresh.append(position)
             else:
                 sources[position] = source
             position += 1
-        batch = [frames[p] for p in fresh]
+        batch = [window[p - start] for p in fresh]
         outputs = (
             {key: extractors[key].extract([f.image for f in batch]) for key in needed_extractors(pending)}
             if batch
@@ -160,8 +171,8 @@ def collect_scores(
                 if p in scored:
                     out.append(scored[p])
                 else:
-                    copied = out[sources[p]]
-                    out.append(replace(copied, index=frames[p].index, timestamp=frames[p].timestamp, reused_from=copied.index))
+                    copied, frame = out[sources[p]], window[p - start]
+                    out.append(replace(copied, index=frame.index, timestamp=frame.timestamp, reused_from=copied.index))
         if on_batch:
             on_batch(position - start)
         if early_verdict:

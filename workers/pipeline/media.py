@@ -7,11 +7,10 @@ a local or shared directory (the default; a volume shared by every host of
 a deployment) or, later, an S3-compatible bucket behind the same interface. Writes are atomic: a reader sees the whole
 object or none of it, which keeps re-run stages idempotent.
 
-Frame batches are ``.npz`` archives (uncompressed: decoding speed beats size
-for objects that live a few seconds): ``backbone`` (N, 224, 224, 3) uint8 RGB,
-``images`` (the frames as sampled; only when a target needs them: faces),
-``indices``, ``timestamps`` and the video's probed ``info``. Scores between the
-score and verdict stages are JSON (Python's float repr round-trips exactly).
+Frame batches are written and read in chunks, the frames as sampled kept as
+JPEG and only when a target needs them (faces): see
+``workers.pipeline.frame_batch``. Scores between the score and verdict stages
+are JSON (Python's float repr round-trips exactly).
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator, Mapping, Sequence
+from typing import BinaryIO, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -33,6 +32,7 @@ from workers.detect.backbone import resize_frame
 from workers.detect.base import Target
 from workers.detect.scoring import TargetSpec
 from workers.errors import TrackerError
+from workers.pipeline.frame_batch import FrameBatch, FrameBatchWriter, NotAFrameBatch, open_batch
 from workers.verdict import FrameScore
 from workers.video.sampling import Frame, SampledVideo, VideoInfo
 
@@ -268,55 +268,56 @@ def media_of_key(key: str) -> str | None:
     return parts[1] if parts[0] == "videos" else parts[1].rsplit(".", 1)[0]
 
 
+def write_frame_stream(
+    fh: BinaryIO,
+    frames: Iterable[Frame],
+    info: Callable[[], VideoInfo],
+    backbone_size: tuple[int, int] | None = None,
+    full_frames: bool = True,
+    extra: Callable[[], dict] | None = None,
+) -> int:
+    """Write frames as they come (a decoder's iterator) into a frame batch on ``fh``
+    (see ``workers.pipeline.frame_batch``); returns how many. ``info`` (and ``extra``,
+    stored in the manifest) are asked for once the frames are exhausted.
+
+    With ``backbone_size``, the batch holds every frame resized for the backbone, so
+    that a score worker whose targets need only VGG16 features reads a few MB and
+    spends no time resizing; without ``full_frames`` (targets that read only those),
+    the full frames are left out. Memory: one chunk of frames, whatever the length."""
+    resize = (lambda image: resize_frame(image, backbone_size)) if backbone_size is not None else None
+    writer = FrameBatchWriter(fh, resize, full_frames)
+    for frame in frames:
+        writer.add(frame)
+    writer.close(info(), extra() if extra else None)
+    return writer.count
+
+
 def write_frames(
     fh: BinaryIO, sampled: SampledVideo, backbone_size: tuple[int, int] | None = None, full_frames: bool = True
 ) -> None:
-    """A sampled video as an uncompressed ``.npz`` frame batch, written to ``fh``
-    (write it straight into the store with ``MediaStore.writer``: no copy in memory).
+    """A whole sampled video as a frame batch (``write_frame_stream``)."""
+    write_frame_stream(fh, sampled.frames, lambda: sampled.info, backbone_size, full_frames)
 
-    With ``backbone_size``, the batch also holds every frame already resized
-    for the backbone (``backbone``: N x h x w x 3 uint8, from the full frames),
-    so that a score worker whose targets need only VGG16 features reads a few MB
-    instead of the full frames, and spends no time resizing. Without
-    ``full_frames`` (targets that read only those), the full frames are left out.
-    """
-    info = sampled.info
-    arrays = {
-        "indices": np.asarray(sampled.indices, np.int64),
-        "timestamps": np.asarray(sampled.timestamps, np.float64),
-        "info": np.asarray([info.fps, info.frame_count, info.width, info.height], np.float64),
-    }
-    if full_frames:
-        arrays["images"] = (
-            np.stack([f.image for f in sampled.frames])
-            if sampled.frames
-            else np.zeros((0, max(info.height, 1), max(info.width, 1), 3), np.uint8)
-        )
-    if backbone_size is not None:
-        w, h = backbone_size
-        arrays["backbone"] = (
-            np.stack([resize_frame(f.image, backbone_size) for f in sampled.frames])
-            if sampled.frames
-            else np.zeros((0, h, w, 3), np.uint8)
-        )
-    np.savez(fh, **arrays)
+
+@contextmanager
+def open_frames(store: "MediaStore", key: str) -> Iterator[FrameBatch]:
+    """The frame batch at ``key``, open for reading its frames one at a time."""
+    with store.local_path(key) as path:
+        try:
+            with open_batch(path) as batch:
+                yield batch
+        except NotAFrameBatch as exc:
+            raise MediaMissing(f"{key}: {exc}") from None
 
 
 def load_frames(store: "MediaStore", key: str, backbone_only: bool = False) -> SampledVideo:
-    """The frame batch at ``key``, read lazily from the store: with
-    ``backbone_only`` (and a batch that has them), only the backbone-sized
-    frames are read, not the full ones."""
-    with store.open(key) as fh, np.load(fh, allow_pickle=False) as npz:
-        member = "backbone" if backbone_only and "backbone" in npz.files else "images"
-        if member not in npz.files:
-            raise MediaMissing(f"{key}: this frame batch holds only backbone-sized frames (its targets changed kind?)")
-        return _sampled(npz[member], npz["indices"], npz["timestamps"], npz["info"])
-
-
-def _sampled(images: np.ndarray, indices: np.ndarray, stamps: np.ndarray, info: np.ndarray) -> SampledVideo:
-    fps, frame_count, width, height = info.tolist()
-    frames = [Frame(int(i), float(t), images[k]) for k, (i, t) in enumerate(zip(indices, stamps))]
-    return SampledVideo(VideoInfo(float(fps), int(frame_count), int(width), int(height)), frames)
+    """The whole frame batch at ``key`` in memory (small batches, tests): with
+    ``backbone_only`` (and a batch that has them), the backbone-sized frames."""
+    with open_frames(store, key) as batch:
+        try:
+            return SampledVideo(batch.info, list(batch.frames(backbone_only)))
+        except ValueError as exc:
+            raise MediaMissing(f"{key}: {exc}") from None
 
 
 def encode_scores(targets: Sequence[Target | TargetSpec], scores: Mapping[str, Sequence[FrameScore]], total_frames: int) -> bytes:

@@ -47,13 +47,13 @@ from workers.pipeline.media import (
     decode_scores,
     encode_scores,
     frames_key,
-    load_frames,
+    open_frames,
     media_id,
     media_of_key,
     scores_key,
     store_from_settings,
     video_key,
-    write_frames,
+    write_frame_stream,
 )
 from workers.settings import Settings
 from workers.sources.base import VideoRef
@@ -61,7 +61,7 @@ from workers.storage import results
 from workers.storage.db import session_scope
 from workers.storage.models import Video, VideoStatus, utcnow
 from workers.targets.bundle import list_targets, load_target, target_meta
-from workers.video.sampling import Frame, content_hash, read_frames_at, read_sampled
+from workers.video.sampling import Frame, content_hash, open_sampled, read_frames_at
 
 log = logging.getLogger(__name__)
 
@@ -255,20 +255,31 @@ def _target_names(video: Video) -> list[str]:
 
 
 def extract_frames(ctx: StageContext, video_id: int) -> bool:
-    """Sample frames (``frame_rate`` per second) into a frame batch in the store."""
+    """Sample frames (``frame_rate`` per second) into a frame batch in the store, streamed:
+    one chunk of frames in memory at a time, whatever the video's length. A video that
+    decodes to fewer frames than its container promises (truncated) is recorded as such,
+    with a warning; its verdicts will say ``partial``."""
     video = _begin(ctx, video_id, VideoStatus.EXTRACTING)
     if video is None:
         return False
     with ctx.store.local_path(_video_key(video)) as path:
         try:
-            sampled = read_sampled(path, ctx.settings.frame_rate, ctx.settings.max_frame_side)
+            with open_sampled(path, ctx.settings.frame_rate, ctx.settings.max_frame_side) as (reader, frames):
+                with ctx.store.writer(frames_key(_media(video))) as fh:
+                    count = write_frame_stream(
+                        fh, frames, lambda: reader.info, backbone_size=INPUT_SIZE,
+                        full_frames=_needs_full_frames(ctx, video), extra=lambda: reader.decoding().to_json(),
+                    )
+                info, decoding = reader.info, reader.decoding()
         except BadVideo as exc:
             # Name the video as the user gave it, not its place in the store.
             raise BadVideo(str(exc).replace(str(path), video.source)) from None
-    with ctx.store.writer(frames_key(_media(video))) as fh:
-        write_frames(fh, sampled, backbone_size=INPUT_SIZE, full_frames=_needs_full_frames(ctx, video))
+    warning = decoding.warning(video.source)
+    if warning:
+        log.warning("video %s: %s", video_id, warning)
     with session_scope(ctx.db_url) as s:
-        results.record_sampling(s.get(Video, video_id), sampled.info, len(sampled.frames))
+        stored = s.get(Video, video_id)
+        results.record_sampling(stored, info, count, decoding)
     return True
 
 
@@ -292,17 +303,22 @@ def score(ctx: StageContext, video_id: int) -> bool:
     targets = ctx.models.targets(_target_names(video))
     extractors = ctx.models.extractors(needed_extractors(targets))
     check_targets(targets, extractors)
-    # Targets that need only VGG16 features read the small, already resized frames.
-    frames = load_frames(ctx.store, frames_key(_media(video)), backbone_frames_suffice(targets)).frames
-    scores = collect_scores(
-        frames,
-        targets,
-        extractors,
-        ctx.settings.batch_size,
-        ctx.settings.early_verdict,
-        duplicate_tolerance=ctx.settings.duplicate_tolerance,
-    )
-    ctx.store.put(scores_key(_media(video)), encode_scores(targets, scores, len(frames)))
+    with open_frames(ctx.store, frames_key(_media(video))) as batch:
+        # Targets that need only VGG16 features read the small, already resized frames.
+        backbone_only = backbone_frames_suffice(targets)
+        if not backbone_only and not batch.has_images:
+            raise MediaMissing(f"{video.source}: its frame batch holds only backbone-sized frames (its targets changed kind?)")
+        scores = collect_scores(
+            batch.frames(backbone_only),  # streamed: one chunk read, one frame decoded at a time
+            targets,
+            extractors,
+            ctx.settings.batch_size,
+            ctx.settings.early_verdict,
+            duplicate_tolerance=ctx.settings.duplicate_tolerance,
+            total=batch.count,
+        )
+        total = batch.count
+    ctx.store.put(scores_key(_media(video)), encode_scores(targets, scores, total))
     return True
 
 

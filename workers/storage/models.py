@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -98,6 +99,8 @@ class Detection(Base):
     frames: Mapped[int] = mapped_column(Integer)
     scored_frames: Mapped[int] = mapped_column(Integer)  # frames with a score (early verdict: fewer)
     reused_frames: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # of those, scores reused
+    # Made from part of the video: it decoded to fewer frames than its container promised (truncated).
+    partial: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     positive_frames: Mapped[int] = mapped_column(Integer)
     positive_timestamps: Mapped[list] = mapped_column(JSON, default=list)
     threshold: Mapped[float] = mapped_column(Float)

@@ -15,7 +15,7 @@ from workers.detect.scoring import TargetOutcome
 from workers.sources.base import VideoRef
 from workers.storage.db import session_scope
 from workers.storage.models import Base, Detection, FrameScore, StageTiming, Video, VideoStatus, utcnow
-from workers.video.sampling import VideoInfo
+from workers.video.sampling import Decoding, VideoInfo
 
 
 def video_by_hash(session: Session, content_hash: str) -> Video | None:
@@ -144,7 +144,8 @@ def find_detection(session: Session, video_id: int, target_name: str, target_ver
 
 
 def save_outcome(session: Session, video: Video, outcome: TargetOutcome, evidence_key: str | None = None) -> Detection:
-    """Store one target's verdict and frame scores, replacing a previous run's."""
+    """Store one target's verdict and frame scores, replacing a previous run's (``partial``
+    when the video's frames were only part of it)."""
     t, v = outcome.target, outcome.verdict
     session.execute(
         delete(Detection).where(
@@ -168,6 +169,7 @@ def save_outcome(session: Session, video: Video, outcome: TargetOutcome, evidenc
         best_timestamp=v.best.timestamp if v.best else None,
         best_score=v.best.score if v.best else None,
         evidence_key=evidence_key,
+        partial=is_partial(video),
         frame_scores=[
             FrameScore(
                 frame_index=s.index,
@@ -189,11 +191,19 @@ def set_status(session: Session, video: Video, status: str, error: str | None = 
     video.error = error
 
 
-def record_sampling(video: Video, info: VideoInfo, sampled_frames: int) -> None:
-    """What frame sampling learnt about the video (rate, size, length, frames kept)."""
+def record_sampling(video: Video, info: VideoInfo, sampled_frames: int, decoding: Decoding | None = None) -> None:
+    """What frame sampling learnt about the video (rate, size, length, frames kept, and how many
+    frames decoded against how many the container promised: ``meta["decoding"]``)."""
     video.fps, video.width, video.height = info.fps, info.width, info.height
     video.duration = info.duration
     video.sampled_frames = sampled_frames
+    if decoding is not None:
+        video.meta = {**(video.meta or {}), "decoding": decoding.to_json()}
+
+
+def is_partial(video: Video) -> bool:
+    """Whether the video's frames were only part of it (truncated: see ``record_sampling``)."""
+    return bool(((video.meta or {}).get("decoding") or {}).get("partial"))
 
 
 def finish_video(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -111,6 +112,8 @@ class _Reader:
         self.stream = self.container.streams.video[0]
         self.stream.thread_count = DECODE_THREADS
         self.turns = 0  # quarter turns that make the frames upright (known once a frame is decoded)
+        self.reached = 0  # frames of the stream decoded up to (1 + the highest display number seen)
+        self.broken = False  # decoding ended in an error (a truncated or corrupt stream)
 
     def __enter__(self) -> "_Reader":
         return self
@@ -160,9 +163,47 @@ class _Reader:
                 for frame in codec.decode(packet if packet.size else None):
                     index = order.get(frame.pts, counted) if order is not None else counted
                     counted += 1
+                    self.reached = max(self.reached, index + 1)
                     yield index, frame
         except av.error.FFmpegError:
+            self.broken = True
             return  # truncated or corrupt from here on: keep what was decoded
+
+    def decoding(self) -> "Decoding":
+        """How far decoding got against what the container promised (after the frames were read)."""
+        declared = max(0, int(self.stream.frames or 0))  # the container's header (an mp4's sample table)
+        return Decoding(promised=declared or self.info.frame_count, decoded=self.reached, broken=self.broken)
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Frames a video's container promised against those its stream gave: a truncated file
+    promises more than it holds, and a verdict on it saw only part of the video."""
+
+    promised: int  # frame count from the container (may be approximate)
+    decoded: int  # frames the stream was decoded up to
+    broken: bool = False  # decoding ended in an error
+
+    # Containers round their counts, and the last non-reference frames of a stream may be
+    # skipped rather than decoded: this many missing frames (or this fraction) are not a truncation.
+    SLACK_FRAMES = 3
+    SLACK_FRACTION = 0.02
+
+    @property
+    def partial(self) -> bool:
+        missing = self.promised - self.decoded
+        return self.broken or missing > max(self.SLACK_FRAMES, self.SLACK_FRACTION * self.promised)
+
+    def to_json(self) -> dict:
+        return {"promised_frames": self.promised, "decoded_frames": self.decoded, "broken": self.broken,
+                "partial": self.partial}
+
+    def warning(self, source: str) -> str | None:
+        """A one-line warning for a partial video; None for a whole one."""
+        if not self.partial:
+            return None
+        return (f"{source}: only {self.decoded} of the {self.promised} frames the container promises could be "
+                "decoded (truncated or corrupt file): the verdict is based on part of the video")
 
 
 def _quarter_turns(frame: "av.VideoFrame") -> int:
@@ -207,6 +248,7 @@ class SampledVideo:
 
     info: VideoInfo
     frames: list[Frame]
+    decoding: Decoding | None = None  # how far decoding got (None: not recorded)
 
     @property
     def indices(self) -> list[int]:
@@ -219,9 +261,20 @@ class SampledVideo:
 
 def read_sampled(path: str | Path, rate: float = 1.0, max_side: int | None = None) -> SampledVideo:
     """Probe and sample a whole video, opening it once (raises ``BadVideo``)."""
+    with open_sampled(path, rate, max_side) as (reader, frames):
+        kept = list(frames)
+        return SampledVideo(reader.info, kept, reader.decoding())
+
+
+@contextmanager
+def open_sampled(
+    path: str | Path, rate: float = 1.0, max_side: int | None = None
+) -> Iterator[tuple[_Reader, Iterator[Frame]]]:
+    """The open video and its sampled frames as the decoder yields them (one in memory at a
+    time); ``reader.info`` and ``reader.decoding()`` are complete once the frames are exhausted.
+    The iterator raises ``BadVideo`` when the video gives no frame at all."""
     with _Reader(path) as reader:
-        frames = list(reader.frames(_every(frame_step(reader.info.fps, rate)), max_side))
-        return SampledVideo(reader.info, frames)
+        yield reader, reader.frames(_every(frame_step(reader.info.fps, rate)), max_side)
 
 
 def read_frames_at(path: str | Path, indices: Iterable[int], max_side: int | None = None) -> list[Frame]:
