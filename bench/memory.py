@@ -94,6 +94,7 @@ def main() -> None:
         cli(env, "target", "add-face", "astronaut", str(demo_reference_photo(work / "photos")))
     if not (work / "models" / "red").is_dir():
         for cls, colour in (("red", (210, 30, 30)), ("other", (30, 30, 210))):
+            (work / "images" / cls).mkdir(parents=True, exist_ok=True)
             for i in range(8):
                 write_image(work / "images" / cls / f"{i}.jpg", colour, seed=i)
         cli(env, "target", "train", "red", "--images", str(work / "images"), "--positive-class", "red",
