@@ -195,7 +195,8 @@ def test_repost_is_linked_not_rescored_and_alerted_once(stack):
     def repost_done():
         videos = stack.videos()
         repost = next((v for v in videos if v.platform_id == "7300000000000000009"), None)
-        return repost is not None and repost.status in TERMINAL and len(stack.hook.requests) >= 4 and (videos, repost)
+        alerted = repost is not None and "alert" in {t.stage for t in repost.timings}  # its alert task finished
+        return alerted and repost.status in TERMINAL and len(stack.hook.requests) >= 4 and (videos, repost)
 
     videos, repost = stack.wait_for("the repost's alert", repost_done, timeout=90)
     original = next(v for v in videos if v.platform_id == "7300000000000000001")
