@@ -38,7 +38,7 @@ from workers.detect.scoring import (
     outcomes_for,
 )
 from workers.download import fetch_ref, fetch_video
-from workers.errors import BadVideo, TrackerError
+from workers.errors import BadVideo, Postponed, TrackerError
 from workers.pipeline import alerting
 from workers.pipeline.evidence import save_evidence
 from workers.pipeline.media import (
@@ -53,6 +53,8 @@ from workers.pipeline.media import (
     video_key,
     write_frames,
 )
+from workers.reposts import linking
+from workers.reposts.hashing import hash_frames
 from workers.settings import Settings
 from workers.sources.base import VideoRef
 from workers.storage import results
@@ -67,6 +69,7 @@ STAGES = ("download", "frames", "score", "verdict", "alert")
 ALERT = "alert"
 FINISHED = (VideoStatus.DONE, VideoStatus.FAILED)
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+REPOST_POLL_SECONDS = 2.0  # how often a repost waiting for its original looks again
 
 
 def is_url(source: str) -> bool:
@@ -216,7 +219,7 @@ def download(ctx: StageContext, video_id: int) -> bool | str:
         original = results.original_of(s, stored, same)
         reused = False
         if original is not None:
-            stored.duplicate_of = original.id
+            stored.duplicate_of, stored.duplicate_match = original.id, 1.0
             reused = results.reuse_verdicts(s, original, stored, _target_versions(ctx, video))
         meta = stored.meta
     if reused:
@@ -241,21 +244,56 @@ def _target_names(video: Video) -> list[str]:
 # --- frames ---------------------------------------------------------------------
 
 
-def extract_frames(ctx: StageContext, video_id: int) -> bool:
-    """Sample frames (``frame_rate`` per second) into a frame batch in the store."""
+def extract_frames(ctx: StageContext, video_id: int) -> bool | str:
+    """Sample frames (``frame_rate`` per second) into a frame batch in the store, with
+    their PDQ hashes; a video whose frames match an earlier video's is linked to it
+    (``workers.reposts.linking``) and, when the match is strong, takes its verdicts
+    (straight to the alert stage) or waits for them (``Postponed``: run again later)."""
     video = _begin(ctx, video_id, VideoStatus.EXTRACTING)
     if video is None:
         return False
-    with ctx.store.local_path(_video_key(video)) as path:
-        try:
-            sampled = read_sampled(path, ctx.settings.frame_rate, ctx.settings.max_frame_side)
-        except BadVideo as exc:
-            # Name the video as the user gave it, not its place in the store.
-            raise BadVideo(str(exc).replace(str(path), video.source)) from None
-    with ctx.store.writer(frames_key(video_id)) as fh:
-        write_frames(fh, sampled, backbone_size=INPUT_SIZE, full_frames=_needs_full_frames(ctx, video))
-    with session_scope(ctx.db_url) as s:
-        results.record_sampling(s.get(Video, video_id), sampled.info, len(sampled.frames))
+    if ctx.store.exists(frames_key(video_id)) and (video.meta or {}).get("frames_linked"):
+        with session_scope(ctx.db_url) as s:  # run again while waiting for an original
+            link = linking.current_link(s, s.get(Video, video_id))
+    else:
+        with ctx.store.local_path(_video_key(video)) as path:
+            try:
+                sampled = read_sampled(path, ctx.settings.frame_rate, ctx.settings.max_frame_side)
+            except BadVideo as exc:
+                # Name the video as the user gave it, not its place in the store.
+                raise BadVideo(str(exc).replace(str(path), video.source)) from None
+        hashes = hash_frames(sampled.frames) if ctx.settings.repost_matching else []
+        with ctx.store.writer(frames_key(video_id)) as fh:
+            write_frames(fh, sampled, backbone_size=INPUT_SIZE, full_frames=_needs_full_frames(ctx, video))
+        with session_scope(ctx.db_url) as s:
+            stored = s.get(Video, video_id)
+            results.record_sampling(stored, sampled.info, len(sampled.frames))
+            link = linking.link_repost(s, stored, hashes, ctx.settings.repost_link_at) if hashes else linking.RepostLink(None)
+            stored.meta = {**(stored.meta or {}), "frames_linked": True}
+    return _act_on_link(ctx, video_id, link)
+
+
+def _act_on_link(ctx: StageContext, video_id: int, link: "linking.RepostLink") -> bool | str:
+    """Reuse a strongly matching original's verdicts, wait for them, or go on to scoring."""
+    action = link.action(ctx.settings.repost_reuse_at)
+    if action == linking.WAIT:
+        with session_scope(ctx.db_url) as s:
+            stored = s.get(Video, video_id)
+            since = (stored.meta or {}).get("repost_wait_since") or utcnow().timestamp()
+            stored.meta = {**(stored.meta or {}), "repost_wait_since": since}
+        if utcnow().timestamp() - since < ctx.settings.repost_wait_seconds:
+            raise Postponed(f"video {video_id} waits for the verdicts of its original, video {link.original_id}", REPOST_POLL_SECONDS)
+        log.info("video %s: its original %s is still not scored; scoring it itself", video_id, link.original_id)
+        return True
+    if action == linking.REUSE:
+        with session_scope(ctx.db_url) as s:
+            stored, original = s.get(Video, video_id), s.get(Video, link.original_id)
+            reused = results.reuse_verdicts(s, original, stored, _target_versions(ctx, stored))
+            meta = stored.meta
+        if reused:
+            log.info("video %s reposts video %s (match %.2f): its verdicts are reused", video_id, link.original_id, link.match.strength)
+            discard_media(ctx, video_id, meta)
+            return ALERT
     return True
 
 

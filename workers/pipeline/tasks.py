@@ -10,6 +10,7 @@ functions in ``workers.pipeline.stages``. What the wrapper adds:
   anything else fails it as an internal error. The task is marked failed in
   Celery too (visible in Flower) and the rest of the chain is dropped.
 - the stage's interval and worker, recorded in ``stage_timings``;
+- a stage that raises ``Postponed`` runs again after its delay (not a failure, no limit);
 - a stage that finds its video already finished (a redelivered message) stops
   the chain instead of redoing work; one that names a later stage (a repost
   whose verdicts were reused) skips to it;
@@ -33,7 +34,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.exc import OperationalError as DatabaseError
 
-from workers.errors import TrackerError, TransientError
+from workers.errors import Postponed, TrackerError, TransientError
 from workers.pipeline import alerting, stages, watches
 from workers.pipeline.celery_app import app, task_name
 from workers.settings import get_settings
@@ -123,6 +124,9 @@ class StageTask(Task):
         started = utcnow()
         try:
             proceed = fn(ctx, video_id)
+        except Postponed as exc:  # e.g. a repost waiting for its original: run again later (a Celery retry without limit)
+            logger.info("video %s, %s: %s; again in %ss", video_id, stage, exc, exc.seconds)
+            raise self.retry(countdown=exc.seconds, max_retries=None)
         except TRANSIENT as exc:
             limit = ctx.settings.task_max_retries
             if self.request.retries < limit:
