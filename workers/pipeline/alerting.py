@@ -19,11 +19,17 @@ The follow-up pass (``alert_followups``) retries ``failed`` alerts (after 1,
 2, 4 ... minutes, at most an hour apart), takes over alerts left ``pending``
 by a worker that died, and sends each target's held alerts as one digest
 when its cooldown is over (``due_digests``).
+
+Reposts (``repost_alerts = "cluster"``, the default): a video whose repost
+cluster (its original and the videos linked to it) already has an alert for
+the target gets a ``repost`` row instead, never sent; the target's next
+alert or digest says how many such reposts came since its previous one.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Sequence
 
@@ -111,6 +117,11 @@ def deliver_rows(ctx, row_ids: Sequence[int], digest_target: str | None = None, 
         alerts = [_alert_for_row(ctx.store, s, row) for row in rows]
     if not alerts:  # their videos were deleted meanwhile
         return False
+    with session_scope(ctx.db_url) as s:
+        target = digest_target or rows[0].target_name
+        reposts = alert_rows.reposts_since(s, target, alert_rows.last_sent_at(s, target))
+    if reposts:
+        alerts[0] = replace(alerts[0], reposts_since=reposts)
     message: AlertMessage = Digest(digest_target, alerts) if digest_target else alerts[0]
     report, error = send(message, ctx.settings)
     undelivered = AlertStatus.HELD if digest_target else AlertStatus.FAILED
@@ -134,6 +145,10 @@ def alert_video(ctx, video_id: int, now: datetime | None = None) -> bool:
         moment = now or utcnow()
         with session_scope(ctx.db_url) as s:
             alert_rows.lock_target(s, target)
+            if ctx.settings.repost_alerts == "cluster" and alert_rows.cluster_alerted(s, alert_rows.cluster_of(s, s.get(Video, video_id)), target):
+                # One alert per repost cluster: this repost is counted in the target's next alert instead.
+                alert_rows.insert(s, video_id, target, detection_id, AlertStatus.REPOST, moment)
+                continue
             history = alert_rows.history(s, video_id, target)
             decision = alert_decision(
                 alert_rows.video_key(video_id), target, history, moment, ctx.settings.alert_cooldown_minutes

@@ -144,3 +144,35 @@ def digest_history(session: Session) -> tuple[list[AlertRecord], dict[tuple[str,
 
 def recent(session: Session, limit: int = 50) -> list[AlertRow]:
     return list(session.scalars(select(AlertRow).order_by(AlertRow.id.desc()).limit(limit)))
+
+
+def cluster_of(session: Session, video) -> list[int]:
+    """The ids of the repost cluster ``video`` belongs to: its original and every video linked to it."""
+    from workers.storage.models import Video
+
+    root = video.duplicate_of or video.id
+    return [root, *session.scalars(select(Video.id).where(Video.duplicate_of == root))]
+
+
+def cluster_alerted(session: Session, video_ids: list[int], target: str) -> bool:
+    """Whether some video of the cluster already has an alert row for ``target`` (sent, held, failed or pending)."""
+    return session.scalar(
+        select(AlertRow.id).where(
+            AlertRow.video_id.in_(video_ids), AlertRow.target_name == target, AlertRow.status != AlertStatus.REPOST
+        ).limit(1)
+    ) is not None
+
+
+def reposts_since(session: Session, target: str, since: datetime | None) -> int:
+    """Reposts of already alerted videos recorded for ``target`` since ``since`` (all: None)."""
+    from sqlalchemy import func
+
+    query = select(func.count()).select_from(AlertRow).where(AlertRow.target_name == target, AlertRow.status == AlertStatus.REPOST)
+    if since is not None:
+        query = query.where(AlertRow.created_at > since)
+    return session.scalar(query) or 0
+
+
+def last_sent_at(session: Session, target: str) -> datetime | None:
+    latest = _latest_sent(session, target)
+    return None if latest is None else (latest.sent_at or latest.updated_at)

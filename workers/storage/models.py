@@ -151,7 +151,8 @@ class AlertStatus:
     SENT = "sent"  # reached at least one channel (alone, or in a digest)
     HELD = "held"  # inside the target's cooldown: goes out in its next digest
     FAILED = "failed"  # every channel failed; a later pass tries again
-    ALL = (PENDING, SENT, HELD, FAILED)
+    REPOST = "repost"  # a repost of a video already alerted for the target: counted in its next alert, never sent
+    ALL = (PENDING, SENT, HELD, FAILED, REPOST)
 
 
 class AlertRow(Base):
