@@ -39,13 +39,16 @@ def test_probing_finds_every_hash_within_31_bits_and_no_scan_is_needed():
 
 def test_vpdq_rules_both_directions_and_quality():
     rng = np.random.default_rng(2)
-    a = [(_random_hash(rng),) for _ in range(10)]
-    near = [(_flip(rng, h, 20),) for (h,) in a]
+    grey = 85 << 16 | 85 << 8 | 85
+    a = [(grey, _random_hash(rng)) for _ in range(10)]
+    near = [(grey, _flip(rng, h, 20)) for _, h in a]
     assert match_videos(near, a) == (1.0, 1.0)
     half = near[:5]  # a trimmed copy: all of its frames match, half of the original's
     assert match_videos(half, a) == (1.0, 0.5)
-    far = [(_flip(rng, h, 40),) for (h,) in a]
+    far = [(grey, _flip(rng, h, 40)) for _, h in a]
     assert match_videos(far, a) == (0.0, 0.0)
+    red = [(200 << 16 | 30 << 8 | 25, h) for _, h in near]  # the same shapes in another colour: PDQ alone would match
+    assert match_videos(red, a) == (0.0, 0.0)
     assert usable([("x",), ("y",), ("x",)], [100, 10, 100]) == [("x",)]  # poor and repeated frames dropped
 
 

@@ -31,11 +31,25 @@ class FrameHash:
     pdq: str  # 64 hex digits (256 bits)
     centre: str  # the hash of the frame's centre (CENTRE of each side)
     quality: int  # PDQ quality, 0-100
+    chroma: int  # mean chromaticity, packed (see ``chroma_of``)
     mirror: tuple[str, str] | None = None  # (pdq, centre) of the left-right mirrored frame (queries only; not stored)
 
     @property
-    def hashes(self) -> tuple[str, str]:
-        return self.pdq, self.centre
+    def frame(self) -> tuple[int, str, str]:
+        """The frame as ``workers.reposts.matching`` compares it."""
+        return self.chroma, self.pdq, self.centre
+
+    @property
+    def mirror_frame(self) -> tuple[int, str, str] | None:
+        return (self.chroma, *self.mirror) if self.mirror else None
+
+
+def chroma_of(image: np.ndarray) -> int:
+    """The mean colour without its brightness (each channel's share of the sum, 0-255), packed in
+    24 bits: a black caption band or a re-encode hardly moves it; a red copy of a blue video does."""
+    mean = image.reshape(-1, image.shape[-1])[:, :3].mean(0)
+    r, g, b = (np.round(255 * mean / max(float(mean.sum()), 1e-6))).astype(int).clip(0, 255)
+    return int(r) << 16 | int(g) << 8 | int(b)
 
 
 def bits_to_hex(bits: np.ndarray) -> str:
@@ -68,7 +82,7 @@ def hash_frame(frame: Frame) -> FrameHash:
     image = _shrunk(frame.image)
     pdq, mirror, quality = hash_image(image)
     centre, mirror_centre, _ = hash_image(_centre(image, CENTRE))
-    return FrameHash(frame.index, frame.timestamp, pdq, centre, quality, (mirror, mirror_centre))
+    return FrameHash(frame.index, frame.timestamp, pdq, centre, quality, chroma_of(image), (mirror, mirror_centre))
 
 
 def hash_frames(frames: Iterable[Frame]) -> list[FrameHash]:

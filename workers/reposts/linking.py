@@ -43,11 +43,11 @@ class RepostLink:
 def find_original(session: Session, video: Video, hashes: Sequence[FrameHash], link_at: float) -> RepostLink:
     """The earlier video (not failed) that ``video``'s frames match best, when the match's
     strength reaches ``link_at``; reposts resolve to their original."""
-    query = usable([h.hashes for h in hashes], [h.quality for h in hashes])
-    mirrored = usable([h.mirror for h in hashes if h.mirror], [h.quality for h in hashes if h.mirror])
+    query = usable([h.frame for h in hashes], [h.quality for h in hashes])
+    mirrored = usable([h.mirror_frame for h in hashes if h.mirror], [h.quality for h in hashes if h.mirror])
     if not query:
         return RepostLink(None)
-    near = frame_hashes.near_frames(session, [x for f in query + mirrored for x in f])
+    near = frame_hashes.near_frames(session, [x for f in query + mirrored for x in f[1:]])
     candidates = {vid for vid in near.values() if vid != video.id}
     best: tuple[VideoMatch, Video] | None = None
     for vid, stored in frame_hashes.video_hashes(session, candidates).items():

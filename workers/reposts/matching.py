@@ -3,7 +3,8 @@
 - two frames match when their PDQ hashes are at most ``MAX_DISTANCE`` (31)
   bits apart, and both have quality at least ``MIN_QUALITY`` (50);
 - a frame has two hashes, of the whole frame and of its centre (crops), and
-  two frames are as close as their closest pair;
+  two frames are as close as their closest pair, if their colours agree (PDQ
+  itself sees only luminance);
 - video Q matches video C when the share of Q's (distinct, good) frames that
   match some frame of C, and the share of C's that match some frame of Q, both
   reach a threshold: trims and speed changes keep both shares high, while
@@ -58,19 +59,32 @@ def distances(a: Sequence[str], b: Sequence[str]) -> np.ndarray:
     return x.sum(1)[:, None] + y.sum(1)[None, :] - 2 * (x @ y.T)
 
 
-Frames = Sequence[tuple[str, ...]]  # per frame: its hashes (as is, centre), compared pairwise
+MAX_CHROMA_DIFFERENCE = 32  # of 255: how far two matching frames' mean chromaticity may be apart
+
+# Per frame: (chroma, hash as is, hash of the centre): ``chroma`` (see ``workers.reposts.hashing.chroma_of``)
+# is the frame's mean colour without its brightness; PDQ sees only luminance, so without it a red
+# and a blue copy of the same shapes would match.
+Frames = Sequence[tuple]
+
+
+def _chroma(frames: Frames) -> np.ndarray:
+    packed = np.array([f[0] for f in frames], np.int64)
+    return np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], axis=1)
 
 
 def frame_distances(query: Frames, candidate: Frames) -> np.ndarray:
-    """(len(query), len(candidate)) array: the closest pair of hashes of each two frames."""
+    """(len(query), len(candidate)) array: the closest pair of hashes of each two frames;
+    pairs whose colours differ (``MAX_CHROMA_DIFFERENCE``) get a distance past any match."""
     if not query or not candidate:
         return np.zeros((len(query), len(candidate)), np.int16)
-    aq, ac = len(query[0]), len(candidate[0])
-    flat = distances([h for f in query for h in f], [h for f in candidate for h in f])
-    return flat.reshape(len(query), aq, len(candidate), ac).min(axis=(1, 3))
+    aq, ac = len(query[0]) - 1, len(candidate[0]) - 1
+    flat = distances([h for f in query for h in f[1:]], [h for f in candidate for h in f[1:]])
+    closest = flat.reshape(len(query), aq, len(candidate), ac).min(axis=(1, 3))
+    colour = np.abs(_chroma(query)[:, None, :] - _chroma(candidate)[None, :, :]).max(-1)
+    return np.where(colour <= MAX_CHROMA_DIFFERENCE, closest, 256)
 
 
-def usable(frames: Frames, qualities: Sequence[int]) -> list[tuple[str, ...]]:
+def usable(frames: Frames, qualities: Sequence[int]) -> list[tuple]:
     """The distinct frames of good-enough quality, in order (vPDQ ignores repeats and poor frames)."""
     return list(dict.fromkeys(tuple(f) for f, q in zip(frames, qualities) if q >= MIN_QUALITY))
 

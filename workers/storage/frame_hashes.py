@@ -17,7 +17,7 @@ from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from workers.reposts.hashing import FrameHash
-from workers.reposts.matching import MAX_DISTANCE, MIN_QUALITY, frame_distances, index_keys, probe_keys
+from workers.reposts.matching import MAX_DISTANCE, MIN_QUALITY, distances, index_keys, probe_keys
 from workers.storage.models import FrameHash as FrameHashRow
 from workers.storage.models import FrameHashChunk, Video
 
@@ -42,7 +42,8 @@ def store_hashes(session: Session, video_id: int, hashes: Sequence[FrameHash]) -
     if not kept:
         return
     rows = [
-        FrameHashRow(video_id=video_id, frame_index=h.index, timestamp=h.timestamp, quality=h.quality, pdq=h.pdq, centre=h.centre)
+        FrameHashRow(video_id=video_id, frame_index=h.index, timestamp=h.timestamp, quality=h.quality, pdq=h.pdq, centre=h.centre,
+                     chroma=h.chroma)
         for h in kept
     ]
     session.add_all(rows)
@@ -55,18 +56,18 @@ def has_hashes(session: Session, video_id: int) -> bool:
     return session.scalar(select(FrameHashRow.id).where(FrameHashRow.video_id == video_id).limit(1)) is not None
 
 
-def video_hashes(session: Session, video_ids: Iterable[int]) -> dict[int, list[tuple[str, str]]]:
-    """Video id -> its frames' stored hashes (as is, centre), in frame order."""
+def video_hashes(session: Session, video_ids: Iterable[int]) -> dict[int, list[tuple[int, str, str]]]:
+    """Video id -> its frames as ``workers.reposts.matching`` compares them (chroma, hash, centre hash), in frame order."""
     out: dict[int, list[str]] = defaultdict(list)
     ids = list(video_ids)
     for i in range(0, len(ids), _BATCH):
         rows = session.execute(
-            select(FrameHashRow.video_id, FrameHashRow.pdq, FrameHashRow.centre)
+            select(FrameHashRow.video_id, FrameHashRow.chroma, FrameHashRow.pdq, FrameHashRow.centre)
             .where(FrameHashRow.video_id.in_(ids[i : i + _BATCH]))
             .order_by(FrameHashRow.video_id, FrameHashRow.frame_index)
         )
-        for video_id, pdq, centre in rows:
-            out[video_id].append((pdq, centre))
+        for video_id, chroma, pdq, centre in rows:
+            out[video_id].append((chroma, pdq, centre))
     return dict(out)
 
 
@@ -86,6 +87,6 @@ def near_frames(session: Session, queries: Sequence[str], max_distance: int = MA
         ).all()
         if not rows:
             continue
-        close = (frame_distances([(q,) for q in queries], [(r.pdq, r.centre) for r in rows]) <= max_distance).any(0)
+        close = (distances(queries, [h for r in rows for h in (r.pdq, r.centre)]) <= max_distance).reshape(len(queries), -1, 2).any(axis=(0, 2))
         near.update((r.id, r.video_id) for r, ok in zip(rows, close) if ok)
     return near

@@ -209,6 +209,7 @@ class FrameHash(Base):
     frame_index: Mapped[int] = mapped_column(Integer)
     timestamp: Mapped[float] = mapped_column(Float)
     quality: Mapped[int] = mapped_column(Integer)
+    chroma: Mapped[int] = mapped_column(Integer)  # mean colour without brightness, packed 8:8:8 (PDQ sees only luminance)
     pdq: Mapped[str] = mapped_column(String(64))
     centre: Mapped[str] = mapped_column(String(64))  # the hash of the frame's centre (crops)
 

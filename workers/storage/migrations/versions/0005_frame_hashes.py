@@ -1,6 +1,6 @@
 """Perceptual frame hashes for repost matching.
 
-- ``frame_hashes``: the PDQ hashes (whole frame, centre) and quality of each sampled frame;
+- ``frame_hashes``: the PDQ hashes (whole frame, centre), quality and mean chromaticity of each sampled frame;
 - ``frame_hash_chunks``: its 16 multi-index-hashing entries (chunk position
   and value -> frame hash), the index a lookup probes instead of scanning;
 - ``videos.duplicate_match``: how strongly a repost matches its original.
@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("frame_index", sa.Integer(), nullable=False),
         sa.Column("timestamp", sa.Float(), nullable=False),
         sa.Column("quality", sa.Integer(), nullable=False),
+        sa.Column("chroma", sa.Integer(), nullable=False),
         sa.Column("pdq", sa.String(length=64), nullable=False),
         sa.Column("centre", sa.String(length=64), nullable=False),
         sa.ForeignKeyConstraint(["video_id"], ["videos.id"], ondelete="CASCADE"),
