@@ -126,7 +126,7 @@ class StageTask(Task):
             proceed = fn(ctx, video_id)
         except Postponed as exc:  # e.g. a repost waiting for its original: run again later (a Celery retry without limit)
             logger.info("video %s, %s: %s; again in %ss", video_id, stage, exc, exc.seconds)
-            raise self.retry(countdown=exc.seconds, max_retries=None)
+            raise self.retry(countdown=exc.seconds, max_retries=self.request.retries + 1)
         except TRANSIENT as exc:
             limit = ctx.settings.task_max_retries
             if self.request.retries < limit:
