@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from bench.repost_variants import _picture, make_variant, write_pan_video
-from tests.pipeline_support import postgres_url  # noqa: F401 - fixture
+from tests.pipeline_support import postgres_url, red_target  # noqa: F401 - fixtures
 from workers.reposts import linking
 from workers.reposts.hashing import hash_frames
 from workers.reposts.matching import MAX_DISTANCE, index_keys, match_videos, probe_keys, usable
@@ -88,3 +88,24 @@ def test_variants_link_to_their_original_and_others_do_not(database, clips, tmp_
         repost = s.scalars(select(Video).where(Video.source == str(variants["mirror"]))).one()
         assert repost.duplicate_of == first and repost.duplicate_match >= 0.8
         assert frame_hashes.has_hashes(s, repost.id)
+
+
+def test_scan_gives_a_repost_its_originals_verdicts(tmp_path, red_target):  # noqa: F811
+    from tests.pipeline_support import RED
+    from workers.scan import Scanner
+    from workers.settings import Settings
+
+    red = (0.35 * _picture("coffee") + 0.65 * np.array(RED, float)).astype(np.uint8)
+    original = write_pan_video(tmp_path / "red-coffee.mp4", red, seconds=4, fps=10)
+    mirrored = make_variant(original, "mirror", tmp_path / "red-coffee-mirror.mp4")
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data", models_dir=red_target, vgg16_weights="random",
+                        database_url=f"sqlite:///{tmp_path / 'scan.db'}")
+    scanner = Scanner.for_names(settings, ["red"])
+    (first,), (second,) = [[r.to_json() for r in rows] for _, rows in scanner.scan_files([original, mirrored])]
+    assert first["repost_of"] is None and not first["cached"]
+    assert second["repost_of"] == str(original) and second["cached"]
+    assert (second["verdict"], second["positive_frames"], second["best_score"]) == (
+        first["verdict"], first["positive_frames"], first["best_score"])
+    with session_scope(settings.resolved_database_url) as s:
+        repost = s.scalars(select(Video).where(Video.source == str(mirrored))).one()
+        assert repost.status == "done" and repost.duplicate_match >= 0.8 and len(repost.detections) == 1
