@@ -109,3 +109,40 @@ def test_scan_gives_a_repost_its_originals_verdicts(tmp_path, red_target):  # no
     with session_scope(settings.resolved_database_url) as s:
         repost = s.scalars(select(Video).where(Video.source == str(mirrored))).one()
         assert repost.status == "done" and repost.duplicate_match >= 0.8 and len(repost.detections) == 1
+
+
+def test_stages_alert_a_repost_cluster_once_and_count_its_reposts_in_the_next_alert(tmp_path, red_target):  # noqa: F811
+    import json
+
+    from tests.local_http import Receiver
+    from tests.pipeline_support import RED
+    from tests.test_watch_alert_stages import queue, run_chain
+    from workers.pipeline import stages
+    from workers.settings import Settings
+    from workers.storage.models import AlertRow
+
+    def red(name: str):
+        picture = (0.35 * _picture(name) + 0.65 * np.array(RED, float)).astype(np.uint8)
+        return write_pan_video(tmp_path / f"red-{name}.mp4", picture, seconds=4, fps=10)
+
+    original = red("coffee")
+    repost = make_variant(original, "mirror", tmp_path / "red-coffee-mirror.mp4")
+    other = red("brick")
+    with Receiver() as hook:
+        settings = Settings(
+            _env_file=None, data_dir=tmp_path / "data", models_dir=red_target, vgg16_weights="random",
+            database_url=f"sqlite:///{tmp_path / 'results.db'}", broker_url="", alert_log=False,
+            alert_webhook_urls=[hook.url("/hook")], alert_retries=1, alert_timeout=2.0,
+        )
+        ctx = stages.StageContext.from_settings(settings)
+        first, second, third = (queue(ctx, str(p)) for p in (original, repost, other))
+        assert run_chain(ctx, first) == ["download", "frames", "score", "verdict", "alert"]
+        assert run_chain(ctx, second) == ["download", "frames", "alert"]  # its original's verdicts: not scored
+        assert len(hook.requests) == 1  # the cluster is alerted once
+        run_chain(ctx, third)
+    with session_scope(settings.resolved_database_url) as s:
+        statuses = dict(s.execute(select(AlertRow.video_id, AlertRow.status)).all())
+    assert statuses == {first: "sent", second: "repost", third: "sent"}
+    bodies = [json.loads(r["body"]) for r in hook.requests]
+    assert [b["video_url"] for b in bodies] == [str(original), str(other)]
+    assert [b["reposts_since"] for b in bodies] == [0, 1]  # the repost, counted in the next alert

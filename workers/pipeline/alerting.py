@@ -119,7 +119,7 @@ def deliver_rows(ctx, row_ids: Sequence[int], digest_target: str | None = None, 
         return False
     with session_scope(ctx.db_url) as s:
         target = digest_target or rows[0].target_name
-        reposts = alert_rows.reposts_since(s, target, alert_rows.last_sent_at(s, target))
+        reposts = alert_rows.reposts_since(s, target, alert_rows.last_sent_at(s, target, list(row_ids)))
     if reposts:
         alerts[0] = replace(alerts[0], reposts_since=reposts)
     message: AlertMessage = Digest(digest_target, alerts) if digest_target else alerts[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -165,14 +165,16 @@ def cluster_alerted(session: Session, video_ids: list[int], target: str) -> bool
 
 def reposts_since(session: Session, target: str, since: datetime | None) -> int:
     """Reposts of already alerted videos recorded for ``target`` since ``since`` (all: None)."""
-    from sqlalchemy import func
-
     query = select(func.count()).select_from(AlertRow).where(AlertRow.target_name == target, AlertRow.status == AlertStatus.REPOST)
     if since is not None:
         query = query.where(AlertRow.created_at > since)
     return session.scalar(query) or 0
 
 
-def last_sent_at(session: Session, target: str) -> datetime | None:
-    latest = _latest_sent(session, target)
-    return None if latest is None else (latest.sent_at or latest.updated_at)
+def last_sent_at(session: Session, target: str, excluding: list[int]) -> datetime | None:
+    """When ``target``'s latest alert went out, other than the rows ``excluding`` (being sent now)."""
+    return session.scalar(
+        select(func.max(AlertRow.sent_at)).where(
+            AlertRow.target_name == target, AlertRow.status == AlertStatus.SENT, AlertRow.id.notin_(excluding)
+        )
+    )
