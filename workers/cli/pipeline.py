@@ -217,7 +217,7 @@ RESULT_FIELDS = (
     "job_id", "video_id", "source", "url", "platform", "platform_id", "author", "caption", "posted_at",
     "target", "target_version", "verdict", "confidence", "positive_frames", "frames", "scored_frames",
     "reused_frames", "best_timestamp", "positive_timestamps", "thumbnail", "evidence_key", "duplicate_of",
-    "created_at",
+    "duplicate_match", "created_at",
 )
 TEXT_FIELDS = ("source", "url", "platform", "platform_id", "author", "caption", "target", "thumbnail", "evidence_key")
 JSON_TEXT_LIMIT = {"caption": 5000}
@@ -251,6 +251,7 @@ def result_row(d, store) -> dict:
         "thumbnail": store.location(d.evidence_key) if d.evidence_key else None,
         "evidence_key": d.evidence_key,
         "duplicate_of": v.duplicate_of,
+        "duplicate_match": v.duplicate_match,
         "created_at": d.created_at.isoformat() if d.created_at else None,
     }
 
