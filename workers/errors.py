@@ -69,3 +69,12 @@ class AlertError(TrackerError):
 
 class BadDuration(TrackerError):
     """A duration or a point in time (``15m``, ``2h``, ``2026-01-31``) cannot be read."""
+
+
+class Postponed(Exception):
+    """Not an error: the stage must run again in ``seconds`` (a repost waiting for its
+    original's verdicts). Not a ``TrackerError``: nothing failed, and no retry budget is spent on it."""
+
+    def __init__(self, reason: str, seconds: float) -> None:
+        super().__init__(reason)
+        self.seconds = seconds

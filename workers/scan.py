@@ -22,6 +22,8 @@ from workers.detect.scoring import TargetOutcome, check_targets, needed_extracto
 from workers.errors import TrackerError
 from workers.pipeline.evidence import save_evidence
 from workers.pipeline.media import store_from_settings
+from workers.reposts import linking
+from workers.reposts.hashing import FrameHash, hash_frames
 from workers.settings import Settings
 from workers.storage import results
 from workers.storage.db import session_scope
@@ -50,6 +52,7 @@ class ScanRow:
     cached: bool = False
     reused_frames: int = 0  # of the scored frames, those that reused a near-identical frame's scores
     partial: bool = False  # the file decoded to fewer frames than it promised (truncated): verdict on part of it
+    repost_of: str | None = None  # the original whose verdicts this repost took (matched by frame hashes)
 
     def to_json(self) -> dict:
         return {
@@ -65,6 +68,7 @@ class ScanRow:
             "cached": self.cached,
             "error": self.error,
             "partial": self.partial,
+            "repost_of": self.repost_of,
         }
 
 
@@ -155,6 +159,8 @@ class Scanner:
         try:
             prepared.sampled = read_sampled(path, self.settings.frame_rate, self.settings.max_frame_side)
             prepared.scoring = scoring_frames(prepared.sampled.frames, prepared.todo)  # here: overlaps scoring too
+            if self.settings.repost_matching:
+                prepared.hashes = hash_frames(prepared.sampled.frames)
         except TrackerError as exc:
             prepared.error = str(exc)
         return prepared
@@ -171,7 +177,11 @@ class Scanner:
                 video = s.get(Video, video_id)
                 results.record_sampling(video, sampled.info, len(sampled.frames), sampled.decoding)
                 partial = results.is_partial(video)
-                results.set_status(s, video, VideoStatus.SCORING)
+                reposted = self._reuse_original(s, video, prepared)
+                if reposted is None:
+                    results.set_status(s, video, VideoStatus.SCORING)
+            if reposted is not None:
+                return reposted
             outcomes = score_frames(
                 prepared.scoring,
                 todo,
@@ -194,6 +204,21 @@ class Scanner:
         return [prepared.cached.get(t.name) or _row(source, outcomes[t.name], partial) for t in self.targets]
 
 
+    def _reuse_original(self, session, video: Video, prepared: "_Prepared") -> list[ScanRow] | None:
+        """Link a repost to its original by frame hashes (``workers.reposts.linking``); rows
+        from the original's verdicts when the match is strong and they are all stored."""
+        if not prepared.hashes:
+            return None
+        link = linking.link_repost(session, video, prepared.hashes, self.settings.repost_link_at)
+        if link.action(self.settings.repost_reuse_at) != linking.REUSE:
+            return None  # a scan scores in order: an original still in the pipeline is not waited for
+        original = session.get(Video, link.original_id)
+        if not results.reuse_verdicts(session, original, video, {t.name: t.version for t in prepared.todo}):
+            return None
+        rows = {d.target_name: _cached_row(prepared.source, d, original.source) for d in original.detections}
+        return [prepared.cached.get(t.name) or rows[t.name] for t in self.targets]
+
+
 @dataclass
 class _Prepared:
     """A file between ``Scanner._prepare`` and ``Scanner._finish``."""
@@ -206,14 +231,16 @@ class _Prepared:
     sampled: SampledVideo | None = None
     scoring: list[Frame] = field(default_factory=list)  # the sampled frames as the models read them
     error: str | None = None  # why the frames could not be read
+    hashes: list[FrameHash] = field(default_factory=list)  # PDQ hashes of the sampled frames
 
 
-def _cached_row(source: str, det: Detection) -> ScanRow:
-    """A row from a stored detection (same video content, same target version)."""
+def _cached_row(source: str, det: Detection, repost_of: str | None = None) -> ScanRow:
+    """A row from a stored detection (same video content, or the original it reposts; same target version)."""
     return ScanRow(
         source, det.target_name, det.verdict, det.frames, det.scored_frames, det.positive_frames,
         list(det.positive_timestamps or []), det.best_score, cached=True, reused_frames=det.reused_frames or 0,
         partial=bool(det.partial),
+        repost_of=repost_of,
     )
 
 

@@ -84,6 +84,37 @@ class Settings(BaseSettings):
             "At 1.0: 23% of the seed set's frames reused, scores within 0.07, same verdicts."
         ),
     )
+    repost_matching: bool = Field(
+        True,
+        description="Recognise reposts by their frames' PDQ hashes (re-encoded, cropped, trimmed, mirrored ...), not only by identical bytes.",
+    )
+    repost_link_at: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description=(
+            "A video is linked to an earlier one (duplicate_of) when at least this share of its frames match "
+            "the other's, and of the other's frames match it (vPDQ: PDQ distance <= 31, quality >= 50)."
+        ),
+    )
+    repost_reuse_at: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="A link at least this strong takes the original's verdicts instead of being scored; weaker links are scored and still linked.",
+    )
+    repost_wait_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="How long a strong repost waits for its original (still in the pipeline) to be scored before it is scored itself.",
+    )
+    repost_alerts: Literal["cluster", "each"] = Field(
+        "cluster",
+        description=(
+            "'cluster': one alert per repost cluster and target; later reposts are counted in the next alert "
+            "or digest of that target instead. 'each': every repost is alerted too (naming its original)."
+        ),
+    )
     face_tolerance: float = Field(
         0.5,
         gt=0,

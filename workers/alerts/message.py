@@ -71,6 +71,7 @@ class Alert:
     best_timestamp: float | None = None
     video_key: str | None = None  # what "one alert per (video, target)" counts
     repost_of: str | None = None  # URL of the earlier video with the same content, when this is a repost
+    reposts_since: int = 0  # reposts of earlier alerted videos of this target since its previous alert (not alerted)
     found_at: datetime = field(default_factory=utcnow)
     key: str | None = None  # the idempotency key: stable for one (job, target); see ``idempotency_key``
 
@@ -111,6 +112,8 @@ class Alert:
             lines.append(f"Posted: {self.posted_at.isoformat(timespec='minutes')}")
         if self.repost_of:
             lines.append(f"Repost of: {sanitize(self.repost_of, 2000)}")
+        if self.reposts_since:
+            lines.append(f"Also: {self.reposts_since} repost(s) of videos alerted earlier, since the previous alert")
         if self.caption:
             lines.append(f"Caption: {sanitize(self.caption, CAPTION_LIMIT)}")
         return lines
@@ -133,6 +136,7 @@ class Alert:
             "found_at": self.found_at.isoformat(),
             "repost_of": sanitize(self.repost_of, 2000) or None,
             "idempotency_key": self.idempotency_key,
+            "reposts_since": self.reposts_since,
             "thumbnail": None,
         }
         if self.thumbnail or self.thumbnail_url:

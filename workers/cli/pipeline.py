@@ -17,11 +17,12 @@ from enum import Enum
 from typing import Iterator, List, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from workers.cli.common import cell, console, err_console, settings
+from workers.cli.common import cell, console, err_console, settings, warn
 from workers.errors import TrackerError
 from workers.sanitize import csv_cell, sanitize
 
@@ -117,16 +118,22 @@ def worker(
 
 
 def enqueue(
-    sources: List[str] = typer.Argument(..., metavar="URL_OR_PATH...", help="Video URLs, files, or folders of videos."),
+    sources: List[str] = typer.Argument(
+        ..., metavar="URL_OR_PATH...",
+        help="Video URLs, files, folders of videos, or research-tool exports (zeeschuimer:FILE.ndjson, 4cat:FILE.csv).",
+    ),
     target: List[str] = typer.Option([], "--target", "-t", help="Target name; repeat for several (default: every saved target)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per job."),
 ) -> None:
     """Queue videos for the workers; prints one job id per video."""
-    from workers.pipeline.submit import BrokerUnavailable, resolve_sources, resolve_targets, submit
+    from workers.pipeline.submit import BrokerUnavailable, list_exports, resolve_sources, resolve_targets, submit
 
     cfg = settings()
     names = resolve_targets(cfg, target)
-    items = resolve_sources(sources)
+    plain, listed, warnings = list_exports(cfg, sources)
+    for warning in warnings:
+        warn(escape(sanitize(warning)))
+    items = [*resolve_sources(plain), *listed]
     with database_errors(cfg.resolved_database_url):
         try:
             jobs = submit(cfg, items, names)
@@ -210,7 +217,7 @@ RESULT_FIELDS = (
     "job_id", "video_id", "source", "url", "platform", "platform_id", "author", "caption", "posted_at",
     "target", "target_version", "verdict", "confidence", "positive_frames", "frames", "scored_frames",
     "reused_frames", "best_timestamp", "positive_timestamps", "thumbnail", "evidence_key", "duplicate_of",
-    "created_at",
+    "duplicate_match", "created_at",
 )
 TEXT_FIELDS = ("source", "url", "platform", "platform_id", "author", "caption", "target", "thumbnail", "evidence_key")
 JSON_TEXT_LIMIT = {"caption": 5000}
@@ -244,6 +251,7 @@ def result_row(d, store) -> dict:
         "thumbnail": store.location(d.evidence_key) if d.evidence_key else None,
         "evidence_key": d.evidence_key,
         "duplicate_of": v.duplicate_of,
+        "duplicate_match": v.duplicate_match,
         "created_at": d.created_at.isoformat() if d.created_at else None,
     }
 

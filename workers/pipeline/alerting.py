@@ -26,11 +26,17 @@ alert and the row being marked ``sent`` leaves it ``pending``, and the next
 pass sends it again. Every alert carries a stable idempotency key (payload
 ``idempotency_key``, header ``Idempotency-Key``, e-mail ``Message-ID``) so
 that the receiver can drop the repeat.
+
+Reposts (``repost_alerts = "cluster"``, the default): a video whose repost
+cluster (its original and the videos linked to it) already has an alert for
+the target gets a ``repost`` row instead, never sent; the target's next
+alert or digest says how many such reposts came since its previous one.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Sequence
 
@@ -129,6 +135,11 @@ def deliver_rows(ctx, row_ids: Sequence[int], digest_target: str | None = None, 
         alerts = [_alert_for_row(ctx.store, s, row) for row in rows]
     if not alerts:  # their videos were deleted meanwhile
         return False
+    with session_scope(ctx.db_url) as s:
+        target = digest_target or rows[0].target_name
+        reposts = alert_rows.reposts_since(s, target, alert_rows.last_sent_at(s, target, list(row_ids)))
+    if reposts:
+        alerts[0] = replace(alerts[0], reposts_since=reposts)
     message: AlertMessage = Digest(digest_target, alerts) if digest_target else alerts[0]
     report, error = send(message, ctx.settings)
     undelivered = AlertStatus.HELD if digest_target else AlertStatus.FAILED
@@ -169,6 +180,12 @@ def open_alert(
     caller sends it now; ``failed``: the follow-up pass sends it) or ``held``. The row id is None
     when the pair already has a row (alerted, held or being sent)."""
     alert_rows.lock_target(session, target)
+    if settings.repost_alerts == "cluster" and alert_rows.cluster_alerted(
+        session, alert_rows.cluster_of(session, session.get(Video, video_id)), target
+    ):
+        # One alert per repost cluster: this repost is counted in the target's next alert instead.
+        alert_rows.insert(session, video_id, target, detection_id, AlertStatus.REPOST, moment)
+        return Decision.SKIP, None
     history = alert_rows.history(session, video_id, target)
     decision = alert_decision(alert_rows.video_key(video_id), target, history, moment, settings.alert_cooldown_minutes)
     if decision is Decision.SKIP:

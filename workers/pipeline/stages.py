@@ -38,7 +38,7 @@ from workers.detect.scoring import (
     outcomes_for,
 )
 from workers.download import fetch_ref, fetch_video
-from workers.errors import BadVideo, TrackerError
+from workers.errors import BadVideo, Postponed, TrackerError
 from workers.pipeline import alerting
 from workers.pipeline.evidence import save_evidence
 from workers.pipeline.media import (
@@ -55,6 +55,8 @@ from workers.pipeline.media import (
     video_key,
     write_frame_stream,
 )
+from workers.reposts import linking
+from workers.reposts.hashing import hashed
 from workers.settings import Settings
 from workers.sources.base import VideoRef
 from workers.storage import results
@@ -69,6 +71,7 @@ STAGES = ("download", "frames", "score", "verdict", "alert")
 ALERT = "alert"
 FINISHED = (VideoStatus.DONE, VideoStatus.FAILED)
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+REPOST_POLL_SECONDS = 2.0  # how often a repost waiting for its original looks again
 
 
 def is_url(source: str) -> bool:
@@ -229,7 +232,7 @@ def download(ctx: StageContext, video_id: int) -> bool | str:
         original = results.original_of(s, stored, same)
         reused = False
         if original is not None:
-            stored.duplicate_of = original.id
+            stored.duplicate_of, stored.duplicate_match = original.id, 1.0
             reused = results.reuse_verdicts(s, original, stored, _target_versions(ctx, video))
         meta = stored.meta
     if reused:
@@ -254,18 +257,29 @@ def _target_names(video: Video) -> list[str]:
 # --- frames ---------------------------------------------------------------------
 
 
-def extract_frames(ctx: StageContext, video_id: int) -> bool:
+def extract_frames(ctx: StageContext, video_id: int) -> bool | str:
     """Sample frames (``frame_rate`` per second) into a frame batch in the store, streamed:
-    one chunk of frames in memory at a time, whatever the video's length. A video that
-    decodes to fewer frames than its container promises (truncated) is recorded as such,
-    with a warning; its verdicts will say ``partial``."""
+    one chunk of frames in memory at a time, whatever the video's length, with each frame's
+    PDQ hashes taken on the way. A video that decodes to fewer frames than its container
+    promises (truncated) is recorded as such, with a warning; its verdicts will say
+    ``partial``. A video whose frames match an earlier video's is linked to it
+    (``workers.reposts.linking``) and, when the match is strong, takes its verdicts
+    (straight to the alert stage) or waits for them (``Postponed``: run again later)."""
     video = _begin(ctx, video_id, VideoStatus.EXTRACTING)
     if video is None:
         return False
+    media = _media(video)
+    if ctx.store.exists(frames_key(media)) and (video.meta or {}).get("frames_linked"):
+        with session_scope(ctx.db_url) as s:  # run again while waiting for an original
+            link = linking.current_link(s, s.get(Video, video_id))
+        return _act_on_link(ctx, video_id, link)
+    hashes: list = []
     with ctx.store.local_path(_video_key(video)) as path:
         try:
             with open_sampled(path, ctx.settings.frame_rate, ctx.settings.max_frame_side) as (reader, frames):
-                with ctx.store.writer(frames_key(_media(video))) as fh:
+                if ctx.settings.repost_matching:
+                    frames = hashed(frames, hashes)
+                with ctx.store.writer(frames_key(media)) as fh:
                     count = write_frame_stream(
                         fh, frames, lambda: reader.info, backbone_size=INPUT_SIZE,
                         full_frames=_needs_full_frames(ctx, video), extra=lambda: reader.decoding().to_json(),
@@ -280,6 +294,32 @@ def extract_frames(ctx: StageContext, video_id: int) -> bool:
     with session_scope(ctx.db_url) as s:
         stored = s.get(Video, video_id)
         results.record_sampling(stored, info, count, decoding)
+        link = linking.link_repost(s, stored, hashes, ctx.settings.repost_link_at) if hashes else linking.RepostLink(None)
+        stored.meta = {**(stored.meta or {}), "frames_linked": True}
+    return _act_on_link(ctx, video_id, link)
+
+
+def _act_on_link(ctx: StageContext, video_id: int, link: "linking.RepostLink") -> bool | str:
+    """Reuse a strongly matching original's verdicts, wait for them, or go on to scoring."""
+    action = link.action(ctx.settings.repost_reuse_at)
+    if action == linking.WAIT:
+        with session_scope(ctx.db_url) as s:
+            stored = s.get(Video, video_id)
+            since = (stored.meta or {}).get("repost_wait_since") or utcnow().timestamp()
+            stored.meta = {**(stored.meta or {}), "repost_wait_since": since}
+        if utcnow().timestamp() - since < ctx.settings.repost_wait_seconds:
+            raise Postponed(f"video {video_id} waits for the verdicts of its original, video {link.original_id}", REPOST_POLL_SECONDS)
+        log.info("video %s: its original %s is still not scored; scoring it itself", video_id, link.original_id)
+        return True
+    if action == linking.REUSE:
+        with session_scope(ctx.db_url) as s:
+            stored, original = s.get(Video, video_id), s.get(Video, link.original_id)
+            reused = results.reuse_verdicts(s, original, stored, _target_versions(ctx, stored))
+            meta, media = stored.meta, _media(stored)
+        if reused:
+            log.info("video %s reposts video %s (match %.2f): its verdicts are reused", video_id, link.original_id, link.match.strength)
+            discard_media(ctx, media, meta)
+            return ALERT
     return True
 
 

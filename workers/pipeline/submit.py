@@ -68,6 +68,27 @@ def resolve_sources(items: Iterable[str]) -> list[str]:
     return out
 
 
+EXPORT_PREFIXES = ("zeeschuimer:", "4cat:")  # research-tool exports: listed item by item
+ALL_ITEMS = 10**9
+
+
+def list_exports(settings: Settings, items: Iterable[str]) -> tuple[list[str], list[VideoRef], list[str]]:
+    """Split ``items`` into plain paths and URLs, and the videos of the research-tool exports
+    among them (``zeeschuimer:FILE``, ``4cat:FILE``: every item, with its metadata), plus
+    the exports' warnings (an unreadable line is named by its number; the rest is listed)."""
+    from workers.sources import list_videos
+
+    plain, refs, warnings = [], [], []
+    for item in items:
+        if not item.strip().lower().startswith(EXPORT_PREFIXES):
+            plain.append(item)
+            continue
+        listing = list_videos(item, settings, ALL_ITEMS)
+        refs.extend(listing.videos)
+        warnings.extend(listing.warnings)
+    return plain, refs, warnings
+
+
 def resolve_targets(settings: Settings, names: Sequence[str]) -> list[str]:
     """The named targets (checked to exist), or every saved target when none is named."""
     names = list(dict.fromkeys(names)) or list_targets(settings.models_dir)

@@ -15,6 +15,7 @@ functions in ``workers.pipeline.stages``. What the wrapper adds:
   failed) like the stage's own, never left to end the chain silently. A
   video whose failure could not even be recorded (the database is down for
   longer than the retry window) is found by beat's reaper (``reap_stalled``);
+- a stage that raises ``Postponed`` runs again after its delay (not a failure, no limit);
 - a stage that finds its video already finished (a redelivered message) stops
   the chain instead of redoing work; one that names a later stage (a repost
   whose verdicts were reused) skips to it;
@@ -38,7 +39,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.exc import OperationalError as DatabaseError
 
-from workers.errors import TrackerError, TransientError
+from workers.errors import Postponed, TrackerError, TransientError
 from workers.retrying import jittered_backoff, retries_spanning
 from workers.pipeline import alerting, reaper, stages, watches
 from workers.pipeline.celery_app import app, task_name
@@ -131,6 +132,9 @@ class StageTask(Task):
             proceed = fn(ctx, video_id)
             if proceed:  # bookkeeping before the chain is touched: a retry re-sends the chain as it came
                 stages.record_timing(ctx, video_id, stage, worker, started, utcnow())
+        except Postponed as exc:  # e.g. a repost waiting for its original: run again later (a Celery retry without limit)
+            logger.info("video %s, %s: %s; again in %ss", video_id, stage, exc, exc.seconds)
+            raise self.retry(countdown=exc.seconds, max_retries=self.request.retries + 1)
         except TRANSIENT as exc:
             settings = ctx.settings
             limit = retries_spanning(settings.task_retry_window, settings.task_retry_backoff, settings.task_retry_backoff_max)

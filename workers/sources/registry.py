@@ -7,12 +7,14 @@ from typing import Container
 from workers.errors import SourceError
 from workers.sources.base import Listing, Source
 from workers.sources.folder import VideoFolder
+from workers.sources.fourcat import FourCatExport
 from workers.sources.tiktok_hashtag import TikTokHashtag
 from workers.sources.tiktok_json import TikTokJsonListing
 from workers.sources.tiktok_trending import TikTokTrending
 from workers.sources.tiktok_user import TikTokUser
 from workers.sources.url_list import UrlListFile
 from workers.sources.ytdlp_url import YtDlpUrl
+from workers.sources.zeeschuimer import ZeeschuimerExport
 
 # Order matters: specific before general; YtDlpUrl takes any http(s) URL.
 SOURCES: tuple[type[Source], ...] = (
@@ -20,6 +22,8 @@ SOURCES: tuple[type[Source], ...] = (
     TikTokHashtag,
     TikTokUser,
     TikTokJsonListing,
+    ZeeschuimerExport,
+    FourCatExport,
     UrlListFile,
     VideoFolder,
     YtDlpUrl,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -147,3 +147,37 @@ def digest_history(session: Session) -> tuple[list[AlertRecord], dict[tuple[str,
 
 def recent(session: Session, limit: int = 50) -> list[AlertRow]:
     return list(session.scalars(select(AlertRow).order_by(AlertRow.id.desc()).limit(limit)))
+
+
+def cluster_of(session: Session, video) -> list[int]:
+    """The ids of the repost cluster ``video`` belongs to: its original and every video linked to it."""
+    from workers.storage.models import Video
+
+    root = video.duplicate_of or video.id
+    return [root, *session.scalars(select(Video.id).where(Video.duplicate_of == root))]
+
+
+def cluster_alerted(session: Session, video_ids: list[int], target: str) -> bool:
+    """Whether some video of the cluster already has an alert row for ``target`` (sent, held, failed or pending)."""
+    return session.scalar(
+        select(AlertRow.id).where(
+            AlertRow.video_id.in_(video_ids), AlertRow.target_name == target, AlertRow.status != AlertStatus.REPOST
+        ).limit(1)
+    ) is not None
+
+
+def reposts_since(session: Session, target: str, since: datetime | None) -> int:
+    """Reposts of already alerted videos recorded for ``target`` since ``since`` (all: None)."""
+    query = select(func.count()).select_from(AlertRow).where(AlertRow.target_name == target, AlertRow.status == AlertStatus.REPOST)
+    if since is not None:
+        query = query.where(AlertRow.created_at > since)
+    return session.scalar(query) or 0
+
+
+def last_sent_at(session: Session, target: str, excluding: list[int]) -> datetime | None:
+    """When ``target``'s latest alert went out, other than the rows ``excluding`` (being sent now)."""
+    return session.scalar(
+        select(func.max(AlertRow.sent_at)).where(
+            AlertRow.target_name == target, AlertRow.status == AlertStatus.SENT, AlertRow.id.notin_(excluding)
+        )
+    )

@@ -7,6 +7,8 @@
 - ``StageTiming``: when each pipeline stage ran, and on which worker.
 - ``AlertRow``: the one alert per (video, target): held, sent or failed.
 - ``Watch``: a source scraped on a schedule (by celery beat) for given targets.
+- ``FrameHash`` / ``FrameHashChunk``: each sampled frame's PDQ hash, and the
+  multi-index-hashing entries that find near hashes without scanning them all.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ class Video(Base):
     # The earlier video with the same content (a repost): its verdicts are reused when it was scored.
     # No ON DELETE action: SQLite can only add this key inline, where its options are not reflected.
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("videos.id"), index=True)
+    # How strongly it matches the original: 1.0 for the same file, else the weaker share of vPDQ frame matches.
+    duplicate_match: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -150,7 +154,8 @@ class AlertStatus:
     SENT = "sent"  # reached at least one channel (alone, or in a digest)
     HELD = "held"  # inside the target's cooldown: goes out in its next digest
     FAILED = "failed"  # every channel failed; a later pass tries again
-    ALL = (PENDING, SENT, HELD, FAILED)
+    REPOST = "repost"  # a repost of a video already alerted for the target: counted in its next alert, never sent
+    ALL = (PENDING, SENT, HELD, FAILED, REPOST)
 
 
 class AlertRow(Base):
@@ -195,3 +200,30 @@ class Watch(Base):
     last_warnings: Mapped[list] = mapped_column(JSON, default=list)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FrameHash(Base):
+    """The PDQ hashes of one sampled frame (64 hex digits each), what reposts are recognised by."""
+
+    __tablename__ = "frame_hashes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    frame_index: Mapped[int] = mapped_column(Integer)
+    timestamp: Mapped[float] = mapped_column(Float)
+    quality: Mapped[int] = mapped_column(Integer)
+    chroma: Mapped[int] = mapped_column(Integer)  # mean colour without brightness, packed 8:8:8 (PDQ sees only luminance)
+    pdq: Mapped[str] = mapped_column(String(64))
+    centre: Mapped[str] = mapped_column(String(64))  # the hash of the frame's centre (crops)
+
+
+class FrameHashChunk(Base):
+    """One multi-index-hashing entry: chunk position and 16-bit value (``chunk``, see
+    ``workers.reposts.matching.chunk_key``) -> the frame whose hashes have it (16 per hash)."""
+
+    __tablename__ = "frame_hash_chunks"
+
+    chunk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    frame_hash_id: Mapped[int] = mapped_column(ForeignKey("frame_hashes.id", ondelete="CASCADE"), primary_key=True)
+
+    __table_args__ = (Index("ix_frame_hash_chunks_frame_hash_id", "frame_hash_id"), {"sqlite_with_rowid": False})

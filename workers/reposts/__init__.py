@@ -1,0 +1,3 @@
+"""Reposts recognised by what they show: perceptual frame hashes (PDQ) and
+vPDQ-style video matching (``hashing``, ``matching``: pure), and the lookup
+that links a new video to an earlier one (``linking``, over ``workers.storage.frame_hashes``)."""

@@ -1,0 +1,130 @@
+"""vPDQ's matching rules, as ThreatExchange's vPDQ defines them, on plain hashes.
+
+- two frames match when their PDQ hashes are at most ``MAX_DISTANCE`` (31)
+  bits apart, and both have quality at least ``MIN_QUALITY`` (50);
+- a frame has two hashes, of the whole frame and of its centre (crops), and
+  two frames are as close as their closest pair, if their colours agree (PDQ
+  itself sees only luminance);
+- video Q matches video C when the share of Q's (distinct, good) frames that
+  match some frame of C, and the share of C's that match some frame of Q, both
+  reach a threshold: trims and speed changes keep both shares high, while
+  two videos that share one shot do not.
+
+Also the multi-index-hashing arithmetic behind the stored index: a hash is
+cut into 16 chunks of 16 bits; two hashes at most 31 bits apart differ by at
+most one bit in some chunk (pigeonhole: 16 chunks x 2 bits > 31), so a
+lookup probes each chunk's value and its 16 one-bit neighbours, and checks
+the exact distance of what it finds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+MAX_DISTANCE = 31
+MIN_QUALITY = 50
+CHUNKS = 16
+CHUNK_BITS = 16
+
+
+@dataclass(frozen=True)
+class VideoMatch:
+    query_fraction: float  # share of the new video's frames that match the other video
+    candidate_fraction: float  # share of the other video's frames that match the new one
+    mirrored: bool = False
+
+    @property
+    def strength(self) -> float:
+        """The weaker direction: what both shares are at least."""
+        return min(self.query_fraction, self.candidate_fraction)
+
+
+def to_bits(hashes: Sequence[str]) -> np.ndarray:
+    """Hex hashes as an (n, 256) array of 0/1."""
+    if not hashes:
+        return np.zeros((0, CHUNKS * CHUNK_BITS), np.uint8)
+    raw = np.frombuffer(b"".join(bytes.fromhex(h) for h in hashes), np.uint8).reshape(len(hashes), -1)
+    return np.unpackbits(raw, axis=1)
+
+
+def distances(a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+    """Hamming distances, an (len(a), len(b)) array."""
+    x, y = to_bits(a).astype(np.int16), to_bits(b).astype(np.int16)
+    if not len(x) or not len(y):
+        return np.zeros((len(x), len(y)), np.int16)
+    # |x - y| summed = x + y - 2 x.y for 0/1 vectors
+    return x.sum(1)[:, None] + y.sum(1)[None, :] - 2 * (x @ y.T)
+
+
+MAX_CHROMA_DIFFERENCE = 32  # of 255: how far two matching frames' mean chromaticity may be apart
+
+# Per frame: (chroma, hash as is, hash of the centre): ``chroma`` (see ``workers.reposts.hashing.chroma_of``)
+# is the frame's mean colour without its brightness; PDQ sees only luminance, so without it a red
+# and a blue copy of the same shapes would match.
+Frames = Sequence[tuple]
+
+
+def _chroma(frames: Frames) -> np.ndarray:
+    packed = np.array([f[0] for f in frames], np.int64)
+    return np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], axis=1)
+
+
+def frame_distances(query: Frames, candidate: Frames) -> np.ndarray:
+    """(len(query), len(candidate)) array: the closest pair of hashes of each two frames;
+    pairs whose colours differ (``MAX_CHROMA_DIFFERENCE``) get a distance past any match."""
+    if not query or not candidate:
+        return np.zeros((len(query), len(candidate)), np.int16)
+    aq, ac = len(query[0]) - 1, len(candidate[0]) - 1
+    flat = distances([h for f in query for h in f[1:]], [h for f in candidate for h in f[1:]])
+    closest = flat.reshape(len(query), aq, len(candidate), ac).min(axis=(1, 3))
+    colour = np.abs(_chroma(query)[:, None, :] - _chroma(candidate)[None, :, :]).max(-1)
+    return np.where(colour <= MAX_CHROMA_DIFFERENCE, closest, 256)
+
+
+def usable(frames: Frames, qualities: Sequence[int]) -> list[tuple]:
+    """The distinct frames of good-enough quality, in order (vPDQ ignores repeats and poor frames)."""
+    return list(dict.fromkeys(tuple(f) for f, q in zip(frames, qualities) if q >= MIN_QUALITY))
+
+
+def match_videos(query: Frames, candidate: Frames, max_distance: int = MAX_DISTANCE) -> tuple[float, float]:
+    """(share of ``query`` frames matching some ``candidate`` frame, and the reverse); both already ``usable``."""
+    if not query or not candidate:
+        return 0.0, 0.0
+    close = frame_distances(query, candidate) <= max_distance
+    return float(close.any(1).mean()), float(close.any(0).mean())
+
+
+def best_match(query: Frames, mirrored: Frames, candidate: Frames) -> VideoMatch:
+    """The match of the video as it is, or mirrored when that matches better."""
+    straight = VideoMatch(*match_videos(query, candidate))
+    flipped = VideoMatch(*match_videos(mirrored, candidate), mirrored=True) if mirrored else None
+    return flipped if flipped is not None and flipped.strength > straight.strength else straight
+
+
+def chunk_values(pdq: str) -> list[int]:
+    """The hash's 16 chunks of 16 bits, most significant first."""
+    raw = bytes.fromhex(pdq)
+    return [int.from_bytes(raw[i : i + 2], "big") for i in range(0, len(raw), 2)]
+
+
+def chunk_key(position: int, value: int) -> int:
+    """One stored index entry: which chunk, and its value, in one integer."""
+    return (position << CHUNK_BITS) | value
+
+
+def index_keys(*hashes: str) -> list[int]:
+    """The index entries stored for a frame's hashes (one per chunk and hash, repeats once)."""
+    return sorted({chunk_key(p, v) for h in hashes for p, v in enumerate(chunk_values(h))})
+
+
+def probe_keys(pdq: str) -> list[int]:
+    """The index entries a lookup for hashes within ``MAX_DISTANCE`` of ``pdq`` must probe:
+    each chunk's value and its one-bit neighbours (16 x 17 keys)."""
+    keys = []
+    for position, value in enumerate(chunk_values(pdq)):
+        keys.append(chunk_key(position, value))
+        keys.extend(chunk_key(position, value ^ (1 << bit)) for bit in range(CHUNK_BITS))
+    return keys
