@@ -138,7 +138,7 @@ def submit(
     published = 0
     try:
         for job in jobs:
-            tasks.video_chain(job.video_id, job.job_id).apply_async(
+            tasks.video_chain(job.video_id, job.job_id, job.source).apply_async(
                 retry=True,
                 retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0},
             )

@@ -19,8 +19,11 @@ functions in ``workers.pipeline.stages``. What the wrapper adds:
 
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import PurePosixPath
 from typing import Callable
+from urllib.parse import urlsplit
 
 from billiard.process import current_process
 from celery import Task, chain
@@ -41,6 +44,8 @@ from workers.storage.db import forget_engines, get_engine
 from workers.storage.models import utcnow
 
 logger = get_task_logger(__name__)
+# Outside a task (process start-up) the task logger prints "???[???]": use a plain one there.
+process_logger = logging.getLogger(__name__)
 
 # Retried with backoff; checked before TrackerError (TransientError, e.g. a download that
 # timed out after its own retries, is one).
@@ -89,7 +94,7 @@ def warm_database() -> None:
     try:
         get_engine(context().db_url)
     except Exception as exc:  # noqa: BLE001 - the first task connects (and retries) anyway
-        logger.warning("database not reachable at start (%s: %s); tasks will retry", type(exc).__name__, exc)
+        process_logger.warning("database not reachable at start (%s: %s); tasks will retry", type(exc).__name__, exc)
 
 
 def warm_models() -> None:
@@ -99,9 +104,9 @@ def warm_models() -> None:
     try:
         names = context().models.warm()
     except Exception as exc:  # noqa: BLE001 - never keep a worker from starting; the first task retries the load
-        logger.warning("could not load the models ahead of time (%s: %s); the first video will", type(exc).__name__, exc)
+        process_logger.warning("could not load the models ahead of time (%s: %s); the first video will", type(exc).__name__, exc)
         return
-    logger.info("models warm for %s in %.1f s", ", ".join(names) or "no saved target", (utcnow() - started).total_seconds())
+    process_logger.info("models warm for %s in %.1f s", ", ".join(names) or "no saved target", (utcnow() - started).total_seconds())
 
 
 def _reason(exc: BaseException) -> str:
@@ -128,7 +133,7 @@ class StageTask(Task):
             if self.request.retries < limit:
                 delay = get_exponential_backoff_interval(2, self.request.retries, ctx.settings.task_retry_backoff_max, True)
                 logger.warning("video %s, %s: %s; retry %d/%d in %ss", video_id, stage, _reason(exc), self.request.retries + 1, limit, delay)
-                raise self.retry(exc=exc, countdown=delay, max_retries=limit)
+                raise self.retry(exc=exc, countdown=delay, max_retries=limit, argsrepr=getattr(self.request, "argsrepr", None))
             self._fail(ctx, video_id, stage, worker, started, f"{stage}: gave up after {limit} retries ({_reason(exc)})")
             raise
         except TrackerError as exc:
@@ -142,7 +147,7 @@ class StageTask(Task):
             self.request.chain = None
             return video_id
         if isinstance(proceed, str):  # skip to that stage (Celery pops the chain's next task from the end)
-            self.request.chain = [STAGE_TASKS[proceed].si(video_id)]
+            self.request.chain = [STAGE_TASKS[proceed].si(video_id).set(argsrepr=getattr(self.request, "argsrepr", None))]
         stages.record_timing(ctx, video_id, stage, worker, started, utcnow())
         return video_id
 
@@ -182,22 +187,40 @@ def housekeeping() -> dict:
     return stages.housekeeping(context())
 
 
-@app.task(name=task_name("run_watches"), ignore_result=True)
+# Beat's ticks (every watch_poll_interval) send no task events: they would crowd Flower's
+# task list. Their work shows in `watch list` and `alerts list`, and their errors in the worker log.
+@app.task(name=task_name("run_watches"), ignore_result=True, send_events=False)
 def run_watches() -> list[dict]:
     """Periodic (celery beat): list the due watches' sources and queue their new videos."""
     return [run.to_json() for run in watches.run_due_watches(context().settings, app=app)]
 
 
-@app.task(name=task_name("alert_followups"), ignore_result=True)
+@app.task(name=task_name("alert_followups"), ignore_result=True, send_events=False)
 def alert_followups() -> dict:
     """Periodic (celery beat): retry failed alerts, send digests whose cooldown is over."""
     return alerting.alert_followups(context())
 
 
-def video_chain(video_id: int, job_id: str | None = None):
+def job_label(video_id: int, job_id: str | None = None, source: str | None = None) -> str:
+    """How every task of a job shows its argument in Flower and the worker log:
+    ``video=12 job=<job id> source=clip.mp4``, so a job id search finds all five stages."""
+    from workers.sanitize import sanitize
+
+    parts = [f"video={video_id}"]
+    if job_id:
+        parts.append(f"job={job_id}")
+    if source:
+        name = PurePosixPath(urlsplit(source).path if "://" in source else source).name or source
+        parts.append(f"source={sanitize(name, 60).replace(' ', '_')}")
+    return " ".join(parts)
+
+
+def video_chain(video_id: int, job_id: str | None = None, source: str | None = None):
     """The chain of stage tasks for one video; the first task's id is the job id."""
-    first = download.si(video_id)
+    label = job_label(video_id, job_id, source)
+    first = download.si(video_id).set(argsrepr=label)
     if job_id:
         first = first.set(task_id=job_id)
-    return chain(first, frames.si(video_id), score.si(video_id), verdict.si(video_id), alert.si(video_id))
+    rest = (task.si(video_id).set(argsrepr=label) for task in (frames, score, verdict, alert))
+    return chain(first, *rest)
 
