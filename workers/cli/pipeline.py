@@ -121,12 +121,17 @@ def enqueue(
     target: List[str] = typer.Option([], "--target", "-t", help="Target name; repeat for several (default: every saved target)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per job."),
 ) -> None:
-    """Queue videos for the workers; prints one job id per video."""
-    from workers.pipeline.submit import BrokerUnavailable, resolve_sources, resolve_targets, submit
+    """Queue videos for the workers; prints one job id per video.
+
+    Refused at once (exit status 2, nothing queued): a local file that is not a
+    video container, a URL the download address policy refuses (loopback,
+    private, metadata addresses; TT_ALLOW_HOSTS)."""
+    from workers.pipeline.submit import BrokerUnavailable, check_sources, resolve_sources, resolve_targets, submit
 
     cfg = settings()
     names = resolve_targets(cfg, target)
     items = resolve_sources(sources)
+    check_sources(cfg, items)
     with database_errors(cfg.resolved_database_url):
         try:
             jobs = submit(cfg, items, names)
