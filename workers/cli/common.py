@@ -22,10 +22,10 @@ err_console = Console(stderr=True)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 BackboneWeights = typer.Option(
-    None, "--backbone-weights", help="VGG16 weights: 'imagenet', a local .weights.h5 path, or 'random'. [env TT_VGG16_WEIGHTS]"
+    None, "--backbone-weights", help="VGG16 weights: 'imagenet', a local .weights.h5 path, or 'random'. \\[env: TT_VGG16_WEIGHTS]"
 )
 BackbonePreprocessing = typer.Option(
-    None, "--backbone-preprocessing", help="Preprocessing of those weights: torch|caffe. [env TT_VGG16_PREPROCESSING]"
+    None, "--backbone-preprocessing", help="Preprocessing of those weights: torch|caffe. \\[env: TT_VGG16_PREPROCESSING]"
 )
 
 
@@ -34,18 +34,20 @@ def settings() -> Settings:
 
 
 def cell(value: object, limit: int | None = 200) -> str:
-    """Text for a rich table cell or line: sanitised (one line, no control characters,
-    capped) and with rich markup escaped, so scraped metadata shows as written."""
+    """Any outside text (paths, names, scraped metadata, error messages) for a rich table
+    cell or line: sanitised (one line, no control characters or escape sequences,
+    capped) and with rich markup escaped, so ``[/]`` in a file name shows as written.
+    For plain ``print`` output use ``workers.sanitize.sanitize`` (no markup to escape)."""
     return escape(sanitize(value, limit))
 
 
 def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {cell(message, None)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[yellow]warning:[/] {cell(message, None)}", highlight=False, soft_wrap=True)
 
 
 @contextmanager

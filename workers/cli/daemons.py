@@ -38,7 +38,7 @@ def beat(
 def flower(
     address: str = typer.Option(DEFAULT_FLOWER_ADDRESS, "--address", envvar="FLOWER_ADDRESS", help="Interface to listen on; keep it local or private (docs/pipeline.md, Flower)."),
     port: int = typer.Option(DEFAULT_FLOWER_PORT, "--port", envvar="FLOWER_PORT", min=1, max=65535),
-    state_file: Optional[Path] = typer.Option(None, "--state-file", envvar="FLOWER_DB", help="Flower's state file [default: DATA_DIR/flower/flower.db]."),
+    state_file: Optional[Path] = typer.Option(None, "--state-file", envvar="FLOWER_DB", help="Flower's state file.", show_default="DATA_DIR/flower/flower.db"),
 ) -> None:
     """Run Flower, the Celery monitor, with basic auth (FLOWER_USER, FLOWER_PASSWORD; required).
 

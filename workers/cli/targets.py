@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from workers.cli.common import BackbonePreprocessing, BackboneWeights, console, progress_bar, settings, warn
+from workers.cli.common import BackbonePreprocessing, BackboneWeights, cell, console, progress_bar, settings, warn
 from workers.targets import bundle
 from workers.verdict import VerdictRule
 
@@ -27,7 +27,7 @@ def train(
     folds: int = typer.Option(5, "--folds", min=0, help="Grouped validation folds (0: skip validation)."),
     block: int = typer.Option(20, "--block", min=1, help="Consecutive images per validation group."),
     positive_class: Optional[str] = typer.Option(None, "--positive-class", help="Class the target looks for."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Frame is positive when P(target) >= this [default: 0.4 pooled, 0.5 seed]."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Frame is positive when P(target) >= this.", show_default="0.4 pooled, 0.5 seed"),
     min_fraction: float = typer.Option(1 / 3, "--min-fraction", min=0.0, max=1.0, help="Verdict: positive frames / sampled frames."),
     min_frames: int = typer.Option(1, "--min-frames", min=1, help="Verdict: at least this many positive frames."),
     backbone_weights: Optional[str] = BackboneWeights,
@@ -92,7 +92,7 @@ def _print_metrics(metrics: dict) -> None:
 def add_face(
     name: str = typer.Argument(..., help="Name of the face target (replaces one of that name)."),
     photos: List[Path] = typer.Argument(..., help="Reference photos or folders of photos, one face each."),
-    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Max embedding distance for a match [default: TT_FACE_TOLERANCE, 0.5]."),
+    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Max embedding distance for a match.", show_default="TT_FACE_TOLERANCE, 0.5"),
     min_frames: int = typer.Option(2, "--min-frames", min=1, help="Verdict: at least this many matching frames."),
     min_fraction: float = typer.Option(0.0, "--min-fraction", min=0.0, max=1.0, help="Verdict: matching frames / sampled frames."),
 ) -> None:
@@ -117,22 +117,25 @@ def add_face(
 
 @app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json", help="One JSON object per target.")) -> None:
-    """List saved targets."""
+    """List saved targets; a damaged bundle is listed with its error."""
     cfg = settings()
-    metas = [bundle.read_meta(bundle.bundle_dir(cfg.models_dir, n)) for n in bundle.list_targets(cfg.models_dir)]
+    entries = [bundle.summary(cfg.models_dir, n) for n in bundle.list_targets(cfg.models_dir)]
     if as_json:
-        for m in metas:
-            print(json.dumps({k: m.get(k) for k in ("name", "kind", "version", "threshold", "rule", "created")}))
+        for entry in entries:
+            print(json.dumps(entry))
         return
-    if not metas:
-        console.print(f"No targets in {cfg.models_dir}. Create one with `target train` or `target add-face`.")
+    if not entries:
+        console.print(f"No targets in {cell(cfg.models_dir, None)}. Create one with `target train` or `target add-face`.")
         return
     table = Table("name", "kind", "version", "threshold", "verdict rule", "created")
-    for m in metas:
-        rule = m.get("rule", {})
+    for e in entries:
+        if e.get("error"):
+            table.add_row(cell(e["name"]), "[red]damaged[/]", "", "", f"[red]{cell(e['error'], 300)}[/]", "")
+            continue
+        rule = e["rule"]
         table.add_row(
-            m["name"], m.get("kind", "?"), m.get("version", ""), f"{m.get('threshold', 0):.2f}",
-            f">= {rule.get('min_frames')} frames and >= {rule.get('min_fraction', 0):.0%}", m.get("created", ""),
+            cell(e["name"]), cell(e["kind"]), cell(e["version"]), f"{e['threshold']:.2f}",
+            f">= {rule['min_frames']} frames and >= {rule['min_fraction']:.0%}", cell(e["created"], 25),
         )
     console.print(table)
 
@@ -150,7 +153,7 @@ def remove(name: str) -> None:
     """Delete a saved target (its past results stay in the database)."""
     cfg = settings()
     bundle.remove_target(cfg.models_dir, name)
-    console.print(f"Removed target {name}.")
+    console.print(f"Removed target {cell(name)}.")
 
 
 @app.command("eval")
@@ -177,7 +180,7 @@ def eval_(
     table = Table("video", "expected", "verdict", "positive frames", "error")
     for row in report.rows:
         style = "green" if row.correct else "red"
-        table.add_row(row.video, row.expected, f"[{style}]{row.verdict}[/]", f"{row.positive_frames}/{row.frames}", row.error or "")
+        table.add_row(cell(row.video, None), row.expected, f"[{style}]{row.verdict}[/]", f"{row.positive_frames}/{row.frames}", cell(row.error, 500))
     console.print(table)
     v, f = report.video_metrics, report.frame_metrics
     console.print(
