@@ -4,8 +4,9 @@ progress bars, and the console."""
 from __future__ import annotations
 
 import os
+import time
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 import typer
 from rich.console import Console
@@ -72,3 +73,59 @@ def progress_bar(description: str, total: Optional[int] = None, enabled: bool = 
         advance.progress = progress  # type: ignore[attr-defined]
         advance.task = task  # type: ignore[attr-defined]
         yield advance
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class PhaseProgress:
+    """Progress of a job in phases (features, validation, final fit ...) on stderr:
+    rich bars with elapsed time and ETA on a terminal; elsewhere (a log, a pipe)
+    one line at every tenth of a phase and at each change of its detail."""
+
+    def __init__(self, phases: Sequence[tuple[str, int]], console: Console | None = None) -> None:
+        self.console = console or err_console
+        self.totals = {name: max(1, total) for name, total in phases}
+        self.done = {name: 0 for name in self.totals}
+        self.started: dict[str, float] = {}
+        self.logged: dict[str, tuple[int, str]] = {}
+        self.live = self.console.is_terminal
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            console=self.console, disable=not self.live,
+        )
+        self.tasks = {name: self.progress.add_task(name, total=total, start=False) for name, total in self.totals.items()}
+
+    def __enter__(self) -> "PhaseProgress":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+    def advance(self, phase: str, n: int = 1, detail: str | None = None) -> None:
+        self.update(phase, self.done[phase] + n, detail)
+
+    def update(self, phase: str, done: int, detail: str | None = None) -> None:
+        if phase not in self.started:
+            self.started[phase] = time.monotonic()
+            self.progress.start_task(self.tasks[phase])
+        self.done[phase] = done = min(done, self.totals[phase])
+        text = cell(f"{phase}: {detail}" if detail else phase, None)
+        self.progress.update(self.tasks[phase], completed=done, description=text)
+        if not self.live:
+            self._log_line(phase, done, detail or "")
+
+    def _log_line(self, phase: str, done: int, detail: str) -> None:
+        total = self.totals[phase]
+        tenth = done * 10 // total
+        if self.logged.get(phase) == (tenth, detail):
+            return
+        self.logged[phase] = (tenth, detail)
+        elapsed = time.monotonic() - self.started[phase]
+        eta = f", about {_duration(elapsed / done * (total - done))} left" if 0 < done < total else ""
+        where = f" ({detail})" if detail else ""
+        self.console.print(f"{phase}{where}: {done}/{total}, {_duration(elapsed)} elapsed{eta}", highlight=False, markup=False, soft_wrap=True)

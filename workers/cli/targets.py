@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from workers.cli.common import BackbonePreprocessing, BackboneWeights, cell, console, progress_bar, settings, warn
+from workers.cli.common import BackbonePreprocessing, BackboneWeights, PhaseProgress, cell, console, progress_bar, settings, warn
 from workers.targets import bundle
 from workers.verdict import VerdictRule
 
@@ -37,8 +37,8 @@ def train(
     from workers.detect.backbone import backbone_from_settings
     from workers.training.dataset import load_csv, load_folders
     from workers.training.features import dataset_features
-    from workers.training.heads import HEADS
-    from workers.training.train import TrainOptions, train_classifier
+    from workers.training.heads import ENSEMBLE_SIZE, HEADS
+    from workers.training.train import TrainOptions, train_classifier, validation_folds
 
     cfg = settings()
     bundle.check_name(name)
@@ -52,15 +52,9 @@ def train(
     # bfloat16 features with the same verdicts (README, "Speed").
     backbone = backbone_from_settings(cfg, backbone_weights, backbone_preprocessing, precision="float32")
     console.print(
-        f"Training [bold]{name}[/] on {len(data.examples)} images {data.counts()} "
-        f"with {backbone.backbone_identity.describe()}"
+        f"Training [bold]{cell(name)}[/] on {len(data.examples)} images {cell(data.counts(), None)} "
+        f"with {cell(backbone.backbone_identity.describe(), None)}"
     )
-    with progress_bar("backbone features", total=len(data.examples)) as advance:
-        feats, index, view, problems = dataset_features(
-            data.examples, backbone, cfg.cache_dir, augment, cfg.batch_size, advance
-        )
-    for problem in problems:
-        warn(problem)
     opts = TrainOptions(
         head=head,
         epochs=epochs,
@@ -69,12 +63,26 @@ def train(
         rule=VerdictRule(min_fraction, min_frames),
         positive_class=positive_class,
     )
-    with progress_bar("validation folds + final fit", total=(folds if folds > 1 else 0) + 1) as advance:
-        target = train_classifier(name, data, feats, index, view == 0, backbone, opts, on_fold=lambda _k: advance())
-        advance()
-    path = bundle.save_target(target, cfg.models_dir, {"dataset": {"labels": str(labels) if labels else None, "images": str(images), "skipped": len(data.problems) + len(problems)}})
+    epochs_per_fit = ENSEMBLE_SIZE[head] * epochs
+    phases = [("backbone features", len(data.examples))]
+    if validation_folds(opts):
+        phases.append(("validation", validation_folds(opts) * epochs_per_fit))
+    phases.append(("final fit", epochs_per_fit))
+    with PhaseProgress(phases) as progress:
+        feats, index, view, problems = dataset_features(
+            data.examples, backbone, cfg.cache_dir, augment, cfg.batch_size,
+            lambda n: progress.advance("backbone features", n, "images"),
+        )
+        target = train_classifier(
+            name, data, feats, index, view == 0, backbone, opts,
+            on_step=lambda step: progress.update(step.phase, step.done, step.where()),
+        )
+    for problem in problems:
+        warn(problem)
+    skipped = {**data.skipped, "unreadable": len(problems)}
+    path = bundle.save_target(target, cfg.models_dir, {"dataset": {"labels": str(labels) if labels else None, "images": str(images), "skipped": skipped}})
     _print_metrics(target.metrics)
-    console.print(f"Saved target [bold]{name}[/] version {target.version} to {path}")
+    console.print(f"Saved target [bold]{cell(name)}[/] version {target.version} to {cell(path, None)}")
 
 
 def _print_metrics(metrics: dict) -> None:
