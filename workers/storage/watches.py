@@ -54,16 +54,26 @@ def due(session: Session, now: datetime) -> list[int]:
 
 
 def claim_run(session: Session, watch: Watch, now: datetime, force: bool = False) -> bool:
-    """Start a run of ``watch``: its next run moves ``every_seconds`` on. False when it is not
-    due (unless ``force``), or another process started this run first."""
+    """Start a run of ``watch``: its next run moves ``every_seconds`` on, and the previous
+    run's outcome is cleared (``is_running`` until ``record_run``), so that ``watch list``
+    never shows the last run's counts under this run's time. False when it is not due
+    (unless ``force``), or another process started this run first."""
     query = update(Watch).where(Watch.id == watch.id)
     if not force:
         query = query.where(Watch.enabled.is_(True), Watch.next_run_at <= now)
     done = session.execute(
-        query.values(last_run_at=now, next_run_at=now + timedelta(seconds=watch.every_seconds))
+        query.values(
+            last_run_at=now, next_run_at=now + timedelta(seconds=watch.every_seconds),
+            last_listed=None, last_enqueued=None, last_warnings=[], last_error=None,
+        )
         .execution_options(synchronize_session=False)
     )
     return done.rowcount == 1
+
+
+def is_running(watch: Watch) -> bool:
+    """A run was claimed and has not recorded its outcome yet (or its process died)."""
+    return watch.last_run_at is not None and watch.last_enqueued is None and watch.last_error is None
 
 
 def record_run(
