@@ -163,3 +163,11 @@ def test_in_process_scan_gives_identical_scores_and_verdicts(run, tmp_path, red_
         assert local_scores == remote_scores, path
         assert local_verdict == remote_verdict, path
         assert row.verdict == remote.verdict
+
+
+def test_worker_logs_use_short_task_names(run):
+    cluster, jobs, *_ = run
+    score_log = cluster.logs["score"].read_text(errors="replace")
+    assert "models warm" in score_log and "???" not in score_log  # start-up lines outside any task
+    io_log = cluster.logs["io"].read_text(errors="replace")
+    assert any(f"download[{job}]" in io_log for job in jobs.values())

@@ -309,22 +309,24 @@ def test_a_watch_run_is_claimed_once(ctx):
         assert watch_rows.due(s, now + timedelta(minutes=15)) == [watch_id]
 
 
-def test_watch_list_shows_a_run_in_progress_not_the_previous_one(ctx):
+def test_watch_list_shows_the_last_finished_run_with_its_own_time(ctx):
     from workers.cli.watches import watch_json
 
     watch_id = add_watch(ctx, "tiktok:trending", every=900)
+    first, second = utcnow() - timedelta(minutes=20), utcnow()
     with session_scope(ctx.db_url) as s:
-        watch_rows.record_run(s, watch_id, 5, 2, ["old warning"], None)  # a previous run
+        watch_rows.record_run(s, watch_id, 5, 2, ["old warning"], None, started_at=first)
     with session_scope(ctx.db_url) as s:
-        assert watch_rows.claim_run(s, s.get(Watch, watch_id), utcnow(), force=True)
+        assert watch_rows.claim_run(s, s.get(Watch, watch_id), second, force=True)  # a run starts ...
+    with session_scope(ctx.db_url) as s:
+        shown = watch_json(s.get(Watch, watch_id))  # ... listed meanwhile: the first run, with its time
+    assert (shown["last_listed"], shown["last_enqueued"], shown["last_warnings"]) == (5, 2, ["old warning"])
+    assert shown["last_run_at"] == first.isoformat(timespec="seconds")
+    with session_scope(ctx.db_url) as s:
+        watch_rows.record_run(s, watch_id, 3, 1, [], None, started_at=second)
     with session_scope(ctx.db_url) as s:
         shown = watch_json(s.get(Watch, watch_id))
-    assert shown["running"] and (shown["last_listed"], shown["last_enqueued"], shown["last_warnings"]) == (None, None, [])
-    with session_scope(ctx.db_url) as s:
-        watch_rows.record_run(s, watch_id, 3, 1, [], None)
-    with session_scope(ctx.db_url) as s:
-        shown = watch_json(s.get(Watch, watch_id))
-    assert not shown["running"] and (shown["last_listed"], shown["last_enqueued"]) == (3, 1)
+    assert (shown["last_listed"], shown["last_enqueued"], shown["last_run_at"]) == (3, 1, second.isoformat(timespec="seconds"))
 
 
 # --- commands and exports ------------------------------------------------------------------

@@ -10,7 +10,6 @@ from rich.table import Table
 
 from workers.cli.common import cell, console, settings, warn
 from workers.cli.pipeline import database_errors
-from workers.storage import watches as watch_rows
 
 app = typer.Typer(help="Watch sources on a schedule: new videos are scanned for targets and alerted on.", no_args_is_help=True)
 
@@ -37,7 +36,6 @@ def watch_json(watch) -> dict:
         "last_enqueued": watch.last_enqueued,
         "last_warnings": list(watch.last_warnings or []),
         "last_error": watch.last_error,
-        "running": watch_rows.is_running(watch),
         "created_at": _when(watch.created_at) or None,
     }
 
@@ -91,8 +89,6 @@ def list_(as_json: bool = typer.Option(False, "--json", help="One JSON object pe
         if r["last_error"]:
             problems.append(f"[red]{cell(r['last_error'], 500)}[/]")
         counts = "" if r["last_run_at"] is None else f"{r['last_listed'] if r['last_listed'] is not None else '-'} / {r['last_enqueued'] or 0}"
-        if r["running"]:
-            counts = "running…"
         table.add_row(
             str(r["id"]) + ("" if r["enabled"] else " (off)"), cell(r["source"], 300), cell(", ".join(r["targets"])),
             r["every"], (r["last_run_at"] or "never")[:19], (r["next_run_at"] or "")[:19], counts, "\n".join(problems),

@@ -44,8 +44,9 @@ from workers.storage.db import forget_engines, get_engine
 from workers.storage.models import utcnow
 
 logger = get_task_logger(__name__)
-# Outside a task (process start-up) the task logger prints "???[???]": use a plain one there.
-process_logger = logging.getLogger(__name__)
+# Outside a task (process start-up) the task logger prints "???[???]" for the task it is
+# not in: use a plain logger there (another name: loggers are one per name).
+process_logger = logging.getLogger("workers.pipeline.worker")
 
 # Retried with backoff; checked before TrackerError (TransientError, e.g. a download that
 # timed out after its own retries, is one).
