@@ -37,8 +37,8 @@ def train(
     from workers.detect.backbone import backbone_from_settings
     from workers.training.dataset import load_csv, load_folders
     from workers.training.features import dataset_features
-    from workers.training.heads import ENSEMBLE_SIZE, HEADS
-    from workers.training.train import TrainOptions, train_classifier, validation_folds
+    from workers.training.heads import HEADS
+    from workers.training.train import TrainOptions, phase_epochs, train_classifier
 
     cfg = settings()
     bundle.check_name(name)
@@ -63,12 +63,7 @@ def train(
         rule=VerdictRule(min_fraction, min_frames),
         positive_class=positive_class,
     )
-    epochs_per_fit = ENSEMBLE_SIZE[head] * epochs
-    phases = [("backbone features", len(data.examples))]
-    if validation_folds(opts):
-        phases.append(("validation", validation_folds(opts) * epochs_per_fit))
-    phases.append(("final fit", epochs_per_fit))
-    with PhaseProgress(phases) as progress:
+    with PhaseProgress([("backbone features", len(data.examples)), *phase_epochs(opts).items()]) as progress:
         feats, index, view, problems = dataset_features(
             data.examples, backbone, cfg.cache_dir, augment, cfg.batch_size,
             lambda n: progress.advance("backbone features", n, "images"),

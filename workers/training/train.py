@@ -75,13 +75,21 @@ def validation_folds(opts: TrainOptions) -> int:
     return opts.folds if opts.folds and opts.folds > 1 else 0
 
 
+def phase_epochs(opts: TrainOptions) -> dict[str, int]:
+    """Epochs (of all ensemble members) each phase of ``train_classifier`` runs, in order:
+    the ``total`` of its ``TrainingStep``s."""
+    per_fit = ENSEMBLE_SIZE[opts.head] * opts.epochs
+    phases = {"validation": validation_folds(opts) * per_fit} if validation_folds(opts) else {}
+    return {**phases, "final fit": per_fit}
+
+
 class _Tracker:
     """Turns per-epoch callbacks of one phase into ``TrainingStep``s."""
 
     def __init__(self, phase: str, folds: int, opts: TrainOptions, on_step: OnStep | None) -> None:
         self.phase, self.folds, self.on_step = phase, folds, on_step
         self.members, self.epochs = ENSEMBLE_SIZE[opts.head], opts.epochs
-        self.total = max(1, folds) * self.members * self.epochs
+        self.total = phase_epochs(opts)[phase]
         self.done = 0
 
     def epoch_callback(self, fold: int):
