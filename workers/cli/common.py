@@ -101,7 +101,12 @@ class PhaseProgress:
 
     def __enter__(self) -> "PhaseProgress":
         self.progress.__enter__()
+        self._begin(next(iter(self.totals)))
         return self
+
+    def _begin(self, phase: str) -> None:
+        self.started[phase] = time.monotonic()
+        self.progress.start_task(self.tasks[phase])
 
     def __exit__(self, *exc) -> None:
         self.progress.__exit__(*exc)
@@ -111,13 +116,16 @@ class PhaseProgress:
 
     def update(self, phase: str, done: int, detail: str | None = None) -> None:
         if phase not in self.started:
-            self.started[phase] = time.monotonic()
-            self.progress.start_task(self.tasks[phase])
+            self._begin(phase)
         self.done[phase] = done = min(done, self.totals[phase])
         text = cell(f"{phase}: {detail}" if detail else phase, None)
         self.progress.update(self.tasks[phase], completed=done, description=text)
         if not self.live:
             self._log_line(phase, done, detail or "")
+        if done == self.totals[phase]:  # phases run one after another: the next one starts now
+            following = list(self.totals)[list(self.totals).index(phase) + 1 :]
+            if following and following[0] not in self.started:
+                self._begin(following[0])
 
     def _log_line(self, phase: str, done: int, detail: str) -> None:
         total = self.totals[phase]
