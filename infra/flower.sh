@@ -1,13 +1,7 @@
 #!/bin/sh
-# Flower, the Celery monitor, never without authentication.
-set -eu
-if [ -z "${FLOWER_USER:-}" ] || [ -z "${FLOWER_PASSWORD:-}" ]; then
-  echo "flower: set FLOWER_USER and FLOWER_PASSWORD (in .env, see infra/env.example):" \
-       "the monitor is not served without authentication" >&2
-  exit 64
-fi
-exec celery -A workers.pipeline.celery_app flower \
-  --address="${FLOWER_ADDRESS:-0.0.0.0}" --port="${FLOWER_PORT:-5555}" \
-  --basic-auth="${FLOWER_USER}:${FLOWER_PASSWORD}" \
-  --persistent=True --db="${FLOWER_DB:-/flower/flower.db}" --max_tasks=100000 \
-  --purge_offline_workers=600
+# Flower, the Celery monitor, never without authentication: `tiktok-tracker flower`
+# refuses to start unless FLOWER_USER and FLOWER_PASSWORD are set, and asks for them on
+# every page (/metrics and /healthcheck too). It listens on FLOWER_ADDRESS (default
+# 127.0.0.1; docker-compose.yml sets 0.0.0.0 inside the container and publishes the port
+# on the host's 127.0.0.1) and keeps its state in FLOWER_DB (default DATA_DIR/flower/flower.db).
+exec tiktok-tracker flower "$@"

@@ -224,11 +224,10 @@ class Cluster:
         return proc
 
     def start_beat(self) -> subprocess.Popen:
-        """celery beat (one per deployment), its schedule file in the test's folder."""
+        """``tiktok-tracker beat`` (one per deployment), its schedule file under the test's data dir."""
         log = self.root / "beat.log"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.pipeline.celery_app", "beat", "--loglevel", "INFO",
-             "--schedule", str(self.root / "celerybeat-schedule")],
+            [*CLI, "beat", "--loglevel", "INFO"],
             env=self.env, cwd=ROOT, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.workers["beat"], self.logs["beat"] = proc, log

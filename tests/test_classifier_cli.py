@@ -54,11 +54,30 @@ def trained(tmp_path_factory):
         "--epochs", "30", "--folds", "2", "--block", "2", "--augment", "0", check=True,
     )
     assert "Grouped 2-fold validation: accuracy" in proc.stdout
+    # Not a terminal: progress as log lines, every tenth of each phase and at each fold and head.
+    progress = proc.stderr.splitlines()
+    assert "backbone features (images): 16/16" in proc.stderr
+    for fold in (1, 2):
+        for head in range(1, 6):
+            assert any(line.startswith(f"validation (fold {fold}/2, head {head}/5): ") for line in progress), proc.stderr
+    assert any(line.startswith("final fit (head 5/5): 150/150, ") for line in progress), proc.stderr
+    assert any("left" in line for line in progress)  # an ETA
     videos = root / "videos"
     videos.mkdir()
     write_video(videos / "red.mp4", seconds=4, color=RED)
     write_video(videos / "blue.mp4", seconds=4, color=BLUE, seed=1)
     return env, root, videos
+
+
+def test_training_on_a_terminal_shows_progress_bars_with_an_eta(trained, tmp_path):
+    env, root, _ = trained
+    proc = run_cli(
+        {**env, "FORCE_COLOR": "1", "COLUMNS": "120", "TT_MODELS_DIR": str(tmp_path / "models")}, "target", "train", "red2",
+        "--images", str(root / "images"), "--positive-class", "red", "--epochs", "2", "--folds", "2", "--block", "2",
+        "--augment", "0", check=True,
+    )
+    assert "backbone features" in proc.stderr and "validation: fold 2/2, head 5/5" in proc.stderr
+    assert "final fit: head 5/5" in proc.stderr and "eta" in proc.stderr and "\x1b[" in proc.stderr  # rich bars
 
 
 def test_train_writes_a_bundle_with_backbone_identity(trained):

@@ -23,6 +23,7 @@ def test_csv_missing_images_and_unlabelled_are_reported_and_skipped(tmp_path):
     assert data.counts() == {"0": 5, "1": 5}
     assert any("frame99.jpg" in p and "missing" in p for p in data.problems)
     assert any(p.startswith("2 images") and "no label" in p for p in data.problems)
+    assert data.skipped == {"bad rows": 0, "missing": 1, "unlabelled": 2}  # images and rows, not problem lines
     # groups are blocks of 3 consecutive frames in numeric order
     assert [e.group for e in data.examples] == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3]
     assert [e.path.name for e in data.examples][:3] == ["frame0.jpg", "frame1.jpg", "frame2.jpg"]

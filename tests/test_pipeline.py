@@ -4,7 +4,8 @@ in a Postgres database of the test's own, random-weight VGG16, generated videos
 (plus the seed videos when ../shared is there).
 
 One run feeds several tests: twelve good videos, a corrupt file and a
-non-video are enqueued together; then each test checks one promise.
+non-video (both spoiled after enqueue) are enqueued together; then each test
+checks one promise.
 """
 
 from __future__ import annotations
@@ -41,17 +42,20 @@ def run(tmp_path_factory, module_postgres_url, redis_url, red_target):  # noqa: 
     videos = make_videos(root / "videos", GOOD)
     bad = root / "bad"
     bad.mkdir()
-    corrupt = truncate(write_video(root / "whole.mp4", seconds=3, seed=99), bad / "corrupt.mp4", keep=0.4)
-    notes = bad / "notes.mp4"
-    notes.write_text("this is a shopping list, not a video\n")
+    # enqueue refuses files that do not open as videos (test_enqueue.py): these two are
+    # videos when enqueued and are spoiled before any worker reads them, the case only
+    # the pipeline can catch.
+    corrupt, notes = (write_video(bad / name, seconds=3, seed=99) for name in ("corrupt.mp4", "notes.mp4"))
     seeds = [SEED / name for name in SEED_VIDEOS if (SEED / name).is_file()]
     cluster = Cluster(root, module_postgres_url, redis_url, red_target)
     try:
-        for queue in ("io", "cpu", "score"):
-            cluster.start_worker(queue, queue)
         sources = [*videos, corrupt, notes, *seeds]
         job_ids = cluster.enqueue(*map(str, sources), "--target", "red")
         assert len(job_ids) == len(sources)
+        truncate(write_video(root / "whole.mp4", seconds=3, seed=99), corrupt, keep=0.4)
+        notes.write_text("this is a shopping list, not a video\n")
+        for queue in ("io", "cpu", "score"):
+            cluster.start_worker(queue, queue)
         jobs = dict(zip(map(str, sources), job_ids))
         final = cluster.wait(job_ids, timeout=240)
         yield cluster, jobs, final, videos, seeds, (corrupt, notes)
@@ -159,3 +163,11 @@ def test_in_process_scan_gives_identical_scores_and_verdicts(run, tmp_path, red_
         assert local_scores == remote_scores, path
         assert local_verdict == remote_verdict, path
         assert row.verdict == remote.verdict
+
+
+def test_worker_logs_use_short_task_names(run):
+    cluster, jobs, *_ = run
+    score_log = cluster.logs["score"].read_text(errors="replace")
+    assert "models warm" in score_log and "???" not in score_log  # start-up lines outside any task
+    io_log = cluster.logs["io"].read_text(errors="replace")
+    assert any(f"download[{job}]" in io_log for job in jobs.values())

@@ -1,25 +1,18 @@
 """Configuration of the pipeline: Celery settings and routing, the worker
-command's choices, docker-compose.yml and infra/, Flower's authentication."""
+command's choices, docker-compose.yml and infra/ (Flower's authentication: test_daemons.py)."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import time
-import urllib.error
-import urllib.request
-from base64 import b64encode
-from pathlib import Path
 
 import pytest
 import typer
 import yaml
 
 from tests.conftest import need
-from tests.pipeline_support import ROOT, free_port, port_open
-from tests.pipeline_support import redis_url  # noqa: F401  (fixture)
+from tests.pipeline_support import ROOT
 from workers.cli.pipeline import default_concurrency, parse_queues
 from workers.pipeline.celery_app import QUEUES, STAGE_QUEUES, celery_config, task_name
 from workers.settings import Settings
@@ -96,7 +89,7 @@ def test_compose_has_every_service(compose):
     assert {"redis", "postgres", "flower", "beat", "worker-io", "worker-cpu", "worker-score", "worker-score-gpu"} <= set(services)
     for queue in QUEUES:
         assert services[f"worker-{queue}"]["command"] == ["tiktok-tracker", "worker", "--queues", queue]
-    assert "beat" in services["beat"]["command"]
+    assert services["beat"]["command"] == ["tiktok-tracker", "beat"]
     for name in ("redis-data", "postgres-data", "media"):
         assert name in compose["volumes"]
 
@@ -134,8 +127,8 @@ def test_compose_flower_is_local_and_authenticated(compose):
     (port,) = flower["ports"]
     assert port.startswith("${FLOWER_BIND_ADDRESS:-127.0.0.1}:")
     assert {"FLOWER_USER", "FLOWER_PASSWORD"} <= set(flower["environment"])
-    script = (ROOT / "infra" / "flower.sh").read_text()
-    assert "--basic-auth" in script
+    assert flower["environment"]["FLOWER_ADDRESS"] == "0.0.0.0"  # inside the container; published on 127.0.0.1
+    assert "tiktok-tracker flower" in (ROOT / "infra" / "flower.sh").read_text()  # auth enforced there (test_daemons.py)
     for service in ("redis", "postgres"):
         assert all(p.startswith("${TT_BIND_ADDRESS:-127.0.0.1}:") for p in compose["services"][service]["ports"])
 
@@ -160,51 +153,6 @@ def test_compose_file_validates_with_docker_compose(tmp_path):
         proc = subprocess.run([*cmd, "-f", str(path), "--project-directory", str(ROOT), *profile, "config", "-q"],
                               capture_output=True, text=True, cwd=ROOT)
         assert proc.returncode == 0, proc.stderr
-
-
-# --- Flower -------------------------------------------------------------------------------
-
-
-def _flower(env: dict) -> subprocess.Popen:
-    return subprocess.Popen(["sh", str(ROOT / "infra" / "flower.sh")], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-
-
-def _status(url: str, auth: str | None = None) -> int:
-    request = urllib.request.Request(url)
-    if auth:
-        request.add_header("Authorization", "Basic " + b64encode(auth.encode()).decode())
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
-def test_flower_refuses_to_start_without_credentials():
-    env = {**os.environ, "FLOWER_USER": "", "FLOWER_PASSWORD": ""}
-    proc = _flower(env)
-    out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 64 and "FLOWER_USER and FLOWER_PASSWORD" in out
-
-
-def test_flower_asks_for_its_password(tmp_path, redis_url):  # noqa: F811
-    port = free_port()
-    bin_dir = str(Path(os.sys.executable).parent)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "FLOWER_USER": "ann", "FLOWER_PASSWORD": "s3cret",
-           "FLOWER_PORT": str(port), "FLOWER_ADDRESS": "127.0.0.1", "FLOWER_DB": str(tmp_path / "flower.db"), "TT_BROKER_URL": redis_url}
-    proc = _flower(env)
-    try:
-        deadline = time.monotonic() + 30
-        while not port_open(port):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
-            time.sleep(0.1)
-        assert _status(f"http://127.0.0.1:{port}/") == 401
-        assert _status(f"http://127.0.0.1:{port}/", "ann:wrong") == 401
-        assert _status(f"http://127.0.0.1:{port}/", "ann:s3cret") == 200
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(15)
 
 
 def test_stage_retries_span_the_retry_window_even_with_the_shortest_jitter():

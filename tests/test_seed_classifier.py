@@ -42,7 +42,9 @@ def test_training_reports_skipped_rows_and_grouped_accuracy(seed_env):
     env, root, proc = seed_env
     assert "frame576.jpg" in proc.stderr and "frame610.jpg" in proc.stderr
     assert "have no label" in proc.stderr
+    assert "backbone features (images): 717/717" in proc.stderr and "final fit (head 5/5): 100/100" in proc.stderr
     meta = json.loads((root / "models" / "trump" / "target.json").read_text())
+    assert meta["dataset"]["skipped"] == {"bad rows": 0, "missing": 2, "unlabelled": 17, "unreadable": 0}
     metrics = meta["metrics"]
     assert metrics["train_images"] == 717
     assert metrics["accuracy"] >= 0.85, metrics  # grouped 5-fold; the tutorial's head measures ~0.83

@@ -251,7 +251,7 @@ def published(monkeypatch):
     sent: list[int] = []
 
     class FakeChain:
-        def __init__(self, video_id, job_id):
+        def __init__(self, video_id, job_id, source=None):
             self.video_id = video_id
 
         def apply_async(self, **_options):
@@ -309,6 +309,26 @@ def test_a_watch_run_is_claimed_once(ctx):
         assert watch_rows.due(s, now + timedelta(minutes=15)) == [watch_id]
 
 
+def test_watch_list_shows_the_last_finished_run_with_its_own_time(ctx):
+    from workers.cli.watches import watch_json
+
+    watch_id = add_watch(ctx, "tiktok:trending", every=900)
+    first, second = utcnow() - timedelta(minutes=20), utcnow()
+    with session_scope(ctx.db_url) as s:
+        watch_rows.record_run(s, watch_id, 5, 2, ["old warning"], None, started_at=first)
+    with session_scope(ctx.db_url) as s:
+        assert watch_rows.claim_run(s, s.get(Watch, watch_id), second, force=True)  # a run starts ...
+    with session_scope(ctx.db_url) as s:
+        shown = watch_json(s.get(Watch, watch_id))  # ... listed meanwhile: the first run, with its time
+    assert (shown["last_listed"], shown["last_enqueued"], shown["last_warnings"]) == (5, 2, ["old warning"])
+    assert shown["last_run_at"] == first.isoformat(timespec="seconds")
+    with session_scope(ctx.db_url) as s:
+        watch_rows.record_run(s, watch_id, 3, 1, [], None, started_at=second)
+    with session_scope(ctx.db_url) as s:
+        shown = watch_json(s.get(Watch, watch_id))
+    assert (shown["last_listed"], shown["last_enqueued"], shown["last_run_at"]) == (3, 1, second.isoformat(timespec="seconds"))
+
+
 # --- commands and exports ------------------------------------------------------------------
 
 
@@ -355,7 +375,7 @@ def test_results_exports_survive_hostile_metadata(ctx, served, cli_env):
     assert len(rows) == 2 and all(None not in r and len(r) == len(RESULT_FIELDS) for r in rows)
     assert rows[1]["caption"].startswith("'=cmd|") and rows[1]["author"] == "[bold]a/b\\c"
 
-    table = invoke(cli_env, "results", "--positive", "--target", "red").stdout
+    table = invoke(cli_env, "results", "--positive", "--target", "red", "--wide").stdout  # author, caption: --wide
     assert "[bold]a/b\\c" in table and "=cmd|" in table and "\x1b" not in table and "\x07" not in table
     lines = table.splitlines()  # a well-formed box: no line break or wide escape got into a cell
     assert lines[0][0] == "┏" and lines[-1][0] == "└" and len({len(line) for line in lines}) == 1

@@ -10,8 +10,8 @@ from typing import List, Optional
 import typer
 from rich.table import Column, Table
 
-from workers.cli import alerts, pipeline, targets, watches
-from workers.cli.common import BackbonePreprocessing, BackboneWeights, console, err_console, progress_bar, settings
+from workers.cli import alerts, daemons, pipeline, targets, watches
+from workers.cli.common import BackbonePreprocessing, BackboneWeights, cell, console, err_console, progress_bar, settings
 from workers.errors import TrackerError
 
 app = typer.Typer(
@@ -55,14 +55,14 @@ def scan(
     )
     rows = []
     with progress_bar("videos", total=len(files), enabled=not as_json or err_console.is_terminal) as advance:
-        advance.progress.update(advance.task, description=f"scanning {files[0].name[:40]}")
+        advance.progress.update(advance.task, description=f"scanning {cell(files[0].name, 40)}")
         for i, (_, batch) in enumerate(scanner.scan_files(files, force=force)):
             rows.extend(batch)
             if as_json:
                 for row in batch:
                     print(json.dumps(row.to_json()), flush=True)
             if i + 1 < len(files):
-                advance.progress.update(advance.task, description=f"scanning {files[i + 1].name[:40]}")
+                advance.progress.update(advance.task, description=f"scanning {cell(files[i + 1].name, 40)}")
             advance()
     if not as_json:
         table = Table("target", "verdict", "positive / frames", "first seen at", "note")
@@ -74,7 +74,7 @@ def scan(
             if r.reused_frames:
                 scored += f" ({r.reused_frames} near-duplicates)"
             note = r.error or ("cached" if r.cached else "")
-            table.add_row(str(r.video), r.target, f"[{colour}]{r.verdict}[/]", f"{r.positive_frames}/{r.frames}{scored}", stamps, note)
+            table.add_row(cell(r.video, None), cell(r.target), f"[{colour}]{r.verdict}[/]", f"{r.positive_frames}/{r.frames}{scored}", stamps, cell(note, 500))
         console.print(table)
     if any(r.verdict == "failed" for r in rows):
         raise typer.Exit(1)
@@ -112,23 +112,38 @@ def demo(
 
 
 pipeline.register(app)
+daemons.register(app)
 
 
 @app.command()
-def config(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Print the effective settings (environment TT_*, TOML file, defaults)."""
+def config(
+    as_json: bool = typer.Option(False, "--json"),
+    wide: bool = typer.Option(False, "--wide", "-w", help="Also each setting's environment variable and meaning."),
+) -> None:
+    """Print the effective settings (environment TT_*, TOML file, defaults).
+
+    The environment variable of a setting is TT_ and its name in capitals."""
     cfg = settings()
     values = cfg.model_dump(mode="json")
     if as_json:
         print(json.dumps(values, indent=2))
         return
-    table = Table("setting", "env", "value", "meaning")
-    for name, field in type(cfg).model_fields.items():
+    fields = type(cfg).model_fields
+    columns = [Column("setting", no_wrap=True, min_width=max(map(len, fields))), Column("value", overflow="fold", ratio=2)]
+    if wide:
+        columns[1:1] = [Column("env", overflow="fold")]
+        columns.append(Column("meaning", overflow="fold", ratio=3))
+    table = Table(*columns)
+    for name, field in fields.items():
         value = values[name]
         if value and any(word in name for word in ("password", "token", "secret")):
             value = "***"
-        table.add_row(name, f"TT_{name.upper()}", str(value), field.description or "")
+        shown = cell(json.dumps(value) if isinstance(value, (list, dict)) else value, None)
+        row = [name, f"TT_{name.upper()}", shown, cell(field.description, None)] if wide else [name, shown]
+        table.add_row(*row)
     console.print(table)
+    if not wide:
+        err_console.print("environment variables and meanings: --wide; as JSON: --json", highlight=False)
 
 
 def main() -> None:
@@ -136,7 +151,7 @@ def main() -> None:
     try:
         app()
     except TrackerError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {cell(exc, None)}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")

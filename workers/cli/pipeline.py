@@ -14,11 +14,12 @@ import subprocess
 import sys
 from contextlib import contextmanager
 from enum import Enum
+from pathlib import Path
 from typing import Iterator, List, Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -125,15 +126,23 @@ def enqueue(
     target: List[str] = typer.Option([], "--target", "-t", help="Target name; repeat for several (default: every saved target)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per job."),
 ) -> None:
-    """Queue videos for the workers; prints one job id per video."""
-    from workers.pipeline.submit import BrokerUnavailable, list_exports, resolve_sources, resolve_targets, submit
+    """Queue videos for the workers; prints one job id per video.
+
+    Refused at once (exit status 2, nothing queued): a local file that is not a
+    video container, a URL the download address policy refuses (loopback,
+    private, metadata addresses; TT_ALLOW_HOSTS)."""
+    from workers.pipeline.submit import (
+        BrokerUnavailable, check_sources, list_exports, resolve_sources, resolve_targets, submit,
+    )
 
     cfg = settings()
     names = resolve_targets(cfg, target)
     plain, listed, warnings = list_exports(cfg, sources)
     for warning in warnings:
         warn(escape(sanitize(warning)))
-    items = [*resolve_sources(plain), *listed]
+    files_and_urls = resolve_sources(plain)
+    check_sources(cfg, files_and_urls)
+    items = [*files_and_urls, *listed]
     with database_errors(cfg.resolved_database_url):
         try:
             jobs = submit(cfg, items, names)
@@ -148,7 +157,7 @@ def _print_jobs(jobs, as_json: bool) -> None:
         if as_json:
             print(json.dumps({"job_id": job.job_id, "video_id": job.video_id, "source": job.source}), flush=True)
         else:
-            print(f"{job.job_id}\t{job.source}", flush=True)
+            print(f"{job.job_id}\t{sanitize(job.source, None)}", flush=True)
 
 
 # --- status ---------------------------------------------------------------------------
@@ -160,10 +169,12 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="JSON instead of tables."),
 ) -> None:
     """Where videos are in the pipeline: counts per status and recent videos, or one video."""
+    from workers.pipeline.media import store_from_settings
     from workers.storage import results
     from workers.storage.db import session_scope
 
     cfg = settings()
+    store = store_from_settings(cfg)
     with database_errors(cfg.resolved_database_url), session_scope(cfg.resolved_database_url) as s:
         if ident is None:
             counts = results.status_counts(s)
@@ -186,19 +197,22 @@ def status(
             for t in results.stage_timings(s, video.id)
         ]
         info["detections"] = [
-            {"target": d.target_name, "version": d.target_version, "verdict": d.verdict, "positive_frames": d.positive_frames, "frames": d.frames}
+            {"target": d.target_name, "version": d.target_version, "verdict": d.verdict, "positive_frames": d.positive_frames, "frames": d.frames,
+             "best_timestamp": d.best_timestamp, "evidence": store.location(d.evidence_key) if d.evidence_key else None}
             for d in video.detections
         ]
     if as_json:
         print(json.dumps(info, indent=2))
         return
-    console.print(f"job {info['job_id']}  video {info['video_id']}  {_coloured(info['status'])}  {cell(info['source'], 2000)}")
+    console.print(f"job {info['job_id'] or '-'}  video {info['video_id']}  {_coloured(info['status'])}  {cell(info['source'], 2000)}", soft_wrap=True)
     if info["error"]:
         console.print(f"[red]reason:[/] {cell(info['error'], 2000)}", highlight=False)
     for t in info["timings"]:
-        console.print(f"  {t['stage']:<9} {t['seconds']:>8.2f}s  on {t['worker']}", highlight=False)
+        console.print(f"  {t['stage']:<9} {t['seconds']:>8.2f}s  on {cell(t['worker'])}", highlight=False)
     for d in info["detections"]:
-        console.print(f"  {d['target']}: {d['verdict']} ({d['positive_frames']}/{d['frames']} frames)", highlight=False)
+        console.print(f"  {cell(d['target'])}: {d['verdict']} ({d['positive_frames']}/{d['frames']} frames)", highlight=False)
+    if any(d["evidence"] for d in info["detections"]):
+        console.print(f"evidence thumbnails: tiktok-tracker evidence {info['video_id']} --out DIR", highlight=False)
 
 
 def _coloured(state: str) -> str:
@@ -261,11 +275,13 @@ def results_(
     target: Optional[str] = typer.Option(None, "--target", "-t", help="Only this target's verdicts."),
     positive: bool = typer.Option(False, "--positive", help="Only positive verdicts."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, csv or json."),
+    wide: bool = typer.Option(False, "--wide", "-w", help="Table: every column (job, author, caption, posted, thumbnail), folded instead of cut."),
 ) -> None:
     """Verdicts stored in the database, newest video first.
 
-    Each row: URL, author, caption, posted time, verdict, confidence, positive
-    timestamps, thumbnail path. Scraped text is cleaned for each format (control characters dropped, one line,
+    The table shows video, target, verdict, score, when the target shows and the
+    source (--wide: also job, author, caption, posted time, thumbnail); csv and
+    json have every field. Scraped text is cleaned for each format (control characters dropped, one line,
     spreadsheet formulas defused in CSV), so hostile metadata cannot break the output.
     """
     from workers.durations import parse_since
@@ -290,23 +306,74 @@ def results_(
             cleaned = {k: csv_cell(row[k]) if k in TEXT_FIELDS and row[k] is not None else row[k] for k in row}
             writer.writerow({**cleaned, "positive_timestamps": " ".join(f"{t:g}" for t in row["positive_timestamps"])})
     else:
-        table = Table("video", "url / source", "author", "caption", "posted", "target", "verdict", "confidence", "at", "thumbnail")
-        for r in rows:
-            colour = "green" if r["verdict"] == "positive" else "white"
-            best = "" if r["confidence"] is None else f"{r['confidence']:.3f}"
-            stamps = ", ".join(f"{t:.1f}s" for t in r["positive_timestamps"][:3])
-            repost = f" (repost of {r['duplicate_of']})" if r["duplicate_of"] else ""
-            table.add_row(
-                str(r["video_id"]) + repost, cell(r["source"], 120), cell(r["author"], 40),
-                cell(r["caption"], 80), (r["posted_at"] or "")[:16], cell(r["target"], 64),
-                f"[{colour}]{r['verdict']}[/]", best, stamps, cell(r["thumbnail"], 200),
-            )
-        console.print(table)
+        console.print(results_table(rows, wide))
         if not rows:
             err_console.print("no results yet")
+        elif not wide:
+            err_console.print("more columns: --wide; every field: --format csv|json; thumbnails: tiktok-tracker evidence ID --out DIR", highlight=False)
+
+
+def _fixed(header: str, **kw) -> Column:
+    """A column that never shrinks below its header (no "sour…" at 80 columns)."""
+    return Column(header, no_wrap=True, min_width=len(header), **kw)
+
+
+def _timestamps(stamps: list, shown: int = 3) -> str:
+    text = ", ".join(f"{t:.1f}s" for t in stamps[:shown])
+    return text + (f" +{len(stamps) - shown}" if len(stamps) > shown else "")
+
+
+def results_table(rows: list[dict], wide: bool = False) -> Table:
+    """The results as a table readable at 80 columns: video, target, verdict, score,
+    when the target shows, source (folded, never cut). ``wide``: every column."""
+    columns = [_fixed("video"), _fixed("target"), _fixed("verdict"), _fixed("score"), Column("seen at", min_width=7, max_width=22)]
+    if wide:
+        columns += [Column("job", overflow="fold"), Column("source", overflow="fold", ratio=3), Column("author", overflow="fold", ratio=1),
+                    Column("caption", overflow="fold", ratio=3), Column("posted", overflow="fold"), Column("thumbnail", overflow="fold", ratio=3)]
+    else:
+        columns.append(Column("source", overflow="fold", min_width=12))
+    table = Table(*columns)
+    for r in rows:
+        colour = "green" if r["verdict"] == "positive" else "white"
+        best = "" if r["confidence"] is None else f"{r['confidence']:.3f}"
+        repost = f" (repost of {r['duplicate_of']})" if r["duplicate_of"] else ""
+        cells = [str(r["video_id"]) + repost, cell(r["target"], 64), f"[{colour}]{r['verdict']}[/]", best,
+                 _timestamps(r["positive_timestamps"], 10 if wide else 3)]
+        if wide:
+            cells += [cell(r["job_id"]), cell(r["source"], None), cell(r["author"], 80), cell(r["caption"], 300),
+                      cell((r["posted_at"] or "")[:16]), cell(r["thumbnail"], None)]
+        else:
+            cells.append(cell(r["source"], 300))
+        table.add_row(*cells)
+    return table
+
+
+def evidence(
+    ident: str = typer.Argument(..., metavar="ID", help="A job id or video id (see `status`, `results`)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write the thumbnails into (created if needed)."),
+) -> None:
+    """Export a video's evidence thumbnails (the best frame of each positive verdict)
+    as VIDEO-TARGET-at-SECONDSs.jpg files; prints each path."""
+    from workers.pipeline.evidence import export_evidence
+    from workers.pipeline.media import store_from_settings
+    from workers.storage import results
+    from workers.storage.db import session_scope
+
+    cfg = settings()
+    store = store_from_settings(cfg)
+    with database_errors(cfg.resolved_database_url), session_scope(cfg.resolved_database_url) as s:
+        video = results.find_video(s, ident)
+        if video is None:
+            raise TrackerError(f"no job or video with id {ident!r}")
+        written = export_evidence(store, video.id, video.detections, out)
+    if not written:
+        raise TrackerError(f"video {video.id} has no evidence: no positive verdict yet (see `tiktok-tracker status {video.id}`)")
+    for path in written:
+        print(sanitize(path, None), flush=True)
 
 
 def register(app: typer.Typer) -> None:
+    app.command()(evidence)
     app.command()(worker)
     app.command()(enqueue)
     app.command()(status)

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from workers.cli.common import BackbonePreprocessing, BackboneWeights, console, progress_bar, settings, warn
+from workers.cli.common import BackbonePreprocessing, BackboneWeights, PhaseProgress, cell, console, progress_bar, settings, warn
 from workers.targets import bundle
 from workers.verdict import VerdictRule
 
@@ -27,7 +27,7 @@ def train(
     folds: int = typer.Option(5, "--folds", min=0, help="Grouped validation folds (0: skip validation)."),
     block: int = typer.Option(20, "--block", min=1, help="Consecutive images per validation group."),
     positive_class: Optional[str] = typer.Option(None, "--positive-class", help="Class the target looks for."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Frame is positive when P(target) >= this [default: 0.4 pooled, 0.5 seed]."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Frame is positive when P(target) >= this.", show_default="0.4 pooled, 0.5 seed"),
     min_fraction: float = typer.Option(1 / 3, "--min-fraction", min=0.0, max=1.0, help="Verdict: positive frames / sampled frames."),
     min_frames: int = typer.Option(1, "--min-frames", min=1, help="Verdict: at least this many positive frames."),
     backbone_weights: Optional[str] = BackboneWeights,
@@ -38,7 +38,7 @@ def train(
     from workers.training.dataset import load_csv, load_folders
     from workers.training.features import dataset_features
     from workers.training.heads import HEADS
-    from workers.training.train import TrainOptions, train_classifier
+    from workers.training.train import TrainOptions, phase_epochs, train_classifier
 
     cfg = settings()
     bundle.check_name(name)
@@ -52,15 +52,9 @@ def train(
     # bfloat16 features with the same verdicts (README, "Speed").
     backbone = backbone_from_settings(cfg, backbone_weights, backbone_preprocessing, precision="float32")
     console.print(
-        f"Training [bold]{name}[/] on {len(data.examples)} images {data.counts()} "
-        f"with {backbone.backbone_identity.describe()}"
+        f"Training [bold]{cell(name)}[/] on {len(data.examples)} images {cell(data.counts(), None)} "
+        f"with {cell(backbone.backbone_identity.describe(), None)}"
     )
-    with progress_bar("backbone features", total=len(data.examples)) as advance:
-        feats, index, view, problems = dataset_features(
-            data.examples, backbone, cfg.cache_dir, augment, cfg.batch_size, advance
-        )
-    for problem in problems:
-        warn(problem)
     opts = TrainOptions(
         head=head,
         epochs=epochs,
@@ -69,12 +63,21 @@ def train(
         rule=VerdictRule(min_fraction, min_frames),
         positive_class=positive_class,
     )
-    with progress_bar("validation folds + final fit", total=(folds if folds > 1 else 0) + 1) as advance:
-        target = train_classifier(name, data, feats, index, view == 0, backbone, opts, on_fold=lambda _k: advance())
-        advance()
-    path = bundle.save_target(target, cfg.models_dir, {"dataset": {"labels": str(labels) if labels else None, "images": str(images), "skipped": len(data.problems) + len(problems)}})
+    with PhaseProgress([("backbone features", len(data.examples)), *phase_epochs(opts).items()]) as progress:
+        feats, index, view, problems = dataset_features(
+            data.examples, backbone, cfg.cache_dir, augment, cfg.batch_size,
+            lambda n: progress.advance("backbone features", n, "images"),
+        )
+        target = train_classifier(
+            name, data, feats, index, view == 0, backbone, opts,
+            on_step=lambda step: progress.update(step.phase, step.done, step.where()),
+        )
+    for problem in problems:
+        warn(problem)
+    skipped = {**data.skipped, "unreadable": len(problems)}
+    path = bundle.save_target(target, cfg.models_dir, {"dataset": {"labels": str(labels) if labels else None, "images": str(images), "skipped": skipped}})
     _print_metrics(target.metrics)
-    console.print(f"Saved target [bold]{name}[/] version {target.version} to {path}")
+    console.print(f"Saved target [bold]{cell(name)}[/] version {target.version} to {cell(path, None)}")
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -92,7 +95,7 @@ def _print_metrics(metrics: dict) -> None:
 def add_face(
     name: str = typer.Argument(..., help="Name of the face target (replaces one of that name)."),
     photos: List[Path] = typer.Argument(..., help="Reference photos or folders of photos, one face each."),
-    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Max embedding distance for a match [default: TT_FACE_TOLERANCE, 0.5]."),
+    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Max embedding distance for a match.", show_default="TT_FACE_TOLERANCE, 0.5"),
     min_frames: int = typer.Option(2, "--min-frames", min=1, help="Verdict: at least this many matching frames."),
     min_fraction: float = typer.Option(0.0, "--min-fraction", min=0.0, max=1.0, help="Verdict: matching frames / sampled frames."),
 ) -> None:
@@ -117,22 +120,25 @@ def add_face(
 
 @app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json", help="One JSON object per target.")) -> None:
-    """List saved targets."""
+    """List saved targets; a damaged bundle is listed with its error."""
     cfg = settings()
-    metas = [bundle.read_meta(bundle.bundle_dir(cfg.models_dir, n)) for n in bundle.list_targets(cfg.models_dir)]
+    entries = [bundle.summary(cfg.models_dir, n) for n in bundle.list_targets(cfg.models_dir)]
     if as_json:
-        for m in metas:
-            print(json.dumps({k: m.get(k) for k in ("name", "kind", "version", "threshold", "rule", "created")}))
+        for entry in entries:
+            print(json.dumps(entry))
         return
-    if not metas:
-        console.print(f"No targets in {cfg.models_dir}. Create one with `target train` or `target add-face`.")
+    if not entries:
+        console.print(f"No targets in {cell(cfg.models_dir, None)}. Create one with `target train` or `target add-face`.")
         return
     table = Table("name", "kind", "version", "threshold", "verdict rule", "created")
-    for m in metas:
-        rule = m.get("rule", {})
+    for e in entries:
+        if e.get("error"):
+            table.add_row(cell(e["name"]), "[red]damaged[/]", "", "", f"[red]{cell(e['error'], 300)}[/]", "")
+            continue
+        rule = e["rule"]
         table.add_row(
-            m["name"], m.get("kind", "?"), m.get("version", ""), f"{m.get('threshold', 0):.2f}",
-            f">= {rule.get('min_frames')} frames and >= {rule.get('min_fraction', 0):.0%}", m.get("created", ""),
+            cell(e["name"]), cell(e["kind"]), cell(e["version"]), f"{e['threshold']:.2f}",
+            f">= {rule['min_frames']} frames and >= {rule['min_fraction']:.0%}", cell(e["created"], 25),
         )
     console.print(table)
 
@@ -150,7 +156,7 @@ def remove(name: str) -> None:
     """Delete a saved target (its past results stay in the database)."""
     cfg = settings()
     bundle.remove_target(cfg.models_dir, name)
-    console.print(f"Removed target {name}.")
+    console.print(f"Removed target {cell(name)}.")
 
 
 @app.command("eval")
@@ -177,7 +183,7 @@ def eval_(
     table = Table("video", "expected", "verdict", "positive frames", "error")
     for row in report.rows:
         style = "green" if row.correct else "red"
-        table.add_row(row.video, row.expected, f"[{style}]{row.verdict}[/]", f"{row.positive_frames}/{row.frames}", row.error or "")
+        table.add_row(cell(row.video, None), row.expected, f"[{style}]{row.verdict}[/]", f"{row.positive_frames}/{row.frames}", cell(row.error, 500))
     console.print(table)
     v, f = report.video_metrics, report.frame_metrics
     console.print(

@@ -131,7 +131,7 @@ def run(
         listed = "not listed" if r.listed is None else f"listed {r.listed}"
         console.print(f"watch {r.watch_id} ({cell(r.source, 300)}): {listed}, queued {len(r.jobs)}", highlight=False)
         for w in r.warnings:
-            warn(f"watch {r.watch_id}: {cell(w)}")
+            warn(f"watch {r.watch_id}: {w}")
         if r.error:
             console.print(f"  [red]error:[/] {cell(r.error, 1000)}", highlight=False)
     if not runs and not as_json:

@@ -22,6 +22,7 @@ Celery's result backend (disabled).
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import beat_init
 
 from workers.settings import Settings, get_settings
 
@@ -41,7 +42,9 @@ STAGE_QUEUES = {
 
 
 def task_name(stage: str) -> str:
-    return f"{TASKS}.{stage}"
+    """A task's registered name: the stage itself (``download``, ``score`` ...), short
+    enough to read in Flower's task list and in worker logs."""
+    return stage
 
 
 def celery_config(settings: Settings) -> dict:
@@ -109,3 +112,12 @@ def configure(app: Celery, settings: Settings) -> Celery:
 
 
 app = make_app()
+
+
+@beat_init.connect
+def _beat_sends_no_sent_events(sender=None, **_kwargs) -> None:
+    """Beat queues ``run_watches`` and ``alert_followups`` every ``watch_poll_interval``
+    seconds: without this, each tick would be a "sent" task in Flower's list. (Those
+    two tasks send no worker events either: ``tasks.py``.) Housekeeping still shows
+    there once its worker takes it."""
+    (sender.app if sender is not None else app).conf.task_send_sent_event = False

@@ -4,6 +4,7 @@ reviewers. Used by the pipeline's verdict stage and by the in-process scan."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import cv2
@@ -12,6 +13,7 @@ import numpy as np
 from workers.detect.scoring import TargetOutcome
 from workers.images import jpeg_thumbnail
 from workers.pipeline.media import MediaStore, evidence_key
+from workers.sanitize import safe_name
 from workers.video.sampling import Frame
 
 THUMBNAIL_SIDE = 640
@@ -43,3 +45,24 @@ def save_evidence(
         store.put(key, evidence_jpeg(by_index[best.index].image, best.box))
         keys[outcome.target.name] = key
     return keys
+
+
+def evidence_file_name(video_id: int, target_name: str, timestamp: float | None) -> str:
+    """``12-trump-at-3.0s.jpg``: the video, the target and where in the video the frame is."""
+    when = f"-at-{timestamp:.1f}s" if timestamp is not None else ""
+    return f"{video_id}-{safe_name(target_name)}{when}.jpg"
+
+
+def export_evidence(store: MediaStore, video_id: int, detections: Iterable, out_dir: Path) -> list[Path]:
+    """Copy the evidence thumbnails of ``detections`` (rows with ``evidence_key``,
+    ``target_name``, ``best_timestamp``) into ``out_dir`` as ordinary files of the user."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for d in detections:
+        if not d.evidence_key:
+            continue
+        path = out_dir / evidence_file_name(video_id, d.target_name, d.best_timestamp)
+        path.write_bytes(store.get(d.evidence_key))
+        written.append(path)
+    return written

@@ -119,6 +119,16 @@ class MediaStore(ABC):
         return f"{self.describe()}/{check_key(key)}"
 
 
+def _file_mode() -> int:
+    """The mode of a file created the ordinary way (0666 less the umask; 0644 usually)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
+
 class LocalMediaStore(MediaStore):
     """A directory (local, or a volume shared by every worker host)."""
 
@@ -142,6 +152,7 @@ class LocalMediaStore(MediaStore):
         final = self.path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+        os.fchmod(fd, FILE_MODE)  # mkstemp's 0600 would hide thumbnails from the user's group
         try:
             with os.fdopen(fd, "wb") as out:
                 yield out

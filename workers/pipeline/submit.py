@@ -23,7 +23,8 @@ from kombu.utils.url import maybe_sanitize_url
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
-from workers.errors import TrackerError
+from workers.download.safety import UrlPolicy
+from workers.errors import BadVideo, TrackerError, UnsafeURL
 from workers.pipeline.stages import is_url
 from workers.settings import Settings
 from workers.sources.base import VideoRef
@@ -87,6 +88,39 @@ def list_exports(settings: Settings, items: Iterable[str]) -> tuple[list[str], l
         refs.extend(listing.videos)
         warnings.extend(listing.warnings)
     return plain, refs, warnings
+
+
+def refusal(item: str, policy: UrlPolicy) -> str | None:
+    """Why ``item`` (a URL, or a resolved local path) would certainly fail, checked
+    now so that ``enqueue`` can refuse it; None when only the pipeline can tell.
+
+    A URL must pass the download address policy (a host that does not resolve
+    just now is left to the download stage); a local file must open as a video
+    container. A file that opens but does not decode still fails later, with its reason."""
+    if is_url(item):
+        try:
+            policy.check(item)
+        except UnsafeURL as exc:
+            return str(exc)
+        except TrackerError:
+            return None
+        return None
+    from workers.video.sampling import check_container
+
+    try:
+        check_container(item)
+    except BadVideo as exc:
+        return str(exc)
+    return None
+
+
+def check_sources(settings: Settings, items: Sequence[str]) -> None:
+    """Refuse the whole call (one line, nothing queued) when any source is sure to fail."""
+    policy = UrlPolicy.from_settings(settings)
+    problems = [p for p in (refusal(item, policy) for item in items) if p]
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise TrackerError(f"nothing queued: {problems[0]}{more}")
 
 
 def resolve_targets(settings: Settings, names: Sequence[str]) -> list[str]:
@@ -159,7 +193,7 @@ def submit(
     published = 0
     try:
         for job in jobs:
-            tasks.video_chain(job.video_id, job.job_id).apply_async(
+            tasks.video_chain(job.video_id, job.job_id, job.source).apply_async(
                 retry=True,
                 retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0},
             )

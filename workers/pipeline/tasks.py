@@ -25,9 +25,12 @@ functions in ``workers.pipeline.stages``. What the wrapper adds:
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+from pathlib import PurePosixPath
 from typing import Callable
+from urllib.parse import urlsplit
 
 from billiard.process import current_process
 from celery import Task, chain
@@ -48,6 +51,9 @@ from workers.storage.db import forget_engines, get_engine
 from workers.storage.models import utcnow
 
 logger = get_task_logger(__name__)
+# Outside a task (process start-up) the task logger prints "???[???]" for the task it is
+# not in: use a plain logger there (another name: loggers are one per name).
+process_logger = logging.getLogger("workers.pipeline.worker")
 
 # Retried with backoff; checked before TrackerError (TransientError, e.g. a download that
 # timed out after its own retries, is one).
@@ -96,7 +102,7 @@ def warm_database() -> None:
     try:
         get_engine(context().db_url)
     except Exception as exc:  # noqa: BLE001 - the first task connects (and retries) anyway
-        logger.warning("database not reachable at start (%s: %s); tasks will retry", type(exc).__name__, exc)
+        process_logger.warning("database not reachable at start (%s: %s); tasks will retry", type(exc).__name__, exc)
 
 
 def warm_models() -> None:
@@ -106,9 +112,9 @@ def warm_models() -> None:
     try:
         names = context().models.warm()
     except Exception as exc:  # noqa: BLE001 - never keep a worker from starting; the first task retries the load
-        logger.warning("could not load the models ahead of time (%s: %s); the first video will", type(exc).__name__, exc)
+        process_logger.warning("could not load the models ahead of time (%s: %s); the first video will", type(exc).__name__, exc)
         return
-    logger.info("models warm for %s in %.1f s", ", ".join(names) or "no saved target", (utcnow() - started).total_seconds())
+    process_logger.info("models warm for %s in %.1f s", ", ".join(names) or "no saved target", (utcnow() - started).total_seconds())
 
 
 def _reason(exc: BaseException) -> str:
@@ -134,7 +140,7 @@ class StageTask(Task):
                 stages.record_timing(ctx, video_id, stage, worker, started, utcnow())
         except Postponed as exc:  # e.g. a repost waiting for its original: run again later (a Celery retry without limit)
             logger.info("video %s, %s: %s; again in %ss", video_id, stage, exc, exc.seconds)
-            raise self.retry(countdown=exc.seconds, max_retries=self.request.retries + 1)
+            raise self.retry(countdown=exc.seconds, max_retries=self.request.retries + 1, argsrepr=getattr(self.request, "argsrepr", None))
         except TRANSIENT as exc:
             settings = ctx.settings
             limit = retries_spanning(settings.task_retry_window, settings.task_retry_backoff, settings.task_retry_backoff_max)
@@ -142,7 +148,7 @@ class StageTask(Task):
                 delay = round(jittered_backoff(
                     self.request.retries, settings.task_retry_backoff, settings.task_retry_backoff_max, random.random), 2)
                 logger.warning("video %s, %s: %s; retry %d/%d in %ss", video_id, stage, _reason(exc), self.request.retries + 1, limit, delay)
-                raise self.retry(exc=exc, countdown=delay, max_retries=limit)
+                raise self.retry(exc=exc, countdown=delay, max_retries=limit, argsrepr=getattr(self.request, "argsrepr", None))
             self._fail(ctx, video_id, stage, worker, started, f"{stage}: gave up after {limit} retries ({_reason(exc)})")
             raise
         except TrackerError as exc:
@@ -156,7 +162,7 @@ class StageTask(Task):
             self.request.chain = None
             return video_id
         if isinstance(proceed, str):  # skip to that stage (Celery pops the chain's next task from the end)
-            self.request.chain = [STAGE_TASKS[proceed].si(video_id)]
+            self.request.chain = [STAGE_TASKS[proceed].si(video_id).set(argsrepr=getattr(self.request, "argsrepr", None))]
         return video_id
 
     @staticmethod
@@ -195,13 +201,15 @@ def housekeeping() -> dict:
     return stages.housekeeping(context())
 
 
-@app.task(name=task_name("run_watches"), ignore_result=True)
+# Beat's ticks (every watch_poll_interval) send no task events: they would crowd Flower's
+# task list. Their work shows in `watch list` and `alerts list`, and their errors in the worker log.
+@app.task(name=task_name("run_watches"), ignore_result=True, send_events=False)
 def run_watches() -> list[dict]:
     """Periodic (celery beat): list the due watches' sources and queue their new videos."""
     return [run.to_json() for run in watches.run_due_watches(context().settings, app=app)]
 
 
-@app.task(name=task_name("alert_followups"), ignore_result=True)
+@app.task(name=task_name("alert_followups"), ignore_result=True, send_events=False)
 def alert_followups() -> dict:
     """Periodic (celery beat): retry failed alerts, send digests whose cooldown is over."""
     return alerting.alert_followups(context())
@@ -213,9 +221,24 @@ def reap_stalled() -> dict:
     return reaper.reap_stalled(context(), requeue=lambda video_id, stage: video_chain(video_id, start=stage).apply_async())
 
 
-def video_chain(video_id: int, job_id: str | None = None, start: str = "download"):
+def job_label(video_id: int, job_id: str | None = None, source: str | None = None) -> str:
+    """How every task of a job shows its argument in Flower and the worker log:
+    ``video=12 job=<job id> source=clip.mp4``, so a job id search finds all five stages."""
+    from workers.sanitize import sanitize
+
+    parts = [f"video={video_id}"]
+    if job_id:
+        parts.append(f"job={job_id}")
+    if source:
+        name = PurePosixPath(urlsplit(source).path if "://" in source else source).name or source
+        parts.append(f"source={sanitize(name, 60).replace(' ', '_')}")
+    return " ".join(parts)
+
+
+def video_chain(video_id: int, job_id: str | None = None, source: str | None = None, start: str = "download"):
     """The chain of stage tasks for one video from stage ``start`` on; the first task's id is the job id."""
-    tasks = [STAGE_TASKS[name].si(video_id) for name in stages.STAGES[stages.STAGES.index(start):]]
+    label = job_label(video_id, job_id, source)
+    tasks = [STAGE_TASKS[name].si(video_id).set(argsrepr=label) for name in stages.STAGES[stages.STAGES.index(start):]]
     if job_id:
         tasks[0] = tasks[0].set(task_id=job_id)
     return chain(*tasks)

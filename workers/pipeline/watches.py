@@ -76,7 +76,7 @@ def run_watch(
         log.exception("watch %s (%s) failed", watch_id, run.source)
         run.error = f"internal error ({type(exc).__name__}: {exc})"
     with session_scope(url) as s:
-        watch_rows.record_run(s, watch_id, run.listed, len(run.jobs), run.warnings, run.error)
+        watch_rows.record_run(s, watch_id, run.listed, len(run.jobs), run.warnings, run.error, started_at=now)
     problems = "; ".join([*run.warnings, *([run.error] if run.error else [])])
     (log.warning if problems else log.info)(
         "watch %s (%s): listed %s, queued %d%s", watch_id, run.source, run.listed, len(run.jobs),

@@ -55,23 +55,28 @@ def due(session: Session, now: datetime) -> list[int]:
 
 def claim_run(session: Session, watch: Watch, now: datetime, force: bool = False) -> bool:
     """Start a run of ``watch``: its next run moves ``every_seconds`` on. False when it is not
-    due (unless ``force``), or another process started this run first."""
+    due (unless ``force``), or another process started this run first. The last run's time
+    and outcome stay as they are until ``record_run`` replaces both at once, so that
+    ``watch list`` never shows one run's counts under another run's time."""
     query = update(Watch).where(Watch.id == watch.id)
     if not force:
         query = query.where(Watch.enabled.is_(True), Watch.next_run_at <= now)
     done = session.execute(
-        query.values(last_run_at=now, next_run_at=now + timedelta(seconds=watch.every_seconds))
+        query.values(next_run_at=now + timedelta(seconds=watch.every_seconds))
         .execution_options(synchronize_session=False)
     )
     return done.rowcount == 1
 
 
 def record_run(
-    session: Session, watch_id: int, listed: int | None, enqueued: int, warnings: Sequence[str], error: str | None
+    session: Session, watch_id: int, listed: int | None, enqueued: int, warnings: Sequence[str], error: str | None,
+    started_at: datetime | None = None,
 ) -> None:
-    """How the run went: shown by ``watch list``, never silently dropped."""
+    """How the run that started at ``started_at`` went: shown by ``watch list``, never silently dropped."""
     watch = session.get(Watch, watch_id)
     if watch is None:  # removed while it ran
         return
+    if started_at is not None:
+        watch.last_run_at = started_at
     watch.last_listed, watch.last_enqueued = listed, enqueued
     watch.last_warnings, watch.last_error = list(warnings), error

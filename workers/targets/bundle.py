@@ -104,6 +104,29 @@ def load_target(models_dir: Path, name: str) -> Target:
     return target
 
 
+SUMMARY_FIELDS = ("name", "kind", "version", "threshold", "rule", "created")
+
+
+def summary(models_dir: Path, name: str) -> dict:
+    """What ``target list`` shows of a bundle (cheap: no model is loaded), or
+    ``{"name", "error"}`` when its ``target.json`` is unreadable or incomplete,
+    so that one damaged bundle does not hide the others."""
+    try:
+        meta = read_meta(Path(models_dir) / name)
+        out = {k: meta.get(k) for k in SUMMARY_FIELDS}
+        out["name"] = name
+        out["threshold"] = float(out["threshold"])
+        rule = rule_from_meta(meta)
+        out["rule"] = {"min_frames": rule.min_frames, "min_fraction": rule.min_fraction}
+        for key in ("kind", "version", "created"):
+            out[key] = str(out[key] or "")
+    except BadTarget as exc:
+        return {"name": name, "error": str(exc)}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return {"name": name, "error": f"{Path(models_dir) / name / META}: damaged ({type(exc).__name__}: {exc})"}
+    return out
+
+
 def list_targets(models_dir: Path) -> list[str]:
     root = Path(models_dir)
     if not root.is_dir():

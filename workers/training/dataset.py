@@ -31,7 +31,8 @@ class Example:
 class LabelledSet:
     examples: list[Example]
     class_names: list[str]
-    problems: list[str] = field(default_factory=list)  # one line per skipped input
+    problems: list[str] = field(default_factory=list)  # one line per skipped input (or group of them)
+    skipped: dict[str, int] = field(default_factory=dict)  # how many inputs were skipped, by reason
 
     def counts(self) -> dict[str, int]:
         out = {c: 0 for c in self.class_names}
@@ -64,6 +65,7 @@ def load_csv(labels: Path, images: Path, block: int = 20) -> LabelledSet:
     if not images.is_dir():
         raise BadLabels(f"image folder not found: {images}")
     problems: list[str] = []
+    bad_rows = 0
     rows: dict[str, str] = {}
     with labels.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
@@ -75,28 +77,34 @@ def load_csv(labels: Path, images: Path, block: int = 20) -> LabelledSet:
             name, cls = row.get("Image_ID", ""), row.get("Class", "")
             if not name or not cls:
                 problems.append(f"{labels.name}:{line}: empty Image_ID or Class, row skipped")
+                bad_rows += 1
                 continue
             if Path(name).name != name:
                 problems.append(f"{labels.name}:{line}: {name!r} is not a plain file name, row skipped")
+                bad_rows += 1
                 continue
             if name in rows and rows[name] != cls:
                 problems.append(f"{labels.name}:{line}: {name} labelled twice ({rows[name]}, {cls}), kept first")
+                bad_rows += 1
                 continue
             rows[name] = cls
     class_names = sorted(set(rows.values()), key=natural_key)
     index = {c: i for i, c in enumerate(class_names)}
     found: list[tuple[Path, int]] = []
+    missing = 0
     for name, cls in rows.items():
         path = images / name
         if not path.is_file():
             problems.append(f"{name}: listed in {labels.name} but missing from {images}, skipped")
+            missing += 1
             continue
         found.append((path, index[cls]))
     unlabelled = [p.name for p in images_in(images) if p.name not in rows]
     if unlabelled:
         shown = ", ".join(unlabelled[:5]) + (" ..." if len(unlabelled) > 5 else "")
         problems.append(f"{len(unlabelled)} images in {images} have no label, skipped: {shown}")
-    data = LabelledSet(_group(found, block), class_names, problems)
+    skipped = {"bad rows": bad_rows, "missing": missing, "unlabelled": len(unlabelled)}
+    data = LabelledSet(_group(found, block), class_names, problems, skipped)
     return _check_trainable(data, str(labels))
 
 
@@ -117,7 +125,7 @@ def load_folders(root: Path, block: int = 20) -> LabelledSet:
         # Groups are numbered per class, offset so that classes never share one.
         for ex in _group([(p, label) for p in images_in(folder)], block):
             examples.append(Example(ex.path, label, ex.group + label * 1_000_000))
-    data = LabelledSet(examples, [d.name for d in classes], problems)
+    data = LabelledSet(examples, [d.name for d in classes], problems, {"unlabelled": len(stray)})
     return _check_trainable(data, str(root))
 
 

@@ -16,6 +16,8 @@ accuracy".
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from workers.detect.backbone import FEATURE_SHAPE
@@ -67,14 +69,17 @@ def fit_head(
     epochs: int,
     batch_size: int = 32,
     seed: int = 0,
+    on_epoch: Callable[[int], None] | None = None,
 ):
     """Train the head (all ensemble members) and return one inference model
-    mapping feature maps to class probabilities."""
+    mapping feature maps to class probabilities. ``on_epoch(member)`` is called
+    after each epoch of each member (progress: ``ENSEMBLE_SIZE[kind] * epochs`` calls)."""
     keras = keras_runtime()
     members = []
     for i in range(ENSEMBLE_SIZE[kind]):
         member = build_member(kind, n_classes, features, seed=seed + i)
-        member.fit(features, labels, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True)
+        callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=lambda _e, _logs, i=i: on_epoch(i))] if on_epoch else []
+        member.fit(features, labels, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True, callbacks=callbacks)
         members.append(member)
     if len(members) == 1:
         return members[0]

@@ -10,8 +10,31 @@ import numpy as np
 from workers.detect.backbone import VGG16Backbone
 from workers.detect.classifier import DEFAULT_RULE, ClassifierTarget
 from workers.training.dataset import LabelledSet, positive_class
-from workers.training.heads import DEFAULT_HEAD, DEFAULT_THRESHOLD, fit_head
+from workers.training.heads import DEFAULT_HEAD, DEFAULT_THRESHOLD, ENSEMBLE_SIZE, fit_head
 from workers.verdict import VerdictRule
+
+
+@dataclass(frozen=True)
+class TrainingStep:
+    """Where training is, for a progress display: ``done`` of ``total`` epochs in
+    ``phase`` ("validation" or "final fit"), at ``fold`` (0: the final fit) and
+    ensemble ``member`` (1-based), of ``folds`` and ``members``."""
+
+    phase: str
+    done: int
+    total: int
+    fold: int
+    folds: int
+    member: int
+    members: int
+
+    def where(self) -> str:
+        """``fold 2/5, head 3/5`` (no fold in the final fit)."""
+        fold = f"fold {self.fold}/{self.folds}, " if self.fold else ""
+        return f"{fold}head {self.member}/{self.members}"
+
+
+OnStep = Callable[[TrainingStep], None]
 
 
 @dataclass(frozen=True)
@@ -48,8 +71,46 @@ def binary_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict:
     }
 
 
-def _fit(features, labels, n_classes, opts: TrainOptions):
-    return fit_head(opts.head, features, labels, n_classes, opts.epochs, opts.batch_size, opts.seed)
+def validation_folds(opts: TrainOptions) -> int:
+    return opts.folds if opts.folds and opts.folds > 1 else 0
+
+
+def phase_epochs(opts: TrainOptions) -> dict[str, int]:
+    """Epochs (of all ensemble members) each phase of ``train_classifier`` runs, in order:
+    the ``total`` of its ``TrainingStep``s."""
+    per_fit = ENSEMBLE_SIZE[opts.head] * opts.epochs
+    phases = {"validation": validation_folds(opts) * per_fit} if validation_folds(opts) else {}
+    return {**phases, "final fit": per_fit}
+
+
+class _Tracker:
+    """Turns per-epoch callbacks of one phase into ``TrainingStep``s."""
+
+    def __init__(self, phase: str, folds: int, opts: TrainOptions, on_step: OnStep | None) -> None:
+        self.phase, self.folds, self.on_step = phase, folds, on_step
+        self.members, self.epochs = ENSEMBLE_SIZE[opts.head], opts.epochs
+        self.total = phase_epochs(opts)[phase]
+        self.done = 0
+
+    def epoch_callback(self, fold: int):
+        if self.on_step is None:
+            return None
+
+        def on_epoch(member: int) -> None:
+            self.done += 1
+            self.on_step(TrainingStep(self.phase, self.done, self.total, fold, self.folds, member + 1, self.members))
+
+        return on_epoch
+
+    def skip_fold(self, fold: int) -> None:
+        """A fold that cannot be validated (one class only): count its epochs as done."""
+        self.done += self.members * self.epochs
+        if self.on_step:
+            self.on_step(TrainingStep(self.phase, self.done, self.total, fold, self.folds, self.members, self.members))
+
+
+def _fit(features, labels, n_classes, opts: TrainOptions, on_epoch=None):
+    return fit_head(opts.head, features, labels, n_classes, opts.epochs, opts.batch_size, opts.seed, on_epoch)
 
 
 def grouped_validation(
@@ -60,11 +121,12 @@ def grouped_validation(
     n_classes: int,
     pos: int,
     opts: TrainOptions,
-    on_fold: Callable[[int], None] | None = None,
+    on_step: OnStep | None = None,
 ) -> dict:
     """K-fold validation where a group (block of near-duplicate images) never
     straddles train and validation. Augmented views train only; validation
-    uses the original images."""
+    uses the original images. ``on_step``: progress after every epoch."""
+    tracker = _Tracker("validation", opts.folds, opts, on_step)
     unique = np.unique(groups)
     fold_of_group = {g: i % opts.folds for i, g in enumerate(unique)}
     fold = np.array([fold_of_group[g] for g in groups])
@@ -72,13 +134,12 @@ def grouped_validation(
     for k in range(opts.folds):
         train, val = fold != k, (fold == k) & is_original
         if not val.any() or len(np.unique(labels[train])) < 2:
+            tracker.skip_fold(k + 1)
             continue
-        head = _fit(features[train], labels[train], n_classes, opts)
+        head = _fit(features[train], labels[train], n_classes, opts, tracker.epoch_callback(k + 1))
         probs = np.asarray(head.predict_on_batch(features[val]))[:, pos]
         truth.append(labels[val] == pos)
         predicted.append(probs >= opts.frame_threshold)
-        if on_fold:
-            on_fold(k)
     if not truth:
         return {}
     metrics = binary_metrics(np.concatenate(truth), np.concatenate(predicted))
@@ -96,17 +157,18 @@ def train_classifier(
     is_original: np.ndarray,
     backbone: VGG16Backbone,
     opts: TrainOptions = TrainOptions(),
-    on_fold: Callable[[int], None] | None = None,
+    on_step: OnStep | None = None,
 ) -> ClassifierTarget:
-    """Validate with grouped folds, then fit the final head on every example."""
+    """Validate with grouped folds, then fit the final head on every example.
+    ``on_step`` is told after every epoch where training is (``TrainingStep``)."""
     labels = np.array([data.examples[i].label for i in example_index])
     groups = np.array([data.examples[i].group for i in example_index])
     n_classes = len(data.class_names)
     pos = positive_class(data.class_names, name, opts.positive_class)
     metrics: dict = {}
-    if opts.folds and opts.folds > 1:
-        metrics = grouped_validation(features, labels, groups, is_original, n_classes, pos, opts, on_fold)
-    head = _fit(features, labels, n_classes, opts)
+    if validation_folds(opts):
+        metrics = grouped_validation(features, labels, groups, is_original, n_classes, pos, opts, on_step)
+    head = _fit(features, labels, n_classes, opts, _Tracker("final fit", 0, opts, on_step).epoch_callback(0))
     metrics.update(
         {
             "train_images": int(is_original.sum()),

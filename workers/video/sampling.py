@@ -219,6 +219,12 @@ def _rgb(frame: "av.VideoFrame", turns: int, max_side: int | None) -> np.ndarray
     return fit_within(image, max_side)
 
 
+def check_container(path: str | Path) -> None:
+    """Raise ``BadVideo`` unless ``path`` opens as a media container with a video
+    stream (cheap: nothing is demuxed or decoded; a file that opens may still fail to decode)."""
+    _open(path).close()
+
+
 def probe_video(path: str | Path) -> VideoInfo:
     """Container facts (rate, frame count, size); raises ``BadVideo`` if unreadable."""
     with _Reader(path) as reader:
