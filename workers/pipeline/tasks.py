@@ -215,7 +215,7 @@ def alert_followups() -> dict:
     return alerting.alert_followups(context())
 
 
-@app.task(name=task_name("reap_stalled"), ignore_result=True)
+@app.task(name=task_name("reap_stalled"), ignore_result=True, send_events=False)
 def reap_stalled() -> dict:
     """Periodic (celery beat): requeue or fail videos that stopped moving; alert rows for positives without one."""
     return reaper.reap_stalled(context(), requeue=lambda video_id, stage: video_chain(video_id, start=stage).apply_async())
