@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 from rich.table import Column, Table
 
-from workers.cli import alerts, pipeline, targets, watches
+from workers.cli import alerts, pipeline, review, targets, watches
 from workers.cli.common import BackbonePreprocessing, BackboneWeights, console, err_console, progress_bar, settings
 from workers.errors import TrackerError
 
@@ -112,6 +112,7 @@ def demo(
 
 
 pipeline.register(app)
+review.register(app)
 
 
 @app.command()

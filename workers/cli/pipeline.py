@@ -210,14 +210,15 @@ RESULT_FIELDS = (
     "job_id", "video_id", "source", "url", "platform", "platform_id", "author", "caption", "posted_at",
     "target", "target_version", "verdict", "confidence", "positive_frames", "frames", "scored_frames",
     "reused_frames", "best_timestamp", "positive_timestamps", "thumbnail", "evidence_key", "duplicate_of",
-    "created_at",
+    "created_at", "review",
 )
 TEXT_FIELDS = ("source", "url", "platform", "platform_id", "author", "caption", "target", "thumbnail", "evidence_key")
 JSON_TEXT_LIMIT = {"caption": 5000}
 
 
-def result_row(d, store) -> dict:
-    """One verdict for export, its text as stored (each format cleans it: see ``results_``)."""
+def result_row(d, store, review: str | None = None) -> dict:
+    """One verdict for export, its text as stored (each format cleans it: see ``results_``);
+    ``review``: its review state (unreviewed, confirmed, rejected)."""
     from workers.pipeline.stages import is_url
 
     v = d.video
@@ -245,6 +246,7 @@ def result_row(d, store) -> dict:
         "evidence_key": d.evidence_key,
         "duplicate_of": v.duplicate_of,
         "created_at": d.created_at.isoformat() if d.created_at else None,
+        "review": review or "unreviewed",
     }
 
 
@@ -262,14 +264,16 @@ def results_(
     """
     from workers.durations import parse_since
     from workers.pipeline.media import store_from_settings
-    from workers.storage import results
+    from workers.storage import results, reviews
     from workers.storage.db import session_scope
 
     cfg = settings()
     moment = parse_since(since) if since else None
     store = store_from_settings(cfg)
     with database_errors(cfg.resolved_database_url), session_scope(cfg.resolved_database_url) as s:
-        rows = [result_row(d, store) for d in results.detections(s, target, positive, moment)]
+        found = results.detections(s, target, positive, moment)
+        states = reviews.states(s, [d.id for d in found])
+        rows = [result_row(d, store, states[d.id]) for d in found]
     if fmt is Format.json:
         for row in rows:
             for k in TEXT_FIELDS:
@@ -282,7 +286,7 @@ def results_(
             cleaned = {k: csv_cell(row[k]) if k in TEXT_FIELDS and row[k] is not None else row[k] for k in row}
             writer.writerow({**cleaned, "positive_timestamps": " ".join(f"{t:g}" for t in row["positive_timestamps"])})
     else:
-        table = Table("video", "url / source", "author", "caption", "posted", "target", "verdict", "confidence", "at", "thumbnail")
+        table = Table("video", "url / source", "author", "caption", "posted", "target", "verdict", "review", "confidence", "at", "thumbnail")
         for r in rows:
             colour = "green" if r["verdict"] == "positive" else "white"
             best = "" if r["confidence"] is None else f"{r['confidence']:.3f}"
@@ -291,7 +295,7 @@ def results_(
             table.add_row(
                 str(r["video_id"]) + repost, cell(r["source"], 120), cell(r["author"], 40),
                 cell(r["caption"], 80), (r["posted_at"] or "")[:16], cell(r["target"], 64),
-                f"[{colour}]{r['verdict']}[/]", best, stamps, cell(r["thumbnail"], 200),
+                f"[{colour}]{r['verdict']}[/]", r["review"], best, stamps, cell(r["thumbnail"], 200),
             )
         console.print(table)
         if not rows:

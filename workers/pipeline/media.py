@@ -253,6 +253,11 @@ def evidence_key(video_id: int, target_name: str, target_version: str) -> str:
     return f"evidence/{video_id}/{target_name}-{target_version or 'unversioned'}.jpg"
 
 
+def evidence_frame_key(video_id: int, target_name: str, target_version: str, frame_index: int) -> str:
+    """One positive frame's review JPEG (``evidence_frames`` of them per detection)."""
+    return f"evidence/{video_id}/{target_name}-{target_version or 'unversioned'}/{int(frame_index)}.jpg"
+
+
 def write_frames(
     fh: BinaryIO, sampled: SampledVideo, backbone_size: tuple[int, int] | None = None, full_frames: bool = True
 ) -> None:
