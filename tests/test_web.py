@@ -207,3 +207,15 @@ def test_binding_beyond_loopback_needs_a_password(tt_env, monkeypatch):
     )
     assert reply.returncode == 2
     assert len(reply.stderr.strip().splitlines()) == 1 and "TT_WEB_PASSWORD" in reply.stderr
+
+
+def test_compose_web_service_is_local_and_needs_a_password():
+    import yaml
+
+    from tests.conftest import ROOT
+
+    web = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["web"]
+    assert web["command"][:2] == ["tiktok-tracker", "web"]
+    (port,) = web["ports"]
+    assert port.startswith("${WEB_BIND_ADDRESS:-127.0.0.1}:")
+    assert "TT_WEB_PASSWORD" in web["environment"] and "media:/data" in web["volumes"]
