@@ -209,7 +209,7 @@ class ReviewApp:
 
         name = request.path_params["name"]
         since = parse_since(form["since"]) if form.get("since") else None
-        await run_in_threadpool(rescan, self.settings, name, since)
+        await run_in_threadpool(rescan, self.settings, name, since, bool(form.get("all_frames")))
         return self.back(form, "/targets")
 
     def routes(self) -> list:
