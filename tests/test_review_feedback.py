@@ -13,10 +13,9 @@ from starlette.testclient import TestClient
 
 from tests.browser_support import browser, screenshot, serving
 from tests.test_face import TRUMP_PHOTOS
-from tests.web_support import CSRF
+from tests.web_support import CSRF, web_settings
 from workers.detect.face import FaceEmbedder, enroll_faces
 from workers.scan import Scanner
-from workers.settings import get_settings
 from workers.storage.db import session_scope
 from workers.storage.models import Detection, Review, Video
 from workers.targets.bundle import save_target, target_meta
@@ -35,9 +34,7 @@ def detection_of(settings, video_name: str, version: str) -> Detection:
 
 @pytest.mark.seed
 def test_not_the_target_marks_make_a_better_face_target(tt_env, seed_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("TT_BROKER_URL", "")
-    get_settings.cache_clear()
-    settings = get_settings()
+    settings = web_settings(monkeypatch, None)
     embedder = FaceEmbedder()
     target, problems = enroll_faces("trump", [seed_dir / "images" / p for p in TRUMP_PHOTOS], embedder, tolerance=0.6)
     assert problems == []

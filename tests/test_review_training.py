@@ -4,27 +4,15 @@ examples (random-weight VGG16 and generated media, as tests/test_classifier_cli.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from tests.test_classifier_cli import BLUE, RED, run_cli
-from tests.videos import write_image, write_video
+from tests.test_classifier_cli import RED, cli_env, colour_folders, run_cli
+from tests.videos import write_video
 
 
 def test_train_with_reviews_adds_marked_frames(tmp_path, monkeypatch):
-    env = {
-        **os.environ,
-        "TT_DATA_DIR": str(tmp_path / "data"),
-        "TT_MODELS_DIR": str(tmp_path / "models"),
-        "TT_VGG16_WEIGHTS": "random",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
-    env.pop("TT_DATABASE_URL", None)
-    images = tmp_path / "images"
-    for cls, colour in (("red", RED), ("other", BLUE)):
-        (images / cls).mkdir(parents=True)
-        for i in range(4):
-            write_image(images / cls / f"{i}.jpg", colour, seed=i)
+    env = cli_env(tmp_path)
+    images = colour_folders(tmp_path / "images", 4)
     train = ["target", "train", "red", "--images", str(images), "--positive-class", "red", "--epochs", "5", "--folds", "0", "--augment", "0"]
     run_cli(env, *train, check=True)
     first = json.loads((tmp_path / "models" / "red" / "target.json").read_text())["version"]

@@ -10,8 +10,7 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from tests.web_support import CSRF, HOSTILE_CAPTION, seed_results
-from workers.settings import get_settings
+from tests.web_support import CSRF, HOSTILE_CAPTION, seed_results, web_settings
 from workers.storage.db import session_scope
 from workers.storage.models import AlertRow, AlertStatus, Review
 from workers.web.app import SESSION_COOKIE, create_app
@@ -21,12 +20,8 @@ PASSWORD = "correct horse"
 
 @pytest.fixture()
 def web_env(tt_env, monkeypatch):
-    monkeypatch.setenv("TT_WEB_PASSWORD", PASSWORD)
-    monkeypatch.setenv("TT_BROKER_URL", "")
-    get_settings.cache_clear()
-    settings = get_settings()
-    seeded = seed_results(settings)
-    return settings, seeded
+    settings = web_settings(monkeypatch, PASSWORD)
+    return settings, seed_results(settings)
 
 
 def client_for(settings) -> TestClient:
@@ -192,8 +187,8 @@ def test_pages_render(web_env):
     assert client.get("/videos/999").status_code == 404
 
 
-def test_no_login_needed_on_loopback_without_password(tt_env):
-    settings = get_settings()
+def test_no_login_needed_on_loopback_without_password(tt_env, monkeypatch):
+    settings = web_settings(monkeypatch, None)
     seed_results(settings)
     client = client_for(settings)
     assert client.get("/").status_code == 200

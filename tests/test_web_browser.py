@@ -8,8 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.browser_support import browser, log_in, screenshot, serving
-from tests.web_support import seed_results
-from workers.settings import get_settings
+from tests.web_support import seed_results, web_settings
 from workers.storage.db import session_scope
 from workers.storage.models import Review
 
@@ -18,10 +17,7 @@ PASSWORD = "browser pass"
 
 @pytest.fixture()
 def served(tt_env, monkeypatch):
-    monkeypatch.setenv("TT_WEB_PASSWORD", PASSWORD)
-    monkeypatch.setenv("TT_BROKER_URL", "")
-    get_settings.cache_clear()
-    settings = get_settings()
+    settings = web_settings(monkeypatch, PASSWORD)
     seeded = seed_results(settings)
     with serving(settings) as base:
         yield settings, seeded, base

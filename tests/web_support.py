@@ -51,3 +51,16 @@ def seed_results(settings, source: str = "https://www.tiktok.com/@evil/video/1")
     with session_scope(settings.resolved_database_url) as s:
         (det,) = results.finish_video(s, s.get(Video, video_id), [outcome], best, frame_keys)
         return Seeded(video_id, det.id, best["logo"], len(scores))
+
+
+def web_settings(monkeypatch, password: str | None):
+    """Settings of the isolated ``tt_env`` with the web password set (None: no login), no broker."""
+    from workers.settings import get_settings
+
+    if password is None:
+        monkeypatch.delenv("TT_WEB_PASSWORD", raising=False)
+    else:
+        monkeypatch.setenv("TT_WEB_PASSWORD", password)
+    monkeypatch.setenv("TT_BROKER_URL", "")
+    get_settings.cache_clear()
+    return get_settings()
