@@ -35,8 +35,19 @@ def test_train_with_reviews_adds_marked_frames(tmp_path, monkeypatch):
     assert mark_frames(settings, det.id, indices[:1], "target").target_version is None  # classifier: no new version yet
     mark_frames(settings, det.id, indices[1:], "not_target", reviewer="ann")
 
-    proc = run_cli(env, *train, "--with-reviews", check=True)
-    assert f"{len(indices)} reviewed frame(s) added" in proc.stdout
+    # The targets page's button runs the same command in the background.
+    from starlette.testclient import TestClient
+
+    from tests.web_support import CSRF
+    from workers.review.training import RUNNING
+    from workers.web.app import create_app
+
+    client = TestClient(create_app(settings), follow_redirects=False)
+    token = CSRF.search(client.get("/targets").text).group(1)
+    assert client.post("/targets/red/train", data={"csrf": token}).status_code == 303
+    assert RUNNING["red"].wait(600) == 0
+    log = (Path(settings.data_dir) / "reviews" / "red-retrain.log").read_text()
+    assert f"{len(indices)} reviewed frame(s) added" in log
     meta = json.loads((tmp_path / "models" / "red" / "target.json").read_text())
     assert meta["dataset"]["reviewed_frames"] == len(indices)
     assert [h["version"] for h in meta["history"]] == [first] and meta["version"] != first

@@ -9,17 +9,21 @@ one video form one validation group (they are near-duplicates)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
 from sqlalchemy import select
 
+from workers.errors import TrackerError
 from workers.review.corrections import video_file
 from workers.pipeline.media import store_from_settings
 from workers.settings import Settings
 from workers.storage import reviews
 from workers.storage.db import session_scope
 from workers.storage.models import Detection, FrameScore, ReviewVerdict
+from workers.targets.bundle import target_meta
 from workers.training.dataset import Example, LabelledSet
 from workers.video.sampling import read_frames_at
 
@@ -72,3 +76,38 @@ def reviewed_examples(settings: Settings, target: str, data: LabelledSet, positi
             examples.append(Example(paths[index], label, group))
         group += 1
     return examples, problems
+
+
+def retrain_command(meta: dict) -> list[str]:
+    """The ``target train`` command line that retrains a saved classifier target on the
+    dataset it was trained on, with its head, class and verdict rule, plus the reviews."""
+    dataset = meta.get("dataset") or {}
+    if meta.get("kind") != "classifier" or not dataset.get("images"):
+        raise TrackerError(f"{meta.get('name')}: only a classifier target trained from a dataset can be retrained")
+    rule = meta.get("rule") or {}
+    args = ["target", "train", meta["name"], "--images", dataset["images"]]
+    if dataset.get("labels"):
+        args += ["--labels", dataset["labels"]]
+    args += ["--head", meta.get("head", "pooled"), "--positive-class", str(meta["positive_class"])]
+    args += ["--threshold", repr(float(meta["threshold"]))]
+    args += ["--min-fraction", repr(float(rule.get("min_fraction", 1 / 3))), "--min-frames", str(int(rule.get("min_frames", 1)))]
+    return [*args, "--with-reviews"]
+
+
+# Retraining runs in its own process (TensorFlow stays out of the web server); one per target.
+RUNNING: dict[str, subprocess.Popen] = {}
+
+
+def start_retrain(settings: Settings, name: str) -> Path:
+    """Start retraining ``name`` with its reviews in the background; returns its log file."""
+    running = RUNNING.get(name)
+    if running is not None and running.poll() is None:
+        raise TrackerError(f"{name} is being retrained already")
+    args = retrain_command(target_meta(settings.models_dir, name))
+    log = review_folder(settings, name).with_name(f"{name}-retrain.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        RUNNING[name] = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli.main", *args], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    return log

@@ -212,6 +212,12 @@ class ReviewApp:
         await run_in_threadpool(rescan, self.settings, name, since, bool(form.get("all_frames")))
         return self.back(form, "/targets")
 
+    async def retrain(self, request: Request, form, _user) -> Response:
+        from workers.review.training import start_retrain
+
+        start_retrain(self.settings, request.path_params["name"])
+        return self.back(form, "/targets")
+
     def routes(self) -> list:
         return [
             Route("/", self.page(self.inbox)),
@@ -225,6 +231,7 @@ class ReviewApp:
             Route("/detections/{detection_id:int}/review", self.action(self.review), methods=["POST"]),
             Route("/detections/{detection_id:int}/frames", self.action(self.mark), methods=["POST"]),
             Route("/targets/{name}/rescan", self.action(self.rescan), methods=["POST"]),
+            Route("/targets/{name}/train", self.action(self.retrain), methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
 
