@@ -258,6 +258,11 @@ def evidence_frame_key(video_id: int, target_name: str, target_version: str, fra
     return f"evidence/{video_id}/{target_name}-{target_version or 'unversioned'}/{int(frame_index)}.jpg"
 
 
+def evidence_face_key(frame_key: str) -> str:
+    """The full-resolution face crop kept beside a frame's review JPEG (face targets)."""
+    return frame_key.removesuffix(".jpg") + "-face.jpg"
+
+
 def write_frames(
     fh: BinaryIO, sampled: SampledVideo, backbone_size: tuple[int, int] | None = None, full_frames: bool = True
 ) -> None:
