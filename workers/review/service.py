@@ -62,7 +62,9 @@ def inbox(session: Session, flt: InboxFilter) -> list[InboxItem]:
         query = query.where(Detection.created_at >= flt.since)
     if flt.source:
         query = query.where(Video.source.contains(flt.source))
-    rows = list(session.scalars(query))
+    # Watch and review state are filtered here, not in SQL: read further back for them.
+    filtered_here = flt.watch is not None or flt.review is not None
+    rows = list(session.scalars(query.limit(flt.limit * (50 if filtered_here else 1))))
     if flt.watch is not None:
         rows = [d for d in rows if (d.video.meta or {}).get("watch_id") == flt.watch]
     held = reviews.states(session, [d.id for d in rows])
