@@ -58,3 +58,28 @@ def test_marks_correct_a_face_target_after_the_video_is_gone(tt_env, tmp_path, m
 def row_video(settings, detection_id: int) -> int:
     with session_scope(settings.resolved_database_url) as s:
         return s.get(Detection, detection_id).video_id
+
+
+def test_review_and_rescan_commands(tt_env, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    settings = web_settings(monkeypatch, None)
+    embedder = FaceEmbedder()
+    target, _ = enroll_faces("astronaut", [demo_reference_photo(tmp_path / "photo")], embedder)
+    save_target(target, settings.models_dir)
+    with_face, _ = make_demo_videos(tmp_path / "videos")
+    Scanner(settings, [target], {embedder.key: embedder}).scan_file(with_face)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "workers.cli.main", *args], capture_output=True, text=True, timeout=300)
+
+    done = cli("review", "1", "rejected", "--by", "ann")
+    assert done.returncode == 0 and "detection 1: rejected" in done.stdout
+    bad = cli("review", "1", "maybe")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    again = cli("rescan", "--target", "astronaut")
+    assert again.returncode == 0 and "1 video(s) rescanned, 0 no longer available" in again.stdout
+    with_face.unlink()
+    gone = cli("rescan", "--target", "astronaut")
+    assert gone.returncode == 0 and "0 video(s) rescanned, 1 no longer available" in gone.stdout
