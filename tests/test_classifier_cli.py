@@ -33,9 +33,8 @@ def json_rows(stdout: str) -> list[dict]:
     return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("clf")
+def cli_env(root: Path) -> dict:
+    """The CLI's environment: data and models under ``root``, random VGG16 weights, SQLite."""
     env = {
         **os.environ,
         "TT_DATA_DIR": str(root / "data"),
@@ -44,11 +43,23 @@ def trained(tmp_path_factory):
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
     env.pop("TT_DATABASE_URL", None)
-    images = root / "images"
+    return env
+
+
+def colour_folders(images: Path, per_class: int) -> Path:
+    """``images/red`` and ``images/other`` (blue), ``per_class`` generated images each."""
     for cls, colour in (("red", RED), ("other", BLUE)):
         (images / cls).mkdir(parents=True)
-        for i in range(8):
+        for i in range(per_class):
             write_image(images / cls / f"{i}.jpg", colour, seed=i)
+    return images
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clf")
+    env = cli_env(root)
+    images = colour_folders(root / "images", 8)
     proc = run_cli(
         env, "target", "train", "red", "--images", str(images), "--positive-class", "red",
         "--epochs", "30", "--folds", "2", "--block", "2", "--augment", "0", check=True,

@@ -61,7 +61,9 @@ def test_each_stage_can_run_twice_without_duplicates(ctx, tmp_path):
     assert stages.alert(ctx, vid) and stages.alert(ctx, vid)
     assert (_count(ctx, Detection), _count(ctx, FrameScore)) == (1, 3)
     # the stages' intermediates are gone, the evidence stays
-    assert [k.split("/")[0] for k in ctx.store.keys("")] == ["evidence"]
+    assert {k.split("/")[0] for k in ctx.store.keys("")} == {"evidence"}
+    # the best frame, and each positive frame (3, within evidence_frames) for review
+    assert len(list(ctx.store.keys("evidence"))) == 1 + 3
 
 
 def test_verdict_rerun_before_done_replaces_rows(ctx, tmp_path):

@@ -120,10 +120,15 @@ def test_listed_video_downloaded_under_a_generated_name_with_its_metadata(ctx, s
     assert v.caption.startswith("=cmd|' /C calc'!A0 \x1b[2J\u202e") and v.source == "https://www.tiktok.com/@../../home/x\\y/video/../../etc/passwd"
     assert v.meta["ref"]["hashtags"] == ["cats"] and v.meta["ref"]["counts"]["views"] == 1000
     assert v.posted_at is not None and v.content_hash
-    # Nothing from the metadata became a path: only the evidence is left, under the job id.
+    # Nothing from the metadata became a path: only the evidence is left, under the job id
+    # (the best frame, and the positive frames kept for review).
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
-    assert [f for f in files if not f.startswith(("served/", "results.db"))] == [
-        f"data/media/evidence/{v.job_id}/{v.detections[0].evidence_key.rsplit('/', 1)[1]}"]
+    with session_scope(ctx.db_url) as s:
+        keys = [f.evidence_key for f in s.scalars(select(FrameScore)) if f.evidence_key]
+    kept = [f"data/media/{k}" for k in keys]
+    assert kept and [f for f in files if not f.startswith(("served/", "results.db"))] == sorted(
+        [f"data/media/{v.detections[0].evidence_key}", *kept])
+    assert all(k.startswith(f"data/media/evidence/{v.job_id}/") for k in kept)
 
 
 def test_url_downloads_fail_with_their_reason_or_are_retried(ctx, served, monkeypatch):
@@ -174,7 +179,7 @@ def test_repost_is_linked_and_its_verdicts_reused_not_rescored(ctx, tmp_path):
         count = [s.scalar(select(func.count()).select_from(FrameScore).where(FrameScore.detection_id == d.id)) for d in (da, db)]
     assert count[0] == count[1] == da.scored_frames > 0
     assert b.sampled_frames == a.sampled_frames == 3
-    assert [k.split("/")[0] for k in ctx.store.keys("")] == ["evidence"]
+    assert {k.split("/")[0] for k in ctx.store.keys("")} == {"evidence"}
 
 
 # --- alerts -----------------------------------------------------------------------------

@@ -121,9 +121,12 @@ class Scanner:
     def _failed(self, source: str, reason: str) -> list[ScanRow]:
         return [ScanRow(source, t.name, "failed", error=reason) for t in self.targets]
 
-    def scan_file(self, path: Path, force: bool = False, on_frames: Callable[[int], None] | None = None) -> list[ScanRow]:
-        """Scan one file; never raises for bad input (the rows say ``failed``)."""
-        return self._finish(self._prepare(path, force), on_frames)
+    def scan_file(
+        self, path: Path, force: bool = False, on_frames: Callable[[int], None] | None = None, source: str | None = None
+    ) -> list[ScanRow]:
+        """Scan one file; never raises for bad input (the rows say ``failed``). ``source``: the
+        name the video is known by (a rescan of a downloaded video keeps its URL); default the path."""
+        return self._finish(self._prepare(path, force, source), on_frames)
 
     def scan_files(self, paths: Sequence[Path], force: bool = False) -> Iterator[tuple[Path, list[ScanRow]]]:
         """``scan_file`` over ``paths``, in order, the next file decoded (in a thread)
@@ -136,9 +139,9 @@ class Scanner:
                 ahead = pool.submit(self._prepare, paths[i + 1], force) if i + 1 < len(paths) else None
                 yield path, self._finish(prepared)
 
-    def _prepare(self, path: Path, force: bool) -> "_Prepared":
+    def _prepare(self, path: Path, force: bool, source: str | None = None) -> "_Prepared":
         """Hash the file, find stored verdicts, decode the sampled frames (never raises for bad input)."""
-        source = str(path)
+        source = source or str(path)
         try:
             digest = content_hash(path)
         except OSError as exc:
@@ -198,11 +201,12 @@ class Scanner:
         warning = sampled.decoding.warning(source) if sampled.decoding else None
         if warning:
             log.warning("%s", warning)
-        evidence = save_evidence(self.store, video_id, outcomes.values(), sampled.frames)
+        evidence, frame_evidence = save_evidence(
+            self.store, video_id, outcomes.values(), sampled.frames, self.settings.evidence_frames
+        )
         with session_scope(self.db_url) as s:
-            results.finish_video(s, s.get(Video, video_id), outcomes.values(), evidence)
+            results.finish_video(s, s.get(Video, video_id), outcomes.values(), evidence, frame_evidence)
         return [prepared.cached.get(t.name) or _row(source, outcomes[t.name], partial) for t in self.targets]
-
 
     def _reuse_original(self, session, video: Video, prepared: "_Prepared") -> list[ScanRow] | None:
         """Link a repost to its original by frame hashes (``workers.reposts.linking``); rows

@@ -239,6 +239,29 @@ class Settings(BaseSettings):
     broker_connect_timeout: float = Field(
         3.0, gt=0, description="Seconds `enqueue` waits for the broker before saying it is unreachable."
     )
+    evidence_frames: int = Field(
+        6,
+        ge=0,
+        description="Positive frames kept as small evidence JPEGs per detection (highest scores first), for review after the video is deleted.",
+    )
+    web_host: str = Field(
+        "127.0.0.1",
+        description="Address `tiktok-tracker web` binds; any other than loopback needs web_password or web_auth_header.",
+    )
+    web_port: int = Field(8080, ge=1, le=65535, description="Port of the review web app.")
+    web_password: SecretStr | None = Field(
+        None, description="Password of the review web app's login (empty: no login, allowed on loopback only)."
+    )
+    web_user: str = Field("reviewer", description="Name recorded on reviews made after a password login.")
+    web_auth_header: str = Field(
+        "",
+        description="Header an authenticating reverse proxy sets to the user name (e.g. X-Forwarded-User); trusted when set.",
+    )
+    web_secret: SecretStr | None = Field(
+        None, description="Key that signs the web app's session cookies (empty: a new random key per start)."
+    )
+    web_secure_cookies: bool = Field(False, description="Send the session cookie over HTTPS only (behind TLS).")
+    flower_url: str = Field("", description="Where Flower is, for the pipeline page's link (e.g. http://127.0.0.1:5555).")
     keep_videos: bool = Field(
         False,
         description="Keep downloaded videos in the media store after scoring (evidence thumbnails are always kept).",

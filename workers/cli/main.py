@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 from rich.table import Column, Table
 
-from workers.cli import alerts, daemons, pipeline, targets, watches
+from workers.cli import alerts, daemons, pipeline, review, targets, watches
 from workers.cli.common import BackbonePreprocessing, BackboneWeights, cell, console, err_console, progress_bar, settings
 from workers.errors import TrackerError
 
@@ -113,6 +113,7 @@ def demo(
 
 pipeline.register(app)
 daemons.register(app)
+review.register(app)
 
 
 @app.command()

@@ -231,14 +231,15 @@ RESULT_FIELDS = (
     "job_id", "video_id", "source", "url", "platform", "platform_id", "author", "caption", "posted_at",
     "target", "target_version", "verdict", "confidence", "positive_frames", "frames", "scored_frames",
     "reused_frames", "best_timestamp", "positive_timestamps", "thumbnail", "evidence_key", "duplicate_of",
-    "duplicate_match", "created_at",
+    "duplicate_match", "created_at", "review",
 )
 TEXT_FIELDS = ("source", "url", "platform", "platform_id", "author", "caption", "target", "thumbnail", "evidence_key")
 JSON_TEXT_LIMIT = {"caption": 5000}
 
 
-def result_row(d, store) -> dict:
-    """One verdict for export, its text as stored (each format cleans it: see ``results_``)."""
+def result_row(d, store, review: str | None = None) -> dict:
+    """One verdict for export, its text as stored (each format cleans it: see ``results_``);
+    ``review``: its review state (unreviewed, confirmed, rejected)."""
     from workers.pipeline.stages import is_url
 
     v = d.video
@@ -267,6 +268,7 @@ def result_row(d, store) -> dict:
         "duplicate_of": v.duplicate_of,
         "duplicate_match": v.duplicate_match,
         "created_at": d.created_at.isoformat() if d.created_at else None,
+        "review": review or "unreviewed",
     }
 
 
@@ -286,14 +288,16 @@ def results_(
     """
     from workers.durations import parse_since
     from workers.pipeline.media import store_from_settings
-    from workers.storage import results
+    from workers.storage import results, reviews
     from workers.storage.db import session_scope
 
     cfg = settings()
     moment = parse_since(since) if since else None
     store = store_from_settings(cfg)
     with database_errors(cfg.resolved_database_url), session_scope(cfg.resolved_database_url) as s:
-        rows = [result_row(d, store) for d in results.detections(s, target, positive, moment)]
+        found = results.detections(s, target, positive, moment)
+        states = reviews.states(s, [d.id for d in found])
+        rows = [result_row(d, store, states[d.id]) for d in found]
     if fmt is Format.json:
         for row in rows:
             for k in TEXT_FIELDS:
@@ -328,7 +332,7 @@ def results_table(rows: list[dict], wide: bool = False) -> Table:
     when the target shows, source (folded, never cut). ``wide``: every column."""
     columns = [_fixed("video"), _fixed("target"), _fixed("verdict"), _fixed("score"), Column("seen at", min_width=7, max_width=22)]
     if wide:
-        columns += [Column("job", overflow="fold"), Column("source", overflow="fold", ratio=3), Column("author", overflow="fold", ratio=1),
+        columns += [Column("review", overflow="fold"), Column("job", overflow="fold"), Column("source", overflow="fold", ratio=3), Column("author", overflow="fold", ratio=1),
                     Column("caption", overflow="fold", ratio=3), Column("posted", overflow="fold"), Column("thumbnail", overflow="fold", ratio=3)]
     else:
         columns.append(Column("source", overflow="fold", min_width=12))
@@ -340,7 +344,7 @@ def results_table(rows: list[dict], wide: bool = False) -> Table:
         cells = [str(r["video_id"]) + repost, cell(r["target"], 64), f"[{colour}]{r['verdict']}[/]", best,
                  _timestamps(r["positive_timestamps"], 10 if wide else 3)]
         if wide:
-            cells += [cell(r["job_id"]), cell(r["source"], None), cell(r["author"], 80), cell(r["caption"], 300),
+            cells += [cell(r["review"]), cell(r["job_id"]), cell(r["source"], None), cell(r["author"], 80), cell(r["caption"], 300),
                       cell((r["posted_at"] or "")[:16]), cell(r["thumbnail"], None)]
         else:
             cells.append(cell(r["source"], 300))

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from workers.cli.common import BackbonePreprocessing, BackboneWeights, PhaseProgress, cell, console, progress_bar, settings, warn
+from workers.errors import TrackerError
 from workers.targets import bundle
 from workers.verdict import VerdictRule
 
@@ -30,10 +31,11 @@ def train(
     threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Frame is positive when P(target) >= this.", show_default="0.4 pooled, 0.5 seed"),
     min_fraction: float = typer.Option(1 / 3, "--min-fraction", min=0.0, max=1.0, help="Verdict: positive frames / sampled frames."),
     min_frames: int = typer.Option(1, "--min-frames", min=1, help="Verdict: at least this many positive frames."),
+    with_reviews: bool = typer.Option(False, "--with-reviews", help="Add the frames reviewers marked (target / not the target) as labelled examples."),
     backbone_weights: Optional[str] = BackboneWeights,
     backbone_preprocessing: Optional[str] = BackbonePreprocessing,
 ) -> None:
-    """Train a classifier target from labelled images."""
+    """Train a classifier target from labelled images (and, with --with-reviews, reviewed frames)."""
     from workers.detect.backbone import backbone_from_settings
     from workers.training.dataset import load_csv, load_folders
     from workers.training.features import dataset_features
@@ -47,6 +49,17 @@ def train(
     data = load_csv(labels, images, block) if labels else load_folders(images, block)
     for problem in data.problems:
         warn(problem)
+    reviewed = 0
+    if with_reviews:
+        from workers.review.training import reviewed_examples
+        from workers.training.dataset import positive_class as positive_index
+
+        extra, problems = reviewed_examples(cfg, name, data, positive_index(data.class_names, name, positive_class))
+        for problem in problems:
+            warn(problem)
+        data.examples.extend(extra)
+        reviewed = len(extra)
+        console.print(f"{reviewed} reviewed frame(s) added as labelled examples")
     # Training features are computed in float32 whatever the scan precision: a head
     # trained on bfloat16 features is less stable; one trained on float32 scores
     # bfloat16 features with the same verdicts (README, "Speed").
@@ -75,7 +88,15 @@ def train(
     for problem in problems:
         warn(problem)
     skipped = {**data.skipped, "unreadable": len(problems)}
-    path = bundle.save_target(target, cfg.models_dir, {"dataset": {"labels": str(labels) if labels else None, "images": str(images), "skipped": skipped}})
+    extra = {"dataset": {"labels": str(labels) if labels else None, "images": str(images), "skipped": skipped, "reviewed_frames": reviewed}}
+    if with_reviews:
+        from workers.review.corrections import history_after
+
+        try:
+            extra.update(history_after(bundle.target_meta(cfg.models_dir, name), f"retrained with {reviewed} reviewed frames"))
+        except TrackerError:
+            pass  # no earlier version
+    path = bundle.save_target(target, cfg.models_dir, extra)
     _print_metrics(target.metrics)
     console.print(f"Saved target [bold]{cell(name)}[/] version {target.version} to {cell(path, None)}")
 

@@ -9,7 +9,9 @@ download). Two embeddings of the same person are usually closer than 0.6
 
 ``FaceTarget`` holds the enrolled gallery (one embedding per reference photo)
 and scores a frame ``1 - distance`` of its closest face to the gallery, so
-``threshold = 1 - tolerance``. ``enroll_faces`` builds one from photos: no
+``threshold = 1 - tolerance``. Reviewers' "not this person" marks fill a
+*negative* gallery: a face then counts only when it is nearer to the gallery
+than to every negative (faces nearer a negative are ignored). ``enroll_faces`` builds one from photos: no
 training, no labelling.
 
 Detection speed and accuracy: HOG cost grows with the pixels it scans
@@ -48,6 +50,7 @@ RECOGNITION_MODEL = "dlib_face_recognition_resnet_model_v1"
 SHAPE_MODEL = "shape_predictor_5_face_landmarks"
 DETECTOR = "hog"
 GALLERY_FILE = "gallery.npy"
+NEGATIVES_FILE = "negatives.npy"
 
 # Defaults declared once, in the settings object.
 DEFAULT_TOLERANCE: float = Settings.model_fields["face_tolerance"].default
@@ -170,8 +173,15 @@ class FaceTarget(Target):
         rule: VerdictRule | None = None,
         embedder: dict | None = None,
         version: str = "",
+        negatives: np.ndarray | None = None,
+        negative_references: Sequence[str] = (),
     ) -> None:
         gallery = np.ascontiguousarray(gallery, dtype=np.float32)
+        negatives = np.ascontiguousarray(
+            np.zeros((0, EMBEDDING_SIZE)) if negatives is None else negatives, dtype=np.float32
+        )
+        if negatives.ndim != 2 or negatives.shape[1] != EMBEDDING_SIZE or len(negative_references) != len(negatives):
+            raise ValueError(f"negative gallery must be (M, {EMBEDDING_SIZE}) with M names, got {negatives.shape}")
         if gallery.ndim != 2 or gallery.shape[0] == 0 or gallery.shape[1] != EMBEDDING_SIZE:
             raise ValueError(f"face gallery must be (K, {EMBEDDING_SIZE}) with K >= 1, got {gallery.shape}")
         if len(references) != gallery.shape[0]:
@@ -181,6 +191,8 @@ class FaceTarget(Target):
         super().__init__(name, threshold=1.0 - tolerance, rule=rule or DEFAULT_FACE_RULE, version=version)
         self.gallery = gallery
         self.references = list(references)
+        self.negatives = negatives
+        self.negative_references = list(negative_references)
         self.tolerance = float(tolerance)
         self.embedder = dict(embedder or FaceEmbedder().identity)
 
@@ -192,22 +204,30 @@ class FaceTarget(Target):
                 f"embeddings, not {model!r}; enrol it again"
             )
 
-    def distances(self, faces: Sequence[DetectedFace]) -> np.ndarray:
-        """Distance of each face to its closest gallery embedding."""
-        if not faces:
-            return np.zeros(0, dtype=np.float32)
+    def distances(self, faces: Sequence[DetectedFace], gallery: np.ndarray | None = None) -> np.ndarray:
+        """Distance of each face to its closest embedding in ``gallery`` (default: the enrolled one)."""
+        gallery = self.gallery if gallery is None else gallery
+        if not faces or len(gallery) == 0:
+            return np.full(len(faces), np.inf, dtype=np.float32)
         vectors = np.stack([face.embedding for face in faces])
-        pairwise = np.linalg.norm(vectors[:, None, :] - self.gallery[None, :, :], axis=2)
+        pairwise = np.linalg.norm(vectors[:, None, :] - gallery[None, :, :], axis=2)
         return pairwise.min(axis=1)
+
+    def counted_distances(self, faces: Sequence[DetectedFace]) -> np.ndarray:
+        """``distances``, with faces nearer to a negative than to the gallery set to infinity (not counted)."""
+        distances = self.distances(faces)
+        if len(self.negatives):
+            distances = np.where(distances < self.distances(faces, self.negatives), distances, np.inf)
+        return distances
 
     def score(
         self, extracted: Sequence[list[DetectedFace]], indices: Sequence[int], timestamps: Sequence[float]
     ) -> list[FrameScore]:
-        """Per frame: ``max(0, 1 - distance)`` of the closest face, with its box."""
+        """Per frame: ``max(0, 1 - distance)`` of the closest counted face, with its box."""
         scores = []
         for faces, index, timestamp in zip(extracted, indices, timestamps, strict=True):
-            distances = self.distances(faces)
-            if distances.size == 0:
+            distances = self.counted_distances(faces)
+            if not np.isfinite(distances).any():
                 scores.append(FrameScore(index=index, timestamp=timestamp, score=0.0, box=None))
                 continue
             best = int(distances.argmin())
@@ -216,13 +236,19 @@ class FaceTarget(Target):
         return scores
 
     def config(self) -> dict:
-        return {"tolerance": self.tolerance, "references": self.references, "embedder": self.embedder}
+        config = {"tolerance": self.tolerance, "references": self.references, "embedder": self.embedder}
+        if self.negative_references:
+            config["negative_references"] = self.negative_references
+        return config
 
     def save_artifacts(self, folder: Path) -> None:
         np.save(Path(folder) / GALLERY_FILE, self.gallery)
+        if len(self.negatives):
+            np.save(Path(folder) / NEGATIVES_FILE, self.negatives)
 
     @classmethod
     def from_bundle(cls, meta: dict, folder: Path) -> "FaceTarget":
+        negatives = Path(folder) / NEGATIVES_FILE
         return cls(
             name=meta["name"],
             gallery=np.load(Path(folder) / GALLERY_FILE, allow_pickle=False),
@@ -231,10 +257,30 @@ class FaceTarget(Target):
             rule=VerdictRule.from_dict(meta["rule"]),
             embedder=meta["embedder"],
             version=meta.get("version", ""),
+            negatives=np.load(negatives, allow_pickle=False) if negatives.is_file() else None,
+            negative_references=meta.get("negative_references", []),
+        )
+
+    def with_corrections(
+        self, positives: Sequence[tuple[str, np.ndarray]] = (), negatives: Sequence[tuple[str, np.ndarray]] = ()
+    ) -> "FaceTarget":
+        """A copy with reviewed faces added: ``positives`` to the gallery, ``negatives`` to the
+        negative gallery (each a (name, embedding) pair). Save it for a new version."""
+        def grown(gallery, names, extra):
+            if not extra:
+                return gallery, list(names)
+            return np.vstack([gallery, np.stack([e for _, e in extra])]), [*names, *(n for n, _ in extra)]
+
+        gallery, references = grown(self.gallery, self.references, positives)
+        negative_gallery, negative_references = grown(self.negatives, self.negative_references, negatives)
+        return FaceTarget(
+            self.name, gallery, references, self.tolerance, self.rule, self.embedder,
+            negatives=negative_gallery, negative_references=negative_references,
         )
 
     def fingerprint(self) -> bytes:
-        return self.gallery.tobytes()
+        # A target without negatives keeps the version it had before negatives existed.
+        return self.gallery.tobytes() + (self.negatives.tobytes() if len(self.negatives) else b"")
 
 
 def reference_images(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:

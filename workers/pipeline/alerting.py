@@ -49,6 +49,7 @@ from workers.alerts.message import AlertMessage, idempotency_key, thumbnail_from
 from workers.errors import AlertError
 from workers.pipeline.media import MediaMissing, MediaStore
 from workers.storage import alerts as alert_rows
+from workers.storage import reviews
 from workers.storage.db import session_scope
 from workers.storage.models import AlertRow, AlertStatus, Detection, Video, VideoStatus, as_utc, utcnow
 
@@ -158,7 +159,12 @@ def alert_video(ctx, video_id: int, now: datetime | None = None) -> bool:
         video = s.get(Video, video_id)
         if video is None or video.status != VideoStatus.DONE:
             return False
-        positives = [(d.id, d.target_name) for d in video.detections if d.verdict == "positive"]
+        # A detection a person rejected (or the one this repost copies) raises no alert.
+        positives = [
+            (d.id, d.target_name)
+            for d in video.detections
+            if d.verdict == "positive" and not reviews.is_rejected(s, d)
+        ]
     for detection_id, target in positives:
         moment = now or utcnow()
         with session_scope(ctx.db_url) as s:

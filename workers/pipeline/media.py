@@ -26,7 +26,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator, Mapping, Sequence
 
-import numpy as np
 
 from workers.detect.backbone import resize_frame
 from workers.detect.base import Target
@@ -301,6 +300,16 @@ def write_frame_stream(
         writer.add(frame)
     writer.close(info(), extra() if extra else None)
     return writer.count
+
+
+def evidence_frame_key(media: str | int, target_name: str, target_version: str, frame_index: int) -> str:
+    """One positive frame's review JPEG (``evidence_frames`` of them per detection)."""
+    return f"evidence/{media}/{target_name}-{target_version or 'unversioned'}/{int(frame_index)}.jpg"
+
+
+def evidence_face_key(frame_key: str) -> str:
+    """The full-resolution face crop kept beside a frame's review JPEG (face targets)."""
+    return frame_key.removesuffix(".jpg") + "-face.jpg"
 
 
 def write_frames(

@@ -30,7 +30,6 @@ from workers.detect.backbone import INPUT_SIZE
 from workers.detect.base import Extractor, Target
 from workers.detect.registry import make_extractor
 from workers.detect.scoring import (
-    TargetOutcome,
     backbone_frames_suffice,
     check_targets,
     collect_scores,
@@ -40,7 +39,7 @@ from workers.detect.scoring import (
 from workers.download import fetch_ref, fetch_video
 from workers.errors import BadVideo, Postponed, TrackerError
 from workers.pipeline import alerting
-from workers.pipeline.evidence import save_evidence
+from workers.pipeline.evidence import evidence_frame_indices, save_evidence
 from workers.pipeline.media import (
     MediaMissing,
     MediaStore,
@@ -376,17 +375,18 @@ def verdict(ctx: StageContext, video_id: int) -> bool | str:
         return ALERT if _status(ctx, video_id) == VideoStatus.DONE else False
     specs, scores, total = decode_scores(ctx.store.get(scores_key(_media(video))))
     outcomes = outcomes_for(specs, scores, total)
-    evidence = save_evidence(ctx.store, _media(video), outcomes.values(), _evidence_frames(ctx, video, outcomes.values()))
+    per_detection = ctx.settings.evidence_frames
+    frames = _evidence_frames(ctx, video, evidence_frame_indices(outcomes.values(), per_detection))
+    evidence, frame_evidence = save_evidence(ctx.store, _media(video), outcomes.values(), frames, per_detection)
     with session_scope(ctx.db_url) as s:
-        results.finish_video(s, s.get(Video, video_id), outcomes.values(), evidence)
+        results.finish_video(s, s.get(Video, video_id), outcomes.values(), evidence, frame_evidence)
     discard_media(ctx, _media(video), video.meta)
     return True
 
 
-def _evidence_frames(ctx: StageContext, video: Video, outcomes: Iterable[TargetOutcome]) -> list[Frame]:
-    """The best frame of each positive outcome, decoded again from the video
-    (cheaper than keeping every full frame for the few videos that are positive)."""
-    wanted = [o.verdict.best.index for o in outcomes if o.verdict.positive and o.verdict.best is not None]
+def _evidence_frames(ctx: StageContext, video: Video, wanted: list[int]) -> list[Frame]:
+    """The evidence frames of the positive outcomes (``evidence_frame_indices``), decoded
+    again from the video (cheaper than keeping every full frame for the few videos that are positive)."""
     if not wanted:
         return []
     with ctx.store.local_path(_video_key(video)) as path:

@@ -9,6 +9,8 @@
 - ``Watch``: a source scraped on a schedule (by celery beat) for given targets.
 - ``FrameHash`` / ``FrameHashChunk``: each sampled frame's PDQ hash, and the
   multi-index-hashing entries that find near hashes without scanning them all.
+- ``Review``: a person's say on a detection (confirmed / rejected) or on one
+  of its frames (target / not_target); the latest row per (detection, frame) holds.
 """
 
 from __future__ import annotations
@@ -132,6 +134,8 @@ class FrameScore(Base):
     box: Mapped[list | None] = mapped_column(JSON)
     # The frame index whose score this near-identical frame reused (None: scored itself).
     reused_from: Mapped[int | None] = mapped_column(Integer)
+    # Media-store key of this frame's evidence JPEG (positive frames, at most ``evidence_frames`` per detection).
+    evidence_key: Mapped[str | None] = mapped_column(Text)
 
     detection: Mapped[Detection] = relationship(back_populates="frame_scores")
 
@@ -227,3 +231,28 @@ class FrameHashChunk(Base):
     frame_hash_id: Mapped[int] = mapped_column(ForeignKey("frame_hashes.id", ondelete="CASCADE"), primary_key=True)
 
     __table_args__ = (Index("ix_frame_hash_chunks_frame_hash_id", "frame_hash_id"), {"sqlite_with_rowid": False})
+
+
+class ReviewVerdict:
+    CONFIRMED = "confirmed"  # the detection is right
+    REJECTED = "rejected"  # the detection is wrong: no further alerts
+    TARGET = "target"  # this frame shows the target
+    NOT_TARGET = "not_target"  # this frame does not
+    DETECTION = (CONFIRMED, REJECTED)
+    FRAME = (TARGET, NOT_TARGET)
+
+
+class Review(Base):
+    """One review: of a whole detection (``frame_index`` NULL) or of one of its frames."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    detection_id: Mapped[int] = mapped_column(ForeignKey("detections.id", ondelete="CASCADE"), index=True)
+    frame_index: Mapped[int | None] = mapped_column(Integer)
+    verdict: Mapped[str] = mapped_column(String(16))
+    reviewer: Mapped[str | None] = mapped_column(String(128))  # who, when logged in
+    note: Mapped[str | None] = mapped_column(Text)
+    # The target version a correction made from this review (face galleries), if any.
+    target_version: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -143,9 +143,17 @@ def find_detection(session: Session, video_id: int, target_name: str, target_ver
     ).first()
 
 
-def save_outcome(session: Session, video: Video, outcome: TargetOutcome, evidence_key: str | None = None) -> Detection:
-    """Store one target's verdict and frame scores, replacing a previous run's (``partial``
+def save_outcome(
+    session: Session,
+    video: Video,
+    outcome: TargetOutcome,
+    evidence_key: str | None = None,
+    frame_keys: Mapping[int, str] | None = None,
+) -> Detection:
+    """Store one target's verdict and frame scores (``frame_keys``: frame index -> evidence JPEG),
+    replacing a previous run's (``partial``
     when the video's frames were only part of it)."""
+    frame_keys = frame_keys or {}
     t, v = outcome.target, outcome.verdict
     session.execute(
         delete(Detection).where(
@@ -177,6 +185,7 @@ def save_outcome(session: Session, video: Video, outcome: TargetOutcome, evidenc
                 score=s.score,
                 box=list(s.box) if s.box else None,
                 reused_from=s.reused_from,
+                evidence_key=frame_keys.get(s.index),
             )
             for s in outcome.scores
         ],
@@ -207,11 +216,19 @@ def is_partial(video: Video) -> bool:
 
 
 def finish_video(
-    session: Session, video: Video, outcomes: Iterable[TargetOutcome], evidence: Mapping[str, str] | None = None
+    session: Session,
+    video: Video,
+    outcomes: Iterable[TargetOutcome],
+    evidence: Mapping[str, str] | None = None,
+    frame_evidence: Mapping[str, Mapping[int, str]] | None = None,
 ) -> list[Detection]:
-    """Store every target's outcome (``evidence``: target name -> media key) and mark the video done."""
-    evidence = evidence or {}
-    rows = [save_outcome(session, video, o, evidence.get(o.target.name)) for o in outcomes]
+    """Store every target's outcome (``evidence``: target name -> best frame's media key;
+    ``frame_evidence``: target name -> frame index -> key) and mark the video done."""
+    evidence, frame_evidence = evidence or {}, frame_evidence or {}
+    rows = [
+        save_outcome(session, video, o, evidence.get(o.target.name), frame_evidence.get(o.target.name))
+        for o in outcomes
+    ]
     set_status(session, video, VideoStatus.DONE)
     return rows
 

@@ -1,0 +1,216 @@
+"""The review app without a browser: login, CSRF, media by database key only,
+escaping, reviews and what they change (exports, alerts), binding safety."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from tests.web_support import CSRF, HOSTILE_CAPTION, seed_results, web_settings
+from workers.storage.db import session_scope
+from workers.storage.models import AlertRow, AlertStatus, Review
+from workers.web.app import SESSION_COOKIE, create_app
+
+PASSWORD = "correct horse"
+
+
+@pytest.fixture()
+def web_env(tt_env, monkeypatch):
+    settings = web_settings(monkeypatch, PASSWORD)
+    return settings, seed_results(settings)
+
+
+def client_for(settings) -> TestClient:
+    return TestClient(create_app(settings), follow_redirects=False)
+
+
+def login(client: TestClient) -> str:
+    page = client.get("/login")
+    token = CSRF.search(page.text).group(1)
+    reply = client.post("/login", data={"csrf": token, "password": PASSWORD, "next": "/"})
+    assert reply.status_code == 303 and reply.headers["location"] == "/"
+    return CSRF.search(client.get("/").text).group(1)  # a fresh token after login
+
+
+def test_every_page_needs_login(web_env):
+    settings, seeded = web_env
+    client = client_for(settings)
+    for path in ("/", f"/videos/{seeded.video_id}", "/targets", "/pipeline", "/?target=logo"):
+        reply = client.get(path)
+        assert reply.status_code == 303 and reply.headers["location"].startswith("/login?next="), path
+    assert client.get(f"/media/{seeded.evidence_key}").status_code == 401
+    assert client.get("/login").status_code == 200
+    # A POST with a valid token but no login is refused too.
+    token = CSRF.search(client.get("/login").text).group(1)
+    reply = client.post(f"/detections/{seeded.detection_id}/review", data={"csrf": token, "verdict": "rejected"})
+    assert reply.status_code == 401
+
+
+def test_wrong_password_and_session_cookie(web_env):
+    settings, _ = web_env
+    client = client_for(settings)
+    token = CSRF.search(client.get("/login").text).group(1)
+    assert client.post("/login", data={"csrf": token, "password": "nope"}).status_code == 401
+    assert client.get("/").status_code == 303
+    token = CSRF.search(client.get("/login").text).group(1)
+    reply = client.post("/login", data={"csrf": token, "password": PASSWORD, "next": "https://evil.example/"})
+    assert reply.status_code == 303 and reply.headers["location"] == "/"  # no open redirect
+    cookie = reply.headers["set-cookie"].lower()
+    assert cookie.startswith(f"{SESSION_COOKIE}=") and "httponly" in cookie and "samesite=lax" in cookie
+    assert client.get("/").status_code == 200
+
+
+def test_post_without_csrf_is_refused(web_env):
+    settings, seeded = web_env
+    client = client_for(settings)
+    assert client.post("/login", data={"password": PASSWORD}).status_code == 403
+    login(client)
+    for path, data in (
+        (f"/detections/{seeded.detection_id}/review", {"verdict": "rejected"}),
+        (f"/detections/{seeded.detection_id}/frames", {"verdict": "not_target", "frame": "60"}),
+        ("/targets/logo/rescan", {}),
+        ("/logout", {}),
+    ):
+        assert client.post(path, data=data).status_code == 403, path
+        assert client.post(path, data={**data, "csrf": "forged"}).status_code == 403, path
+    with session_scope(settings.resolved_database_url) as s:
+        assert s.scalars(select(Review)).all() == []
+
+
+def test_media_only_by_database_keys(web_env):
+    settings, seeded = web_env
+    client = client_for(settings)
+    login(client)
+    reply = client.get(f"/media/{seeded.evidence_key}")
+    assert reply.status_code == 200 and reply.headers["content-type"] == "image/jpeg"
+    assert reply.content[:3] == b"\xff\xd8\xff"
+    (settings.media_dir / "frames").mkdir(parents=True, exist_ok=True)
+    (settings.media_dir / "frames" / "1.npz").write_bytes(b"in the store, not in the database")
+    for path in (
+        "/media/frames/1.npz",
+        "/media/../../../etc/passwd",
+        "/media/evidence/../frames/1.npz",
+        "/media/evidence/..%2F..%2Fframes%2F1.npz",
+        "/media/%2Fetc%2Fpasswd",
+        "/media//etc/passwd",
+        f"/media/{settings.media_dir}/frames/1.npz",
+        "/media/%2e%2e/%2e%2e/etc/passwd",
+    ):
+        assert client.get(path).status_code == 404, path
+
+
+def test_scraped_text_is_escaped(web_env):
+    settings, seeded = web_env
+    client = client_for(settings)
+    login(client)
+    for path in ("/", f"/videos/{seeded.video_id}"):
+        page = client.get(path)
+        assert page.status_code == 200
+        assert "<script>window" not in page.text and "<img src=x" not in page.text and "<b onmouseover" not in page.text
+        assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in page.text
+        assert "script-src 'none'" in page.headers["content-security-policy"]
+    assert HOSTILE_CAPTION not in client.get("/").text
+
+
+def test_video_page_timeline_has_a_point_per_frame(web_env):
+    settings, seeded = web_env
+    client = client_for(settings)
+    login(client)
+    page = client.get(f"/videos/{seeded.video_id}").text
+    assert page.count('<circle class="frame') == seeded.frames
+    assert page.count('<circle class="frame positive') == 4  # 0.7, 0.8, 0.9, 0.75
+    assert page.count('class="frame reused"') + page.count('class="frame positive reused"') == 1
+    assert 'class="threshold"' in page
+    assert page.count("<img src=\"/media/evidence/") == 3  # evidence_frames kept per detection
+
+
+def test_reject_stores_a_review_cancels_alerts_and_shows_in_exports(web_env):
+    from workers.pipeline.alerting import alert_video
+    from workers.pipeline.stages import StageContext
+
+    settings, seeded = web_env
+    client = client_for(settings)
+    token = login(client)
+    with session_scope(settings.resolved_database_url) as s:  # an alert waiting in a cooldown
+        s.add(AlertRow(video_id=seeded.video_id, target_name="logo", detection_id=seeded.detection_id, status=AlertStatus.HELD))
+    reply = client.post(
+        f"/detections/{seeded.detection_id}/review",
+        data={"csrf": token, "verdict": "rejected", "back": "https://evil.example/"},
+    )
+    assert reply.status_code == 303 and reply.headers["location"] == "/"
+    with session_scope(settings.resolved_database_url) as s:
+        (review,) = s.scalars(select(Review)).all()
+        assert (review.detection_id, review.verdict, review.frame_index, review.reviewer) == (
+            seeded.detection_id, "rejected", None, settings.web_user,
+        )
+        assert s.scalars(select(AlertRow)).one().status == "cancelled"
+        s.execute(AlertRow.__table__.delete())
+    assert alert_video(StageContext.from_settings(settings), seeded.video_id) is True
+    with session_scope(settings.resolved_database_url) as s:
+        assert s.scalars(select(AlertRow)).all() == []  # rejected: no alert raised
+    assert "review-rejected" in client.get("/?review=rejected").text
+    assert "review-rejected" not in client.get("/?review=unreviewed").text
+    out = subprocess.run(
+        [sys.executable, "-m", "workers.cli.main", "results", "--format", "csv"], capture_output=True, text=True, check=True
+    ).stdout
+    header, row = out.splitlines()[:2]
+    assert header.split(",")[-1] == "review" and row.endswith(",rejected")
+
+
+def test_frame_marks_are_stored(web_env):
+    settings, seeded = web_env
+    client = client_for(settings)
+    token = login(client)
+    reply = client.post(
+        f"/detections/{seeded.detection_id}/frames", data={"csrf": token, "verdict": "not_target", "frame": ["60", "90"]}
+    )
+    assert reply.status_code == 303
+    with session_scope(settings.resolved_database_url) as s:
+        marks = sorted((r.frame_index, r.verdict) for r in s.scalars(select(Review)))
+    assert marks == [(60, "not_target"), (90, "not_target")]
+    assert client.post(
+        f"/detections/{seeded.detection_id}/frames", data={"csrf": token, "verdict": "not_target", "frame": "61"}
+    ).status_code == 400  # not a scored frame
+
+
+def test_pages_render(web_env):
+    settings, _ = web_env
+    client = client_for(settings)
+    login(client)
+    assert "Videos per status" in client.get("/pipeline").text
+    assert client.get("/targets").status_code == 200
+    assert client.get("/static/style.css").status_code == 200
+    assert client.get("/videos/999").status_code == 404
+
+
+def test_no_login_needed_on_loopback_without_password(tt_env, monkeypatch):
+    settings = web_settings(monkeypatch, None)
+    seed_results(settings)
+    client = client_for(settings)
+    assert client.get("/").status_code == 200
+    assert client.post("/detections/1/review", data={"verdict": "confirmed"}).status_code == 403  # CSRF still
+
+
+def test_binding_beyond_loopback_needs_a_password(tt_env, monkeypatch):
+    monkeypatch.delenv("TT_WEB_PASSWORD", raising=False)
+    reply = subprocess.run(
+        [sys.executable, "-m", "workers.cli.main", "web", "--host", "0.0.0.0"], capture_output=True, text=True, timeout=60
+    )
+    assert reply.returncode == 2
+    assert len(reply.stderr.strip().splitlines()) == 1 and "TT_WEB_PASSWORD" in reply.stderr
+
+
+def test_compose_web_service_is_local_and_needs_a_password():
+    import yaml
+
+    from tests.conftest import ROOT
+
+    web = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["web"]
+    assert web["command"][:2] == ["tiktok-tracker", "web"]
+    (port,) = web["ports"]
+    assert port.startswith("${WEB_BIND_ADDRESS:-127.0.0.1}:")
+    assert "TT_WEB_PASSWORD" in web["environment"] and "media:/data" in web["volumes"]

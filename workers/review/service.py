@@ -1,0 +1,258 @@
+"""What the review app shows and does, as plain functions over a database
+session (no web framework): the web pages, the CLI and the tests call these.
+
+- ``inbox``: detections, newest first, filtered;
+- ``video_view``: one video with its detections, frames, reviews and timings;
+- ``review_detection`` / ``mark_frames``: record reviews (frame marks on a face
+  target also correct the target: see ``workers.review.corrections``);
+- ``targets_view`` / ``pipeline_view``: the targets and the pipeline at a glance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from workers.errors import TrackerError
+from workers.settings import Settings
+from workers.storage import reviews
+from workers.storage.db import session_scope
+from workers.storage.models import Detection, Review, ReviewVerdict, Video, VideoStatus
+from workers.storage import results
+from workers.targets.bundle import list_targets, target_meta
+
+REVIEW_STATES = (reviews.UNREVIEWED, *ReviewVerdict.DETECTION)
+
+
+@dataclass
+class InboxFilter:
+    target: str | None = None
+    verdict: str | None = None  # positive | negative
+    review: str | None = None  # unreviewed | confirmed | rejected
+    watch: int | None = None  # a watch id
+    source: str | None = None  # text in the video's URL or path
+    since: datetime | None = None
+    limit: int = 100
+
+
+@dataclass
+class InboxItem:
+    detection: Detection
+    video: Video
+    review: str  # review state
+
+
+def inbox(session: Session, flt: InboxFilter) -> list[InboxItem]:
+    """Detections newest first (positive first only through the filter), with their videos and review state."""
+    query = (
+        select(Detection)
+        .join(Video)
+        .options(selectinload(Detection.video))
+        .order_by(Detection.created_at.desc(), Detection.id.desc())
+    )
+    if flt.target:
+        query = query.where(Detection.target_name == flt.target)
+    if flt.verdict:
+        query = query.where(Detection.verdict == flt.verdict)
+    if flt.since is not None:
+        query = query.where(Detection.created_at >= flt.since)
+    if flt.source:
+        query = query.where(Video.source.contains(flt.source))
+    # Watch and review state are filtered here, not in SQL: read further back for them.
+    filtered_here = flt.watch is not None or flt.review is not None
+    rows = list(session.scalars(query.limit(flt.limit * (50 if filtered_here else 1))))
+    if flt.watch is not None:
+        rows = [d for d in rows if (d.video.meta or {}).get("watch_id") == flt.watch]
+    held = reviews.states(session, [d.id for d in rows])
+    items = [InboxItem(d, d.video, held[d.id]) for d in rows]
+    if flt.review:
+        items = [i for i in items if i.review == flt.review]
+    return items[: flt.limit]
+
+
+@dataclass
+class FrameView:
+    index: int
+    timestamp: float
+    score: float
+    positive: bool
+    reused: bool
+    box: list | None
+    evidence_key: str | None
+    mark: str | None  # the frame review that holds: target | not_target
+
+
+@dataclass
+class DetectionView:
+    detection: Detection
+    review: str
+    frames: list[FrameView]
+    reviews: list[Review]
+    rule: str  # the verdict rule, in words
+    why: str  # why it fired (or did not)
+
+
+@dataclass
+class VideoView:
+    video: Video
+    detections: list[DetectionView]
+    timings: list[tuple[str, float, str | None]]  # stage, seconds, worker
+    repost_of: Video | None = None
+
+
+def rule_text(meta: dict | None, detection: Detection) -> str:
+    """The target's verdict rule in words (from its saved bundle when it is there)."""
+    rule = (meta or {}).get("rule") or {}
+    fraction, minimum = float(rule.get("min_fraction", 0)), int(rule.get("min_frames", 1))
+    parts = []
+    if fraction:
+        parts.append(f"at least {fraction:.0%} of the sampled frames")
+    parts.append(f"at least {minimum} frame{'s' if minimum != 1 else ''}")
+    return f"a frame is positive at score >= {detection.threshold:.2f}; the video when {' and '.join(parts)} are"
+
+
+def why_text(detection: Detection) -> str:
+    found = f"{detection.positive_frames} of {detection.frames} sampled frames positive ({detection.scored_frames} scored)"
+    return f"{found}: {detection.verdict}"
+
+
+def video_view(settings: Settings, session: Session, video_id: int) -> VideoView | None:
+    video = session.get(Video, video_id)
+    if video is None:
+        return None
+    held = reviews.latest(session, [d.id for d in video.detections])
+    views = []
+    for d in sorted(video.detections, key=lambda d: (d.target_name, d.created_at)):
+        try:
+            meta = target_meta(settings.models_dir, d.target_name)
+        except TrackerError:
+            meta = None
+        frames = [
+            FrameView(
+                f.frame_index, f.timestamp, f.score, f.score >= d.threshold, f.reused_from is not None,
+                f.box, f.evidence_key, held[(d.id, f.frame_index)].verdict if (d.id, f.frame_index) in held else None,
+            )
+            for f in d.frame_scores
+        ]
+        history = list(session.scalars(select(Review).where(Review.detection_id == d.id).order_by(Review.id)))
+        state = held[(d.id, None)].verdict if (d.id, None) in held else reviews.UNREVIEWED
+        views.append(DetectionView(d, state, frames, history, rule_text(meta, d), why_text(d)))
+    timings = [
+        (t.stage, (t.finished_at - t.started_at).total_seconds(), t.worker) for t in results.stage_timings(session, video.id)
+    ]
+    repost = session.get(Video, video.duplicate_of) if video.duplicate_of else None
+    return VideoView(video, views, timings, repost)
+
+
+def _detection(session: Session, detection_id: int) -> Detection:
+    detection = session.get(Detection, detection_id)
+    if detection is None:
+        raise TrackerError(f"no detection {detection_id}")
+    return detection
+
+
+def review_detection(settings: Settings, detection_id: int, verdict: str, reviewer: str | None = None) -> Review:
+    """Confirm or reject a detection (a rejected one raises no further alerts)."""
+    with session_scope(settings.resolved_database_url) as s:
+        review = reviews.add_review(s, _detection(s, detection_id), verdict, reviewer)
+        s.expunge(review)
+        return review
+
+
+@dataclass
+class MarkResult:
+    marked: int
+    target_version: str | None = None  # the new version a face correction made
+    problems: list[str] = field(default_factory=list)
+
+
+def mark_frames(
+    settings: Settings, detection_id: int, frame_indices: Sequence[int], verdict: str, reviewer: str | None = None
+) -> MarkResult:
+    """Mark frames of a detection ``target`` / ``not_target``; on a face target the marked
+    faces go into its gallery / negative gallery as one new target version."""
+    from workers.review.corrections import apply_frame_marks
+
+    indices = sorted(set(int(i) for i in frame_indices))
+    if not indices:
+        raise TrackerError("mark at least one frame")
+    with session_scope(settings.resolved_database_url) as s:  # validate before changing the target
+        detection = _detection(s, detection_id)
+        known = {f.frame_index for f in detection.frame_scores}
+        unknown = [i for i in indices if i not in known]
+        if unknown:
+            raise TrackerError(f"detection {detection_id} has no scored frame {unknown[0]}")
+        if verdict not in ReviewVerdict.FRAME:
+            raise TrackerError(f"frame marks are {' or '.join(ReviewVerdict.FRAME)}, not {verdict!r}")
+    correction = apply_frame_marks(settings, detection_id, indices, verdict)
+    with session_scope(settings.resolved_database_url) as s:
+        detection = _detection(s, detection_id)
+        for index in indices:
+            reviews.add_review(s, detection, verdict, reviewer, index, correction.version)
+    return MarkResult(len(indices), correction.version, correction.problems)
+
+
+@dataclass
+class TargetView:
+    name: str
+    meta: dict
+    history: list[dict]
+    counts: dict[str, int]
+    detections: int
+    error: str | None = None
+
+
+def targets_view(settings: Settings, session: Session) -> list[TargetView]:
+    counts = reviews.counts_by_target(session)
+    found: dict[str, int] = {}
+    for name in session.scalars(select(Detection.target_name)):
+        found[name] = found.get(name, 0) + 1
+    views = []
+    for name in list_targets(settings.models_dir):
+        try:
+            meta = target_meta(settings.models_dir, name)
+            error = None
+        except TrackerError as exc:
+            meta, error = {}, str(exc)
+        current = {"version": meta.get("version"), "created": meta.get("created"), "change": meta.get("change", "created")}
+        views.append(
+            TargetView(name, meta, [*meta.get("history", []), current], counts.get(name, {}), found.get(name, 0), error)
+        )
+    return views
+
+
+@dataclass
+class PipelineView:
+    statuses: dict[str, int]
+    queues: dict[str, int | None]  # None: the broker could not be asked
+    broker_error: str | None
+    failures: list[Video]
+    flower_url: str | None
+
+
+def queue_lengths(settings: Settings) -> tuple[dict[str, int | None], str | None]:
+    """Messages waiting per queue, asked of the Redis broker; (Nones, why) when it cannot be."""
+    from workers.pipeline.celery_app import QUEUES
+
+    if not settings.broker_url or not settings.broker_url.startswith(("redis://", "rediss://")):
+        return {q: None for q in QUEUES}, "no Redis broker configured (TT_BROKER_URL)"
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=2, socket_timeout=2)
+        return {q: int(client.llen(q)) for q in QUEUES}, None
+    except redis.RedisError as exc:
+        return {q: None for q in QUEUES}, f"broker unreachable: {str(exc).splitlines()[0]}"
+
+
+def pipeline_view(settings: Settings, session: Session, flower_url: str | None = None) -> PipelineView:
+    statuses = {s: 0 for s in VideoStatus.ALL} | results.status_counts(session)
+    failures = list(
+        session.scalars(select(Video).where(Video.status == VideoStatus.FAILED).order_by(Video.updated_at.desc()).limit(20))
+    )
+    queues, error = queue_lengths(settings)
+    return PipelineView(statuses, queues, error, failures, flower_url)

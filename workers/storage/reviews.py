@@ -1,0 +1,100 @@
+"""The ``reviews`` table: what people said about detections and their frames.
+
+Every review is kept (who said what, when); the latest one for a detection
+(``frame_index`` NULL) or for one of its frames is what holds.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from workers.errors import TrackerError
+from workers.storage.models import AlertRow, AlertStatus, Detection, Review, ReviewVerdict, Video
+
+UNREVIEWED = "unreviewed"
+# What a rejected detection's waiting alerts become: no pass picks them up again.
+CANCELLED = "cancelled"
+
+
+def add_review(
+    session: Session,
+    detection: Detection,
+    verdict: str,
+    reviewer: str | None = None,
+    frame_index: int | None = None,
+    target_version: str | None = None,
+) -> Review:
+    """Record a review; a rejection also cancels the detection's alerts not yet sent."""
+    allowed = ReviewVerdict.DETECTION if frame_index is None else ReviewVerdict.FRAME
+    if verdict not in allowed:
+        what = "a detection" if frame_index is None else "a frame"
+        raise TrackerError(f"review verdict of {what} must be one of {', '.join(allowed)}, not {verdict!r}")
+    if frame_index is not None and frame_index not in {f.frame_index for f in detection.frame_scores}:
+        raise TrackerError(f"detection {detection.id} has no scored frame {frame_index}")
+    review = Review(
+        detection_id=detection.id, frame_index=frame_index, verdict=verdict, reviewer=reviewer,
+        target_version=target_version,
+    )
+    session.add(review)
+    if verdict == ReviewVerdict.REJECTED:
+        for row in session.scalars(
+            select(AlertRow).where(
+                AlertRow.video_id == detection.video_id,
+                AlertRow.target_name == detection.target_name,
+                AlertRow.status.in_((AlertStatus.HELD, AlertStatus.FAILED)),
+            )
+        ):
+            row.status = CANCELLED
+    session.flush()
+    return review
+
+
+def latest(session: Session, detection_ids: Iterable[int]) -> dict[tuple[int, int | None], Review]:
+    """The review that holds, per (detection id, frame index or None)."""
+    ids = list(set(detection_ids))
+    if not ids:
+        return {}
+    rows = session.scalars(select(Review).where(Review.detection_id.in_(ids)).order_by(Review.created_at, Review.id))
+    return {(r.detection_id, r.frame_index): r for r in rows}
+
+
+def states(session: Session, detection_ids: Iterable[int]) -> dict[int, str]:
+    """Review state per detection: confirmed, rejected or unreviewed."""
+    ids = list(detection_ids)
+    held = latest(session, ids)
+    return {i: held[(i, None)].verdict if (i, None) in held else UNREVIEWED for i in ids}
+
+
+def is_rejected(session: Session, detection: Detection) -> bool:
+    """Whether a person rejected this detection, or the same verdict on the video this one reposts."""
+    if states(session, [detection.id])[detection.id] == ReviewVerdict.REJECTED:
+        return True
+    video = session.get(Video, detection.video_id)
+    if video is None or video.duplicate_of is None:
+        return False
+    original = session.scalars(
+        select(Detection).where(
+            Detection.video_id == video.duplicate_of,
+            Detection.target_name == detection.target_name,
+            Detection.target_version == detection.target_version,
+        )
+    ).first()
+    return original is not None and states(session, [original.id])[original.id] == ReviewVerdict.REJECTED
+
+
+def counts_by_target(session: Session) -> dict[str, dict[str, int]]:
+    """Per target name: detections confirmed / rejected, frames marked target / not_target."""
+    rows = session.execute(
+        select(Review, Detection.target_name).join(Detection, Review.detection_id == Detection.id).order_by(Review.created_at, Review.id)
+    )
+    held: dict[tuple[int, int | None], tuple[str, str]] = {}
+    for review, target in rows:
+        held[(review.detection_id, review.frame_index)] = (target, review.verdict)
+    out: dict[str, dict[str, int]] = {}
+    for target, verdict in held.values():
+        counts = out.setdefault(target, {v: 0 for v in (*ReviewVerdict.DETECTION, *ReviewVerdict.FRAME)})
+        counts[verdict] += 1
+    return out
