@@ -26,7 +26,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator, Mapping, Sequence
 
-
 from workers.detect.backbone import resize_frame
 from workers.detect.base import Target
 from workers.detect.scoring import TargetSpec
