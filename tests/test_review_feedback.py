@@ -3,7 +3,7 @@ seed data: a Trump target from the five seed stills at tolerance 0.6 matches
 12 of Biden.mp4's 61 frames; after a reviewer marks those frames "not the
 target" (one new version, with a negative gallery) and rescans, Biden.mp4
 keeps at most 2 and Trump.mp4 at least 14 of its 18. A real browser takes the
-README's screenshots of the inbox and the video page on the way."""
+screenshots of the inbox and the video page on the way (left in the test's folder: they show seed frames)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from tests.browser_support import browser, screenshot, serving
+from tests.browser_support import browser, serving
 from tests.test_face import TRUMP_PHOTOS
 from tests.web_support import CSRF, web_settings
 from workers.detect.face import FaceEmbedder, enroll_faces
@@ -52,10 +52,10 @@ def test_not_the_target_marks_make_a_better_face_target(tt_env, seed_dir, tmp_pa
         page.goto(f"{base}/?target=trump")
         for img in page.locator(".inbox img").all():
             assert img.evaluate("img => img.complete && img.naturalWidth") > 0
-        screenshot(page, "inbox.png", tmp_path)
+        page.screenshot(path=str(tmp_path / "seed-inbox.png"), full_page=True)  # seed frames: never into docs/
         page.goto(f"{base}/videos/{biden.video_id}")
         assert page.locator("svg.timeline circle.frame").count() == 61
-        screenshot(page, "video.png", tmp_path)
+        page.screenshot(path=str(tmp_path / "seed-video.png"), full_page=True)
 
     client = TestClient(create_app(settings), follow_redirects=False)
     token = CSRF.search(client.get(f"/videos/{biden.video_id}").text).group(1)

@@ -38,7 +38,7 @@ def test_review_in_a_browser(served, tmp_path):
         page.wait_for_function("img => img.complete", arg=thumb.element_handle())
         assert thumb.evaluate("img => img.naturalWidth") > 0
         assert page.locator(".caption").first.inner_text().startswith("<script>")
-        screenshot(page, "inbox-synthetic.png", tmp_path)
+        screenshot(page, "inbox.png", tmp_path)  # the README's (generated data, not the seed videos)
 
         # Video page: one point per sampled frame, evidence strip decodes.
         page.goto(f"{base}/videos/{seeded.video_id}")
@@ -46,6 +46,7 @@ def test_review_in_a_browser(served, tmp_path):
         assert page.locator("svg.timeline circle.frame.positive").count() == 4
         for img in page.locator(".strip img").all():
             assert img.evaluate("img => img.complete && img.naturalWidth") > 0
+        screenshot(page, "video.png", tmp_path)
 
         # Nothing scraped ran: no dialog, no script error, no handler fired.
         page.hover(".author")
