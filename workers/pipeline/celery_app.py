@@ -105,19 +105,14 @@ def make_app(settings: Settings | None = None) -> Celery:
     return app
 
 
-def configure(app: Celery, settings: Settings) -> Celery:
-    """Re-read the settings into ``app`` (after the environment changed)."""
-    app.conf.update(celery_config(settings))
-    return app
-
-
 app = make_app()
 
 
 @beat_init.connect
 def _beat_sends_no_sent_events(sender=None, **_kwargs) -> None:
     """Beat queues ``run_watches`` and ``alert_followups`` every ``watch_poll_interval``
-    seconds: without this, each tick would be a "sent" task in Flower's list. (Those
-    two tasks send no worker events either: ``tasks.py``.) Housekeeping still shows
+    seconds, and ``reap_stalled`` every ``reaper_interval``: without this, each tick
+    would be a "sent" task in Flower's list. (Those tasks send no worker events
+    either: ``tasks.py``.) Housekeeping still shows
     there once its worker takes it."""
     (sender.app if sender is not None else app).conf.task_send_sent_event = False

@@ -57,8 +57,3 @@ def list_videos(spec: str, settings, limit: int | None = None, *, seen: Containe
     counts; anything with ``in`` works, e.g. an object querying the database.
     """
     return source_for(spec).list_videos(spec, settings, limit, seen=seen)
-
-
-def describe_sources() -> list[tuple[str, str, tuple[str, ...]]]:
-    """(name, description, example specs) of every source, in matching order: for help texts."""
-    return [(cls.name, cls.description, cls.examples) for cls in SOURCES]
