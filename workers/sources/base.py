@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar, Container, Iterator
 
 MAX_TEXT = 20_000  # characters of a caption or name kept (TikTok allows 4,000)
 MAX_ID = 128  # the videos.platform_id column
@@ -180,6 +180,12 @@ class Listing:
     videos: list[VideoRef] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     listed: int = 0  # videos the source returned, before those already seen were dropped
+
+    def offer(self, ref: VideoRef, seen: Container[str], limit: int) -> None:
+        """Count ``ref`` as listed; keep it when it is new (not in ``seen``) and fewer than ``limit`` are kept."""
+        self.listed += 1
+        if ref.key not in seen and len(self.videos) < limit:
+            self.videos.append(ref)
 
     def __iter__(self) -> Iterator[VideoRef]:
         return iter(self.videos)

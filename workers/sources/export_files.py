@@ -74,9 +74,7 @@ class ExportFileSource(Source):
                 if item.key in keys:
                     continue
                 keys.add(item.key)
-                listing.listed += 1
-                if item.key not in seen and len(listing.videos) < limit:
-                    listing.videos.append(item)
+                listing.offer(item, seen, limit)
             if bad:
                 more = f"; and {len(bad) - MAX_REPORTED} more" if len(bad) > MAX_REPORTED else ""
                 listing.warnings.append(f"{path}: {len(bad)} item(s) skipped ({'; '.join(bad[:MAX_REPORTED])}{more})")

@@ -62,9 +62,7 @@ class VideoFolder(Source):
                 url=name,
                 posted_at=stat.st_mtime,
             )
-            listing.listed += 1
-            if ref.key not in seen and len(listing.videos) < limit:
-                listing.videos.append(ref)
+            listing.offer(ref, seen, limit)
         if unsettled:
             listing.warnings.append(f"{unsettled} file(s) still being written; they wait for the next run")
         return listing

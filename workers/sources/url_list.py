@@ -79,9 +79,7 @@ class UrlListFile(Source):
             if ref.key in keys:
                 continue
             keys.add(ref.key)
-            listing.listed += 1
-            if ref.key not in seen and len(listing.videos) < limit:
-                listing.videos.append(ref)
+            listing.offer(ref, seen, limit)
         if skipped:
             shown = ", ".join(map(str, skipped[:10])) + (" ..." if len(skipped) > 10 else "")
             listing.warnings.append(f"{len(skipped)} line(s) are not http(s) URLs, skipped (line {shown})")
