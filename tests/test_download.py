@@ -18,7 +18,7 @@ from workers.download.fetch import refuse_by_metadata
 from workers.download.ytdl import RefusedRequest, open_ytdl, ytdl_params
 from workers.errors import BadVideo, DownloadError, TrackerError, TransientDownloadError, UnsafeURL
 from workers.settings import Settings
-from workers.sources.base import VideoRef
+from workers.video_ref import VideoRef
 
 FAKE_DNS = {
     "public.example": ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"],

@@ -9,18 +9,10 @@ import pytest
 
 from tests.videos import write_video
 from workers.detect.scoring import TargetSpec
-from workers.pipeline.media import (
-    LocalMediaStore,
-    MediaMissing,
-    check_key,
-    load_frames,
-    decode_scores,
-    encode_scores,
-    evidence_key,
-    frames_key,
-    video_key,
-    write_frames,
-)
+from workers.media.store import LocalMediaStore, MediaMissing, check_key
+from workers.media.keys import evidence_key, frames_key, video_key
+from workers.media.batches import load_frames, write_frames
+from workers.media.scores import decode_scores, encode_scores
 from workers.verdict import FrameScore, VerdictRule
 from workers.video.sampling import read_sampled
 
@@ -148,7 +140,7 @@ def test_scores_round_trip_exactly():
 
 def test_frame_batches_are_written_and_read_in_chunks(tmp_path):
     from workers.detect.backbone import INPUT_SIZE, resize_frame
-    from workers.pipeline.frame_batch import CHUNK_FRAMES
+    from workers.media.frame_batch import CHUNK_FRAMES
 
     sampled = read_sampled(write_video(tmp_path / "v.mp4", seconds=4, fps=20, size=(320, 180)), 20.0)
     assert len(sampled.frames) > 2 * CHUNK_FRAMES

@@ -156,7 +156,7 @@ def test_a_reset_database_never_meets_an_earlier_jobs_media(ctx, tmp_path):
     """Media are named by job id: video 1 of a new database (same data dir) is not video 1
     of the old one, whose scores were left in the store (a worker died before its clean-up)."""
     from workers.pipeline import submit
-    from workers.pipeline.media import scores_key
+    from workers.media.keys import scores_key
 
     def queue_job(context, path) -> int:
         with session_scope(context.db_url) as s:

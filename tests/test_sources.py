@@ -21,14 +21,13 @@ from workers.settings import Settings
 from workers.sources import (
     BLOCKED_WARNING,
     SOURCES,
-    VideoRef,
     canonical_spec,
     list_videos,
     source_for,
     tiktok_hashtag,
     tiktok_user,
 )
-from workers.sources.base import MAX_TEXT
+from workers.video_ref import MAX_TEXT, VideoRef
 from workers.sources.tiktok_items import ref_from_item
 from workers.sources.url_list import ref_from_url
 

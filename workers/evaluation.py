@@ -12,7 +12,7 @@ from workers.detect.base import Target
 from workers.detect.registry import make_extractors
 from workers.detect.scoring import check_targets, score_frames
 from workers.errors import TrackerError
-from workers.scan import expand_paths
+from workers.video.files import expand_paths
 from workers.training.train import binary_metrics
 from workers.video.sampling import read_sampled
 

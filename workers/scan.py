@@ -14,14 +14,14 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from workers.detect.base import Extractor, Target
 from workers.detect.registry import make_extractors
 from workers.detect.scoring import TargetOutcome, check_targets, needed_extractors, score_frames, scoring_frames
 from workers.errors import TrackerError
 from workers.pipeline.evidence import save_evidence
-from workers.pipeline.media import store_from_settings
+from workers.media.store import store_from_settings
 from workers.reposts import linking
 from workers.reposts.hashing import FrameHash, hash_frames
 from workers.settings import Settings
@@ -29,7 +29,6 @@ from workers.storage import results
 from workers.storage.db import session_scope
 from workers.storage.models import Detection, Video, VideoStatus
 from workers.targets.bundle import load_target
-from workers.video.files import video_files
 from workers.video.sampling import Frame, SampledVideo, content_hash, read_sampled
 
 log = logging.getLogger(__name__)
@@ -72,16 +71,6 @@ class ScanRow:
         }
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given; folders expanded to the video files inside (sorted, recursive)."""
-    out: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            out.extend(video_files(p))
-        else:
-            out.append(p)
-    return out
 
 
 class Scanner:

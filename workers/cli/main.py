@@ -40,7 +40,8 @@ def scan(
     Exit status: 0 when every video was scanned, 1 when some failed (their rows
     say why), 2 on a usage or setup error.
     """
-    from workers.scan import Scanner, expand_paths
+    from workers.scan import Scanner
+    from workers.video.files import expand_paths
 
     cfg = settings()
     files = expand_paths(paths)

@@ -169,7 +169,7 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="JSON instead of tables."),
 ) -> None:
     """Where videos are in the pipeline: counts per status and recent videos, or one video."""
-    from workers.pipeline.media import store_from_settings
+    from workers.media.store import store_from_settings
     from workers.storage import results
     from workers.storage.db import session_scope
 
@@ -287,7 +287,7 @@ def results_(
     spreadsheet formulas defused in CSV), so hostile metadata cannot break the output.
     """
     from workers.durations import parse_since
-    from workers.pipeline.media import store_from_settings
+    from workers.media.store import store_from_settings
     from workers.storage import results, reviews
     from workers.storage.db import session_scope
 
@@ -359,7 +359,7 @@ def evidence(
     """Export a video's evidence thumbnails (the best frame of each positive verdict)
     as VIDEO-TARGET-at-SECONDSs.jpg files; prints each path."""
     from workers.pipeline.evidence import export_evidence
-    from workers.pipeline.media import store_from_settings
+    from workers.media.store import store_from_settings
     from workers.storage import results
     from workers.storage.db import session_scope
 

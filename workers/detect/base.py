@@ -9,6 +9,7 @@ process that uses them (never in a parent that forks).
 
 from __future__ import annotations
 
+import re
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -16,7 +17,19 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
+from workers.errors import TrackerError
 from workers.verdict import FrameScore, VerdictRule
+
+_TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_name(name: str) -> str:
+    """A target's name becomes its folder's name: 1-64 letters, digits, '.', '_' or '-'."""
+    if not _TARGET_NAME.match(name):
+        raise TrackerError(
+            f"invalid target name {name!r}: use 1-64 letters, digits, '.', '_' or '-'"
+        )
+    return name
 
 
 class Extractor(ABC):

@@ -38,11 +38,10 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-from workers.detect.base import Extractor, Target
+from workers.detect.base import Extractor, Target, check_name
 from workers.errors import BackboneMismatch, NoFace, TrackerError
 from workers.images import IMAGE_SUFFIXES, images_in, read_rgb
 from workers.settings import Settings
-from workers.targets.bundle import check_name
 from workers.verdict import FrameScore, VerdictRule
 
 EMBEDDING_SIZE = 128

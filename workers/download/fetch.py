@@ -42,7 +42,7 @@ from workers.download.safety import UrlPolicy
 from workers.download.ytdl import SafeYoutubeDL, classify_error, ytdl_params
 from workers.errors import BadVideo, DownloadError, TrackerError, TransientDownloadError, UnsafeURL
 from workers.retrying import call_with_retries
-from workers.sources.base import VideoRef, ref_from_info
+from workers.video_ref import VideoRef, ref_from_info
 
 _STEM = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _EXT = re.compile(r"[a-z0-9]{1,5}")

@@ -47,7 +47,7 @@ from workers.alerts import (
 )
 from workers.alerts.message import AlertMessage, idempotency_key, thumbnail_from_file
 from workers.errors import AlertError
-from workers.pipeline.media import MediaMissing, MediaStore
+from workers.media.store import MediaMissing, MediaStore
 from workers.storage import alerts as alert_rows
 from workers.storage import reviews
 from workers.storage.db import session_scope

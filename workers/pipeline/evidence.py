@@ -18,7 +18,8 @@ import numpy as np
 
 from workers.detect.scoring import TargetOutcome
 from workers.images import jpeg_thumbnail
-from workers.pipeline.media import MediaStore, evidence_face_key, evidence_frame_key, evidence_key
+from workers.media.store import MediaStore
+from workers.media.keys import evidence_face_key, evidence_frame_key, evidence_key
 from workers.sanitize import safe_name
 from workers.video.sampling import Frame
 

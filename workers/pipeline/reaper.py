@@ -28,7 +28,7 @@ from sqlalchemy import and_, select
 
 from workers.alerts import Decision
 from workers.pipeline import alerting
-from workers.pipeline.media import media_id
+from workers.media.keys import media_id
 from workers.pipeline.stages import FINISHED, discard_media
 from workers.storage import results
 from workers.storage.db import session_scope

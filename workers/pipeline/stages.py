@@ -40,24 +40,14 @@ from workers.download import fetch_ref, fetch_video
 from workers.errors import BadVideo, Postponed, TrackerError
 from workers.pipeline import alerting
 from workers.pipeline.evidence import evidence_frame_indices, save_evidence
-from workers.pipeline.media import (
-    MediaMissing,
-    MediaStore,
-    decode_scores,
-    encode_scores,
-    frames_key,
-    open_frames,
-    media_id,
-    media_of_key,
-    scores_key,
-    store_from_settings,
-    video_key,
-    write_frame_stream,
-)
+from workers.media.store import MediaMissing, MediaStore, store_from_settings
+from workers.media.keys import frames_key, media_id, media_of_key, scores_key, video_key
+from workers.media.batches import open_frames, write_frame_stream
+from workers.media.scores import decode_scores, encode_scores
 from workers.reposts import linking
 from workers.reposts.hashing import hashed
 from workers.settings import Settings
-from workers.sources.base import VideoRef
+from workers.video_ref import VideoRef
 from workers.storage import results
 from workers.storage.db import session_scope
 from workers.storage.models import Video, VideoStatus, utcnow

@@ -27,7 +27,7 @@ from workers.download.safety import UrlPolicy
 from workers.errors import BadVideo, TrackerError, UnsafeURL
 from workers.pipeline.stages import is_url
 from workers.settings import Settings
-from workers.sources.base import VideoRef
+from workers.video_ref import VideoRef
 from workers.storage import results
 from workers.storage.db import session_scope
 from workers.storage.models import Video, VideoStatus
@@ -52,7 +52,7 @@ class Job:
 
 def resolve_sources(items: Iterable[str]) -> list[str]:
     """URLs as given; local files as absolute paths, folders expanded to their videos."""
-    from workers.scan import expand_paths
+    from workers.video.files import expand_paths
 
     out: list[str] = []
     for item in items:

@@ -22,7 +22,8 @@ import numpy as np
 
 from workers.errors import TrackerError
 from workers.images import read_rgb
-from workers.pipeline.media import MediaStore, evidence_face_key, store_from_settings
+from workers.media.store import MediaStore, store_from_settings
+from workers.media.keys import evidence_face_key
 from workers.pipeline.stages import is_url
 from workers.settings import Settings
 from workers.storage import results

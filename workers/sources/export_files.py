@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import ClassVar, Container, Iterator
 
 from workers.errors import SourceError
-from workers.sources.base import Listing, Source, VideoRef, prefixed_path, spec_path
+from workers.sources.base import Listing, Source, prefixed_path, spec_path
+from workers.video_ref import VideoRef
 
 MAX_BYTES = 500 * 1024 * 1024
 MAX_REPORTED = 10  # bad lines named one by one in the warning; the rest are counted

@@ -13,7 +13,8 @@ import time
 from typing import Container
 
 from workers.errors import SourceError
-from workers.sources.base import Listing, Source, VideoRef, prefixed_path, spec_path, stable_id
+from workers.sources.base import Listing, Source, prefixed_path, spec_path
+from workers.video_ref import VideoRef, stable_id
 from workers.video.files import video_files
 
 PREFIX = "folder:"

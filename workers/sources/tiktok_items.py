@@ -18,7 +18,7 @@ import threading
 from typing import Any, AsyncIterator, Callable
 
 from workers.errors import SourceError, SourceUnavailable
-from workers.sources.base import VideoRef
+from workers.video_ref import VideoRef
 
 PAGE_URL = "https://www.tiktok.com/@{author}/video/{id}"
 INSTALL_HINT = "pip install 'tiktok-tracker[tiktok]' && python -m playwright install {browser}"

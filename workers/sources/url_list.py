@@ -12,7 +12,8 @@ from functools import lru_cache
 from typing import Container
 
 from workers.errors import SourceError
-from workers.sources.base import Listing, Source, VideoRef, prefixed_path, spec_path, stable_id
+from workers.sources.base import Listing, Source, prefixed_path, spec_path
+from workers.video_ref import VideoRef, stable_id
 
 PREFIX = "urls:"
 SUFFIXES = (".txt", ".lst", ".list", ".urls")

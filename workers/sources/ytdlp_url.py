@@ -13,7 +13,8 @@ from typing import Any, Container
 from workers.download.ytdl import classify_error, open_ytdl
 from workers.errors import DownloadError, SourceError, SourceUnavailable, TransientDownloadError, UnsafeURL
 from workers.retrying import call_with_retries
-from workers.sources.base import Listing, Source, VideoRef, ref_from_info
+from workers.sources.base import Listing, Source
+from workers.video_ref import VideoRef, ref_from_info
 
 
 def _as_source_error(err: Exception) -> Exception:

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from workers.sources.base import VideoRef
+from workers.video_ref import VideoRef
 from workers.sources.export_files import ExportFileSource
 from workers.sources.tiktok_items import ref_from_item
 

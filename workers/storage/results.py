@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from workers.detect.scoring import TargetOutcome
-from workers.sources.base import VideoRef
+from workers.video_ref import VideoRef
 from workers.storage.db import session_scope
 from workers.storage.models import Base, Detection, FrameScore, StageTiming, Video, VideoStatus, utcnow
 from workers.video.sampling import Decoding, VideoInfo

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-from workers.detect.base import Target
-from workers.errors import BadTarget, TargetNotFound, TrackerError
+from workers.detect.base import Target, check_name
+from workers.errors import BadTarget, TargetNotFound
 from workers.verdict import VerdictRule
 
 META = "target.json"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def _kinds() -> dict[str, type[Target]]:
@@ -32,12 +30,6 @@ def _kinds() -> dict[str, type[Target]]:
     return {ClassifierTarget.kind: ClassifierTarget, FaceTarget.kind: FaceTarget}
 
 
-def check_name(name: str) -> str:
-    if not _NAME.match(name):
-        raise TrackerError(
-            f"invalid target name {name!r}: use 1-64 letters, digits, '.', '_' or '-'"
-        )
-    return name
 
 
 def bundle_dir(models_dir: Path, name: str) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterable
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi", ".3gp", ".flv", ".mpg", ".mpeg", ".ts"})
 
@@ -18,3 +19,14 @@ def video_files(folder: Path) -> list[Path]:
             if not name.startswith(".") and Path(name).suffix.lower() in VIDEO_SUFFIXES:
                 found.append(Path(root) / name)
     return sorted(found)
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given; folders expanded to the video files inside (sorted, recursive)."""
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            out.extend(video_files(p))
+        else:
+            out.append(p)
+    return out

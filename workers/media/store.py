@@ -1,21 +1,17 @@
-"""The media store: downloaded videos, sampled frame batches, scores in
-transit between stages, and evidence thumbnails.
+"""The media store: objects by key, atomically written.
 
-Everything is addressed by a *key* (``videos/<job id>/source.mp4``), never by a
-path (and never by a name from scraped metadata), so that the store can be
-a local or shared directory (the default; a volume shared by every host of
-a deployment) or, later, an S3-compatible bucket behind the same interface. Writes are atomic: a reader sees the whole
-object or none of it, which keeps re-run stages idempotent.
-
-Frame batches are written and read in chunks, the frames as sampled kept as
-JPEG and only when a target needs them (faces): see
-``workers.pipeline.frame_batch``. Scores between the score and verdict stages
-are JSON (Python's float repr round-trips exactly).
+Everything that moves between stages, or outlives a video, is an object in
+the store: downloaded videos, frame batches, score files, evidence
+thumbnails (their keys: ``workers.media.keys``). An object is addressed by a
+*key* (``videos/<job id>/source.mp4``), never by a path (and never by a name
+from scraped metadata), so that the store can be a local folder (the default
+for one host) or an S3-compatible bucket behind the same interface. Writes
+are atomic: a reader sees the whole object or none of it, which keeps re-run
+stages idempotent.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -24,15 +20,9 @@ import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import BinaryIO, Iterator
 
-from workers.detect.backbone import resize_frame
-from workers.detect.base import Target
-from workers.detect.scoring import TargetSpec
 from workers.errors import TrackerError
-from workers.pipeline.frame_batch import FrameBatch, FrameBatchWriter, NotAFrameBatch, open_batch
-from workers.verdict import FrameScore
-from workers.video.sampling import Frame, SampledVideo, VideoInfo
 
 _KEY = re.compile(r"^[A-Za-z0-9_.=-]+(/[A-Za-z0-9_.=-]+)*$")
 
@@ -240,133 +230,3 @@ class LocalMediaStore(MediaStore):
 def store_from_settings(settings) -> MediaStore:
     """The media store the settings name (a directory: ``<data_dir>/media``)."""
     return LocalMediaStore(settings.media_dir)
-
-
-# --- what the stages keep in the store ------------------------------------------
-
-
-def media_id(job_id: str | None, video_id: int) -> str:
-    """What a video's objects in the store are named by: its job id (a UUID), unique for
-    ever, so that a reset database, whose ids start again at 1, never meets an earlier
-    job's media; the database id only for videos without a job (the in-process scan)."""
-    return job_id or str(video_id)
-
-
-def video_key(media: str | int, suffix: str) -> str:
-    suffix = suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix or "") else ".video"
-    return f"videos/{media}/source{suffix}"
-
-
-def frames_key(media: str | int) -> str:
-    return f"frames/{media}.npz"
-
-
-def scores_key(media: str | int) -> str:
-    return f"scores/{media}.json"
-
-
-def evidence_key(media: str | int, target_name: str, target_version: str) -> str:
-    return f"evidence/{media}/{target_name}-{target_version or 'unversioned'}.jpg"
-
-
-def media_of_key(key: str) -> str | None:
-    """The media id a ``videos/``, ``frames/`` or ``scores/`` key belongs to (``frames/ab.npz`` -> ``ab``)."""
-    parts = key.split("/")
-    if len(parts) < 2 or parts[0] not in ("videos", "frames", "scores"):
-        return None
-    return parts[1] if parts[0] == "videos" else parts[1].rsplit(".", 1)[0]
-
-
-def write_frame_stream(
-    fh: BinaryIO,
-    frames: Iterable[Frame],
-    info: Callable[[], VideoInfo],
-    backbone_size: tuple[int, int] | None = None,
-    full_frames: bool = True,
-    extra: Callable[[], dict] | None = None,
-) -> int:
-    """Write frames as they come (a decoder's iterator) into a frame batch on ``fh``
-    (see ``workers.pipeline.frame_batch``); returns how many. ``info`` (and ``extra``,
-    stored in the manifest) are asked for once the frames are exhausted.
-
-    With ``backbone_size``, the batch holds every frame resized for the backbone, so
-    that a score worker whose targets need only VGG16 features reads a few MB and
-    spends no time resizing; without ``full_frames`` (targets that read only those),
-    the full frames are left out. Memory: one chunk of frames, whatever the length."""
-    resize = (lambda image: resize_frame(image, backbone_size)) if backbone_size is not None else None
-    writer = FrameBatchWriter(fh, resize, full_frames)
-    for frame in frames:
-        writer.add(frame)
-    writer.close(info(), extra() if extra else None)
-    return writer.count
-
-
-def evidence_frame_key(media: str | int, target_name: str, target_version: str, frame_index: int) -> str:
-    """One positive frame's review JPEG (``evidence_frames`` of them per detection)."""
-    return f"evidence/{media}/{target_name}-{target_version or 'unversioned'}/{int(frame_index)}.jpg"
-
-
-def evidence_face_key(frame_key: str) -> str:
-    """The full-resolution face crop kept beside a frame's review JPEG (face targets)."""
-    return frame_key.removesuffix(".jpg") + "-face.jpg"
-
-
-def write_frames(
-    fh: BinaryIO, sampled: SampledVideo, backbone_size: tuple[int, int] | None = None, full_frames: bool = True
-) -> None:
-    """A whole sampled video as a frame batch (``write_frame_stream``)."""
-    write_frame_stream(fh, sampled.frames, lambda: sampled.info, backbone_size, full_frames)
-
-
-@contextmanager
-def open_frames(store: "MediaStore", key: str) -> Iterator[FrameBatch]:
-    """The frame batch at ``key``, open for reading its frames one at a time."""
-    with store.local_path(key) as path:
-        try:
-            with open_batch(path) as batch:
-                yield batch
-        except NotAFrameBatch as exc:
-            raise MediaMissing(f"{key}: {exc}") from None
-
-
-def load_frames(store: "MediaStore", key: str, backbone_only: bool = False) -> SampledVideo:
-    """The whole frame batch at ``key`` in memory (small batches, tests): with
-    ``backbone_only`` (and a batch that has them), the backbone-sized frames."""
-    with open_frames(store, key) as batch:
-        try:
-            return SampledVideo(batch.info, list(batch.frames(backbone_only)))
-        except ValueError as exc:
-            raise MediaMissing(f"{key}: {exc}") from None
-
-
-def encode_scores(targets: Sequence[Target | TargetSpec], scores: Mapping[str, Sequence[FrameScore]], total_frames: int) -> bytes:
-    """The score stage's output: each target's spec and per-frame scores (JSON, floats exact)."""
-    return json.dumps(
-        {
-            "total_frames": total_frames,
-            "targets": [
-                {
-                    "spec": (t if isinstance(t, TargetSpec) else TargetSpec.of(t)).to_dict(),
-                    "scores": [
-                        [s.index, s.timestamp, s.score, list(s.box) if s.box else None, s.reused_from]
-                        for s in scores[t.name]
-                    ],
-                }
-                for t in targets
-            ],
-        }
-    ).encode()
-
-
-def decode_scores(data: bytes) -> tuple[list[TargetSpec], dict[str, list[FrameScore]], int]:
-    """Inverse of ``encode_scores``: (specs, scores by target name, sampled frames in the video)."""
-    doc = json.loads(data)
-    specs = [TargetSpec.from_dict(entry["spec"]) for entry in doc["targets"]]
-    scores = {
-        spec.name: [
-            FrameScore(int(i), float(t), float(s), tuple(box) if box else None, None if src is None else int(src))
-            for i, t, s, box, src in entry["scores"]
-        ]
-        for spec, entry in zip(specs, doc["targets"])
-    }
-    return specs, scores, int(doc["total_frames"])
