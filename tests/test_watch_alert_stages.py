@@ -248,23 +248,21 @@ def test_cooldown_holds_positives_then_sends_one_digest(ctx, tmp_path):
 # --- watches ----------------------------------------------------------------------------
 
 
-@pytest.fixture()
-def published(monkeypatch):
+class RecordingPublisher(list):
     """Chains 'published' without a broker: the video ids, in order."""
-    from workers.pipeline import tasks
 
-    sent: list[int] = []
+    broker_url = "memory://"
 
-    class FakeChain:
-        def __init__(self, video_id, job_id, source=None):
-            self.video_id = video_id
+    def check(self, timeout):
+        pass
 
-        def apply_async(self, **_options):
-            sent.append(self.video_id)
+    def __call__(self, job):
+        self.append(job.video_id)
 
-    monkeypatch.setattr(submit, "check_broker", lambda app, timeout: None)
-    monkeypatch.setattr(tasks, "video_chain", FakeChain)
-    return sent
+
+@pytest.fixture()
+def published():
+    return RecordingPublisher()
 
 
 def add_watch(ctx, source, every=60.0) -> int:
@@ -281,25 +279,25 @@ def test_watch_queues_only_new_videos_and_keeps_its_warnings(ctx, served, publis
     items = [tiktok_item(n, served.url("/red.mp4" if n % 2 else "/blue.mp4")) for n in (1, 2)]
     served.json_routes["/list.json"] = {"itemList": items}
     watch_id = add_watch(ctx, f"tiktok-json:{served.url('/list.json')}")
-    run = run_watch(ctx.settings, watch_id)
+    run = run_watch(ctx.settings, watch_id, published)
     assert (run.listed, len(run.jobs), run.warnings, run.error) == (2, 2, [], None)
     assert published == [j.video_id for j in run.jobs]
     first = video(ctx, run.jobs[0].video_id)
     assert (first.platform, first.platform_id, first.author, first.meta["watch_id"]) == (
         "tiktok", "7300000000000000001", "user1", watch_id)
-    assert run_watch(ctx.settings, watch_id) is None  # not due again for a minute
-    again = run_watch(ctx.settings, watch_id, force=True)
+    assert run_watch(ctx.settings, watch_id, published) is None  # not due again for a minute
+    again = run_watch(ctx.settings, watch_id, published, force=True)
     assert (again.listed, again.jobs) == (2, [])  # known videos are not queued again
     served.json_routes["/list.json"] = {"itemList": items + [tiktok_item(3, served.url("/red.mp4"))]}
-    assert len(run_watch(ctx.settings, watch_id, force=True).jobs) == 1
+    assert len(run_watch(ctx.settings, watch_id, published, force=True).jobs) == 1
     row = watch_row(ctx, watch_id)
     assert (row.last_listed, row.last_enqueued, row.last_warnings, row.last_error) == (3, 1, [], None)
 
     served.json_routes["/list.json"] = {"itemList": []}  # how TikTok says "blocked"
-    assert run_watch(ctx.settings, watch_id, force=True).warnings == [BLOCKED_WARNING]
+    assert run_watch(ctx.settings, watch_id, published, force=True).warnings == [BLOCKED_WARNING]
     assert watch_row(ctx, watch_id).last_warnings == [BLOCKED_WARNING]
     del served.json_routes["/list.json"]
-    failed = run_watch(ctx.settings, watch_id, force=True)
+    failed = run_watch(ctx.settings, watch_id, published, force=True)
     assert "404" in failed.error and "404" in watch_row(ctx, watch_id).last_error
     assert len(published) == 3
 

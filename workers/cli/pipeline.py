@@ -134,6 +134,7 @@ def enqueue(
     from workers.pipeline.submit import (
         BrokerUnavailable, check_sources, list_exports, resolve_sources, resolve_targets, submit,
     )
+    from workers.pipeline.tasks import publisher
 
     cfg = settings()
     names = resolve_targets(cfg, target)
@@ -145,7 +146,7 @@ def enqueue(
     items = [*files_and_urls, *listed]
     with database_errors(cfg.resolved_database_url):
         try:
-            jobs = submit(cfg, items, names)
+            jobs = submit(cfg, items, names, publisher())
         except BrokerUnavailable as exc:
             _print_jobs(exc.queued, as_json)
             raise

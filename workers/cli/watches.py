@@ -118,11 +118,13 @@ def run(
 
     Exit status 1 when a run failed (its error is also stored on the watch).
     """
+    from workers.pipeline.tasks import publisher
     from workers.pipeline.watches import run_due_watches, run_watch
 
     cfg = settings()
     with database_errors(cfg.resolved_database_url):
-        runs = [run_watch(cfg, watch_id, force=True)] if watch_id is not None else run_due_watches(cfg)
+        publish = publisher()
+        runs = [run_watch(cfg, watch_id, publish, force=True)] if watch_id is not None else run_due_watches(cfg, publish)
     runs = [r for r in runs if r is not None]
     for r in runs:
         if as_json:

@@ -10,6 +10,9 @@ Nothing is half-recorded: the broker is checked before anything is written,
 and a video whose chain could not be published is removed again, so a job id
 that was printed is a job that will run (the broker keeps it: Redis with
 append-only persistence), and a failed ``enqueue`` leaves no trace.
+
+Publishing goes through a ``Publisher`` that the caller makes (``tasks.publisher()``),
+so this module does not import the tasks (which import the watches, which submit).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from kombu.utils.url import maybe_sanitize_url
 from sqlalchemy import delete
@@ -48,6 +51,28 @@ class Job:
     job_id: str
     video_id: int
     source: str
+
+
+class Publisher:
+    """Publishes one job's chain of stage tasks on the broker of a Celery ``app``;
+    ``chain(video_id, job_id, source)`` builds the chain (``tasks.video_chain``)."""
+
+    RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0}
+
+    def __init__(self, app: Any, chain: Callable[[int, str, str], Any]) -> None:
+        self.app = app
+        self.chain = chain
+
+    @property
+    def broker_url(self) -> str:
+        return self.app.conf.broker_url
+
+    def check(self, timeout: float) -> None:
+        """Raise ``BrokerUnavailable`` unless the broker answers within ``timeout`` seconds."""
+        check_broker(self.app, timeout)
+
+    def __call__(self, job: Job) -> None:
+        self.chain(job.video_id, job.job_id, job.source).apply_async(retry=True, retry_policy=self.RETRY_POLICY)
 
 
 def resolve_sources(items: Iterable[str]) -> list[str]:
@@ -166,19 +191,16 @@ def new_video(item: str | VideoRef, target_names: Sequence[str], watch_id: int |
 
 
 def submit(
-    settings: Settings, sources: Sequence[str | VideoRef], target_names: Sequence[str], app=None,
+    settings: Settings, sources: Sequence[str | VideoRef], target_names: Sequence[str], publish: Publisher,
     *, watch_id: int | None = None,
 ) -> list[Job]:
-    """Record one queued video per source and publish its chain; return the jobs.
+    """Record one queued video per source and ``publish`` its chain; return the jobs.
 
     A listed video (``VideoRef``) the database already has is skipped (no job).
     Raises ``BrokerUnavailable`` when the broker is down; videos recorded by
     this call whose chain was not published are deleted again.
     """
-    from workers.pipeline import tasks
-
-    app = app or tasks.app
-    check_broker(app, settings.broker_connect_timeout)
+    publish.check(settings.broker_connect_timeout)
     jobs: list[Job] = []
     with session_scope(settings.resolved_database_url) as s:
         for item in sources:
@@ -193,13 +215,10 @@ def submit(
     published = 0
     try:
         for job in jobs:
-            tasks.video_chain(job.video_id, job.job_id, job.source).apply_async(
-                retry=True,
-                retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0},
-            )
+            publish(job)
             published += 1
     except Exception as exc:
         with session_scope(settings.resolved_database_url) as s:
             s.execute(delete(Video).where(Video.id.in_([j.video_id for j in jobs[published:]])))
-        raise BrokerUnavailable(broker_error(app.conf.broker_url, exc), jobs[:published]) from None
+        raise BrokerUnavailable(broker_error(publish.broker_url, exc), jobs[:published]) from None
     return jobs

@@ -46,6 +46,7 @@ from workers.errors import Postponed, TrackerError, TransientError
 from workers.retrying import jittered_backoff, retries_spanning
 from workers.pipeline import alerting, reaper, stages, watches
 from workers.pipeline.celery_app import app, task_name
+from workers.pipeline.submit import Publisher
 from workers.settings import get_settings
 from workers.storage.db import forget_engines, get_engine
 from workers.storage.models import utcnow
@@ -206,7 +207,7 @@ def housekeeping() -> dict:
 @app.task(name=task_name("run_watches"), ignore_result=True, send_events=False)
 def run_watches() -> list[dict]:
     """Periodic (celery beat): list the due watches' sources and queue their new videos."""
-    return [run.to_json() for run in watches.run_due_watches(context().settings, app=app)]
+    return [run.to_json() for run in watches.run_due_watches(context().settings, publisher())]
 
 
 @app.task(name=task_name("alert_followups"), ignore_result=True, send_events=False)
@@ -243,3 +244,8 @@ def video_chain(video_id: int, job_id: str | None = None, source: str | None = N
         tasks[0] = tasks[0].set(task_id=job_id)
     return chain(*tasks)
 
+
+
+def publisher() -> Publisher:
+    """What ``submit`` publishes each new job with: its chain, on this app's broker."""
+    return Publisher(app, video_chain)

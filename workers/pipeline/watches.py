@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from workers.errors import TrackerError
-from workers.pipeline.submit import BrokerUnavailable, Job, resolve_targets, submit
+from workers.pipeline.submit import BrokerUnavailable, Job, Publisher, resolve_targets, submit
 from workers.settings import Settings
 from workers.sources import list_videos
 from workers.storage import watches as watch_rows
@@ -52,7 +52,7 @@ class WatchRun:
 
 
 def run_watch(
-    settings: Settings, watch_id: int, *, force: bool = False, app=None, now: datetime | None = None
+    settings: Settings, watch_id: int, publish: Publisher, *, force: bool = False, now: datetime | None = None
 ) -> WatchRun | None:
     """Run the watch if it is due (``force``: now, whatever its schedule); None when it was not
     run. Errors are recorded on the watch and returned, not raised (``WatchNotFound`` is)."""
@@ -67,7 +67,7 @@ def run_watch(
         resolve_targets(settings, targets)
         listing = list_videos(run.source, settings, seen=KnownVideos(url))
         run.listed, run.warnings = listing.listed, list(listing.warnings)
-        run.jobs = submit(settings, listing.videos, targets, app, watch_id=watch_id)
+        run.jobs = submit(settings, listing.videos, targets, publish, watch_id=watch_id)
     except BrokerUnavailable as exc:
         run.jobs, run.error = exc.queued, str(exc)
     except TrackerError as exc:
@@ -85,7 +85,7 @@ def run_watch(
     return run
 
 
-def run_due_watches(settings: Settings, *, app=None, now: datetime | None = None) -> list[WatchRun]:
+def run_due_watches(settings: Settings, publish: Publisher, *, now: datetime | None = None) -> list[WatchRun]:
     """Run every enabled watch that is due; the runs that happened."""
     now = now or utcnow()
     with session_scope(settings.resolved_database_url) as s:
@@ -93,7 +93,7 @@ def run_due_watches(settings: Settings, *, app=None, now: datetime | None = None
     runs = []
     for watch_id in due:
         try:
-            run = run_watch(settings, watch_id, app=app, now=now)
+            run = run_watch(settings, watch_id, publish, now=now)
         except watch_rows.WatchNotFound:  # removed a moment ago
             continue
         if run is not None:
