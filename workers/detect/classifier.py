@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from workers.detect.backbone import BackboneIdentity, VGG16Backbone
 from workers.detect.base import Extractor, Target
+from workers.detect.kind import DetectorKind
 from workers.errors import BackboneMismatch
 from workers.verdict import FrameScore, VerdictRule
 
@@ -98,3 +100,30 @@ class ClassifierTarget(Target):
         parts = [np.asarray(w).tobytes() for w in self.head.get_weights()]
         parts.append(repr((self.backbone.to_dict(), self.class_names, self.positive_index)).encode())
         return b"".join(parts)
+
+
+@dataclass(frozen=True)
+class ClassifierSettings:
+    """The classifier kind's settings: which VGG16 weights, preprocessing and precision
+    its backbone runs with (``overrides``: the CLI's --backbone-weights/--backbone-preprocessing)."""
+
+    weights: str
+    preprocessing: str | None
+    precision: str
+
+    @classmethod
+    def from_settings(cls, settings, overrides: Mapping[str, object] = {}) -> "ClassifierSettings":
+        return cls(
+            weights=overrides.get("weights") or settings.vgg16_weights,
+            preprocessing=overrides.get("preprocessing") or settings.vgg16_preprocessing,
+            precision=overrides.get("precision") or settings.vgg16_precision,
+        )
+
+
+KIND = DetectorKind(
+    key=ClassifierTarget.kind,
+    target=ClassifierTarget,
+    settings=ClassifierSettings.from_settings,
+    extractor=lambda s: VGG16Backbone(s.weights, s.preprocessing, precision=s.precision),
+    needs_full_frames=False,  # the head reads VGG16 features of 224x224 frames
+)

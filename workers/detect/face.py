@@ -33,12 +33,13 @@ import importlib.resources
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import cv2
 import numpy as np
 
 from workers.detect.base import Extractor, Target, check_name
+from workers.detect.kind import DetectorKind
 from workers.errors import BackboneMismatch, NoFace, TrackerError
 from workers.images import IMAGE_SUFFIXES, images_in, read_rgb
 from workers.settings import Settings
@@ -338,3 +339,24 @@ def enroll_faces(
         name, np.stack(embeddings), references, tolerance=tolerance, rule=rule, embedder=embedder.identity
     )
     return target, problems
+
+
+@dataclass(frozen=True)
+class FaceSettings:
+    """The face kind's settings: the detector's upsampling, the default enrolment tolerance."""
+
+    upsample: int = DEFAULT_UPSAMPLE
+    tolerance: float = DEFAULT_TOLERANCE
+
+    @classmethod
+    def from_settings(cls, settings: Settings, overrides: Mapping[str, object] = {}) -> "FaceSettings":
+        return cls(upsample=settings.face_upsample, tolerance=settings.face_tolerance)
+
+
+KIND = DetectorKind(
+    key=FaceTarget.kind,
+    target=FaceTarget,
+    settings=FaceSettings.from_settings,
+    extractor=lambda s: FaceEmbedder(upsample=s.upsample),
+    needs_full_frames=True,  # faces are found and embedded at full resolution
+)

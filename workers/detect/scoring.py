@@ -24,6 +24,7 @@ import numpy as np
 
 from workers.detect.backbone import resize_frame
 from workers.detect.base import Extractor, Target
+from workers.detect.registry import needs_full_frames
 from workers.verdict import FrameScore, Verdict, VerdictRule, is_decided, verdict_for
 from workers.video.sampling import Frame
 
@@ -66,9 +67,9 @@ def needed_extractors(targets: Sequence[Target]) -> set[str]:
     return {t.extractor_key for t in targets}
 
 
-def backbone_frames_suffice(targets: Sequence[Target]) -> bool:
-    """True when every target reads only VGG16 features, i.e. backbone-sized frames."""
-    return needed_extractors(targets) == {"vgg16"}
+def backbone_frames_suffice(targets: Sequence[Target | TargetSpec]) -> bool:
+    """True when no target's kind needs more than backbone-sized frames (each kind says)."""
+    return bool(targets) and not needs_full_frames(t.kind for t in targets)
 
 
 def scoring_frames(frames: Sequence[Frame], targets: Sequence[Target]) -> list[Frame]:

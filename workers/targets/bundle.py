@@ -16,20 +16,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from workers.detect.base import Target, check_name
+from workers.detect.registry import kind_of
 from workers.errors import BadTarget, TargetNotFound
 from workers.verdict import VerdictRule
 
 META = "target.json"
-
-
-def _kinds() -> dict[str, type[Target]]:
-    # Imported here so that listing targets does not import TensorFlow or dlib.
-    from workers.detect.classifier import ClassifierTarget
-    from workers.detect.face import FaceTarget
-
-    return {ClassifierTarget.kind: ClassifierTarget, FaceTarget.kind: FaceTarget}
-
-
 
 
 def bundle_dir(models_dir: Path, name: str) -> Path:
@@ -43,7 +34,7 @@ def save_target(target: Target, models_dir: Path, extra: dict | None = None) -> 
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    target.save_artifacts(tmp)
+    kind_of(target.kind).save_bundle(target, tmp)
     meta = {
         "kind": target.kind,
         "name": target.name,
@@ -85,11 +76,12 @@ def target_meta(models_dir: Path, name: str) -> dict:
 def load_target(models_dir: Path, name: str) -> Target:
     folder = bundle_dir(models_dir, name)
     meta = target_meta(models_dir, name)
-    kind = _kinds().get(meta.get("kind", ""))
-    if kind is None:
-        raise BadTarget(f"{folder}: unknown target kind {meta.get('kind')!r}")
     try:
-        target = kind.from_bundle(meta, folder)
+        kind = kind_of(meta.get("kind", ""))
+    except BadTarget as exc:
+        raise BadTarget(f"{folder}: {exc}") from None
+    try:
+        target = kind.load_bundle(meta, folder)
     except (KeyError, ValueError, OSError) as exc:
         raise BadTarget(f"{folder}: damaged bundle ({exc})") from None
     target.version = meta.get("version", "")

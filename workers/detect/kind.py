@@ -1,0 +1,40 @@
+"""What a detector kind declares about itself (one ``KIND`` per kind module).
+
+A kind (face, classifier ...) is one module that ends with a ``DetectorKind``:
+its key (the ``kind`` in ``target.json``), its typed settings, how to make its
+extractor from them, how its bundle's model files are saved and loaded, and
+whether its extractor needs full frames (not just backbone-sized ones).
+``workers.detect.registry`` collects them; nothing else names a kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from workers.detect.base import Extractor, Target
+
+
+@dataclass(frozen=True)
+class DetectorKind:
+    key: str  # the ``kind`` of its targets and their bundles
+    target: type[Target]
+    settings: Callable[[Any, Mapping[str, Any]], Any]  # (Settings, CLI overrides) -> the kind's typed settings
+    extractor: Callable[[Any], Extractor]  # typed settings -> a (lazily loading) extractor
+    needs_full_frames: bool  # False: frames resized to the VGG16 input suffice
+
+    @property
+    def extractor_key(self) -> str:
+        return self.target.extractor_key
+
+    def make_extractor(self, settings, overrides: Mapping[str, Any] | None = None) -> Extractor:
+        return self.extractor(self.settings(settings, overrides or {}))
+
+    def save_bundle(self, target: Target, folder: Path) -> None:
+        """Write the target's model files (head, gallery) into the bundle ``folder``."""
+        target.save_artifacts(folder)
+
+    def load_bundle(self, meta: dict, folder: Path) -> Target:
+        """The target of a bundle: its ``target.json`` contents and its ``folder``."""
+        return self.target.from_bundle(meta, folder)
