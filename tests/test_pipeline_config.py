@@ -8,12 +8,11 @@ import shutil
 import subprocess
 
 import pytest
-import typer
 import yaml
 
 from tests.conftest import need
 from tests.pipeline_support import ROOT
-from workers.cli.pipeline import default_concurrency, parse_queues
+from workers.services.worker_plan import UnknownQueue, default_concurrency, parse_queues
 from workers.pipeline.celery_app import QUEUES, STAGE_QUEUES, celery_config, task_name
 from workers.settings import Settings
 
@@ -68,7 +67,7 @@ def test_pipeline_settings_are_documented():
 def test_worker_queue_choices():
     assert parse_queues("score") == ["score"]
     assert parse_queues("io, cpu,io") == ["io", "cpu"]
-    with pytest.raises(typer.BadParameter):
+    with pytest.raises(UnknownQueue):
         parse_queues("gpu")
     assert default_concurrency(["score"], []) == 1
     assert default_concurrency(["score"], ["0", "1"]) == 2

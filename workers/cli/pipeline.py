@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
-import subprocess
 import sys
 from contextlib import contextmanager
 from enum import Enum
@@ -50,69 +48,22 @@ def database_errors(url: str) -> Iterator[None]:
 # --- worker -------------------------------------------------------------------------
 
 
-def parse_queues(text: str) -> list[str]:
-    from workers.pipeline.celery_app import QUEUES
-
-    names = list(dict.fromkeys(q.strip() for q in text.split(",") if q.strip()))
-    unknown = [q for q in names if q not in QUEUES]
-    if not names or unknown:
-        raise typer.BadParameter(f"choose from {', '.join(QUEUES)} (comma-separated for several)", param_hint="--queues")
-    return names
-
-
-def visible_gpus() -> list[str]:
-    """GPU ids this host offers (CUDA_VISIBLE_DEVICES, else nvidia-smi); [] on a CPU host."""
-    declared = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if declared is not None:
-        return [g.strip() for g in declared.split(",") if g.strip() and g.strip() != "-1"]
-    if not shutil.which("nvidia-smi"):
-        return []
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
-
-
-def default_concurrency(queues: list[str], gpus: list[str]) -> int:
-    """score: one process per GPU (one on a CPU host: it uses every core);
-    cpu: one per core; io: four (they mostly wait on the network)."""
-    if "score" in queues:
-        return max(1, len(gpus))
-    if "cpu" in queues:
-        return os.cpu_count() or 1
-    return 4
-
-
 def worker(
     queues: str = typer.Option(..., "--queues", "-Q", help="Queue(s) to consume: io, cpu or score (comma-separated for several)."),
     concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", min=1, help="Worker processes (default: score one per GPU, else 1; cpu one per core; io 4)."),
     loglevel: str = typer.Option("INFO", "--loglevel", "-l", help="DEBUG, INFO, WARNING or ERROR."),
 ) -> None:
     """Run a Celery worker for the given queue(s) (Ctrl-C: finish the current task, then stop)."""
-    names = parse_queues(queues)
-    cfg = settings()
-    if not cfg.broker_url:
-        raise TrackerError("no broker configured: set TT_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
-    gpus = visible_gpus() if "score" in names else []
-    if gpus:
-        os.environ["TT_SCORE_GPUS"] = ",".join(gpus)  # one pool process per GPU (tasks._fresh_process)
-    processes = concurrency or default_concurrency(names, gpus)
-    os.environ["TT_WORKER_QUEUES"] = ",".join(names)  # score processes warm their models (tasks._fresh_process)
+    from workers.services.worker_plan import UnknownQueue, plan_worker
+
+    try:
+        plan = plan_worker(settings(), queues, concurrency)
+    except UnknownQueue as exc:
+        raise typer.BadParameter(str(exc), param_hint="--queues") from None
+    os.environ.update(plan.environment())  # read by each pool process (tasks._fresh_process)
     from workers.pipeline.celery_app import app
 
-    app.worker_main(
-        [
-            "worker",
-            "--queues", ",".join(names),
-            "--concurrency", str(processes),
-            "--hostname", f"{'+'.join(names)}-{os.getpid()}@%h",
-            "--loglevel", loglevel.upper(),
-            "--pool", "prefork",
-            "--without-gossip",
-            "--without-mingle",
-        ]
-    )
+    app.worker_main(plan.argv(loglevel, os.getpid()))
 
 
 # --- enqueue --------------------------------------------------------------------------

@@ -1,0 +1,86 @@
+"""Planning a Celery worker: its queues, processes, GPUs and the environment its
+pool processes read (``tasks._fresh_process``: TT_SCORE_GPUS, TT_WORKER_QUEUES)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from workers.errors import TrackerError
+
+
+class UnknownQueue(TrackerError):
+    """A queue name that the pipeline does not have."""
+
+
+def parse_queues(text: str) -> list[str]:
+    """The queue names of ``io,cpu`` (each once, in order); ``UnknownQueue`` for any other."""
+    from workers.pipeline.celery_app import QUEUES
+
+    names = list(dict.fromkeys(q.strip() for q in text.split(",") if q.strip()))
+    unknown = [q for q in names if q not in QUEUES]
+    if not names or unknown:
+        raise UnknownQueue(f"choose from {', '.join(QUEUES)} (comma-separated for several)")
+    return names
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this host offers (CUDA_VISIBLE_DEVICES, else nvidia-smi); [] on a CPU host."""
+    declared = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if declared is not None:
+        return [g.strip() for g in declared.split(",") if g.strip() and g.strip() != "-1"]
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
+
+
+def default_concurrency(queues: list[str], gpus: list[str]) -> int:
+    """score: one process per GPU (one on a CPU host: it uses every core);
+    cpu: one per core; io: four (they mostly wait on the network)."""
+    if "score" in queues:
+        return max(1, len(gpus))
+    if "cpu" in queues:
+        return os.cpu_count() or 1
+    return 4
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    queues: list[str]
+    concurrency: int
+    gpus: list[str]  # one pool process per GPU (score queue only)
+
+    def environment(self) -> dict[str, str]:
+        """What the pool processes read after the fork: their GPU, whether to warm models."""
+        env = {"TT_WORKER_QUEUES": ",".join(self.queues)}
+        if self.gpus:
+            env["TT_SCORE_GPUS"] = ",".join(self.gpus)
+        return env
+
+    def argv(self, loglevel: str, pid: int) -> list[str]:
+        """Arguments of ``app.worker_main``."""
+        return [
+            "worker",
+            "--queues", ",".join(self.queues),
+            "--concurrency", str(self.concurrency),
+            "--hostname", f"{'+'.join(self.queues)}-{pid}@%h",
+            "--loglevel", loglevel.upper(),
+            "--pool", "prefork",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+
+
+def plan_worker(settings, queues: str, concurrency: int | None = None) -> WorkerPlan:
+    """The worker for ``queues`` on this host (``concurrency`` None: see ``default_concurrency``)."""
+    names = parse_queues(queues)
+    if not settings.broker_url:
+        raise TrackerError("no broker configured: set TT_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
+    gpus = visible_gpus() if "score" in names else []
+    return WorkerPlan(names, concurrency or default_concurrency(names, gpus), gpus)
