@@ -32,7 +32,7 @@ from sqlalchemy import func, select  # noqa: E402
 
 from workers.reposts.matching import MAX_DISTANCE, index_keys, probe_keys  # noqa: E402
 from workers.storage.db import get_engine, session_scope  # noqa: E402
-from workers.storage.frame_hashes import near_frames  # noqa: E402
+from workers.reposts.hash_index import near_frames  # noqa: E402
 from workers.storage.models import FrameHashChunk  # noqa: E402
 
 CHUNK_ROWS = 200_000  # rows per executemany

@@ -12,7 +12,7 @@ from tests.pipeline_support import postgres_url, red_target  # noqa: F401 - fixt
 from workers.reposts import linking
 from workers.reposts.hashing import hash_frames
 from workers.reposts.matching import MAX_DISTANCE, index_keys, match_videos, probe_keys, usable
-from workers.storage import frame_hashes
+from workers.reposts import hash_index as frame_hashes
 from workers.storage.db import session_scope
 from workers.storage.models import Video, VideoStatus
 from workers.video.sampling import read_sampled

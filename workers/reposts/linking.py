@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from workers.reposts.hashing import FrameHash
 from workers.reposts.matching import VideoMatch, best_match, usable
-from workers.storage import frame_hashes
+from workers.reposts import hash_index as frame_hashes
 from workers.storage.models import Video, VideoStatus
 
 REUSE, WAIT, SCORE = "reuse", "wait", "score"

@@ -1,0 +1,1 @@
+"""Reviews of detections and what they change: corrections of targets, rescans, retraining (used by web and CLI)."""
