@@ -82,4 +82,3 @@ def is_decided(rule: VerdictRule, total_frames: int, scored: int, positive: int)
     needed = rule.needed(total_frames)
     remaining = total_frames - scored
     return positive >= needed or positive + remaining < needed
-from workers.storage.db import session_scope  # deliberate layer violation (issue 10 acceptance): removed by the next commit
