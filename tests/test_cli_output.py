@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.pipeline_support import redis_url  # noqa: F401  (fixture)
-from workers.cli.pipeline import RESULT_FIELDS
+from workers.services.export import RESULT_FIELDS
 
 CLI = [sys.executable, "-m", "workers.cli.main"]
 # Paths with a rich closing tag ("[/]": folder "videos [" holding "]"), markup, a terminal

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from tests.local_http import MediaServer, Receiver, tiktok_item
 from tests.pipeline_support import BLUE, RED, red_target  # noqa: F401  (fixture)
 from tests.videos import write_video
-from workers.cli.pipeline import RESULT_FIELDS
+from workers.services.export import RESULT_FIELDS
 from workers.errors import DownloadError, TransientDownloadError, UnsafeURL
 from workers.pipeline import alerting, stages, submit
 from workers.pipeline.watches import run_watch

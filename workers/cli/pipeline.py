@@ -6,24 +6,20 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import sys
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import List, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Column, Table
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 
 from workers.cli.common import cell, console, err_console, settings, warn
 from workers.errors import TrackerError
-from workers.sanitize import csv_cell, sanitize
+from workers.sanitize import sanitize
 
 STATUS_COLOURS = {"queued": "white", "downloading": "cyan", "extracting": "cyan", "scoring": "cyan", "done": "green", "failed": "red"}
 
@@ -32,17 +28,6 @@ class Format(str, Enum):
     table = "table"
     csv = "csv"
     json = "json"
-
-
-@contextmanager
-def database_errors(url: str) -> Iterator[None]:
-    """An unreachable or broken database is a one-line user error, not a traceback."""
-    try:
-        yield
-    except DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
-        safe = make_url(url).render_as_string(hide_password=True)
-        raise TrackerError(f"results database {safe}: {reason} (check TT_DATABASE_URL)") from None
 
 
 # --- worker -------------------------------------------------------------------------
@@ -95,12 +80,11 @@ def enqueue(
     files_and_urls = resolve_sources(plain)
     check_sources(cfg, files_and_urls)
     items = [*files_and_urls, *listed]
-    with database_errors(cfg.resolved_database_url):
-        try:
-            jobs = submit(cfg, items, names, publisher())
-        except BrokerUnavailable as exc:
-            _print_jobs(exc.queued, as_json)
-            raise
+    try:
+        jobs = submit(cfg, items, names, publisher())
+    except BrokerUnavailable as exc:
+        _print_jobs(exc.queued, as_json)
+        raise
     _print_jobs(jobs, as_json)
 
 
@@ -121,38 +105,22 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="JSON instead of tables."),
 ) -> None:
     """Where videos are in the pipeline: counts per status and recent videos, or one video."""
-    from workers.media.store import store_from_settings
-    from workers.storage import results
-    from workers.storage.db import session_scope
+    from workers.services import status as pipeline_status
 
     cfg = settings()
-    store = store_from_settings(cfg)
-    with database_errors(cfg.resolved_database_url), session_scope(cfg.resolved_database_url) as s:
-        if ident is None:
-            counts = results.status_counts(s)
-            videos = [_video_json(v) for v in results.recent_videos(s, limit)]
-            if as_json:
-                print(json.dumps({"counts": counts, "videos": videos}, indent=2))
-                return
-            console.print("  ".join(f"{k}: [bold]{counts.get(k, 0)}[/]" for k in STATUS_COLOURS))
-            table = Table("job", "video", "status", "source", "updated", "error")
-            for v in videos:
-                table.add_row(v["job_id"] or "", str(v["video_id"]), _coloured(v["status"]), cell(v["source"]), v["updated_at"][:19], cell(v["error"], 500))
-            console.print(table)
+    if ident is None:
+        found = pipeline_status.overview(cfg, limit)
+        if as_json:
+            print(json.dumps(found, indent=2))
             return
-        video = results.find_video(s, ident)
-        if video is None:
-            raise TrackerError(f"no job or video with id {ident!r}")
-        info = _video_json(video)
-        info["timings"] = [
-            {"stage": t.stage, "worker": t.worker, "started_at": t.started_at.isoformat(), "seconds": round((t.finished_at - t.started_at).total_seconds(), 3)}
-            for t in results.stage_timings(s, video.id)
-        ]
-        info["detections"] = [
-            {"target": d.target_name, "version": d.target_version, "verdict": d.verdict, "positive_frames": d.positive_frames, "frames": d.frames,
-             "best_timestamp": d.best_timestamp, "evidence": store.location(d.evidence_key) if d.evidence_key else None}
-            for d in video.detections
-        ]
+        counts = found["counts"]
+        console.print("  ".join(f"{k}: [bold]{counts.get(k, 0)}[/]" for k in STATUS_COLOURS))
+        table = Table("job", "video", "status", "source", "updated", "error")
+        for v in found["videos"]:
+            table.add_row(v["job_id"] or "", str(v["video_id"]), _coloured(v["status"]), cell(v["source"]), v["updated_at"][:19], cell(v["error"], 500))
+        console.print(table)
+        return
+    info = pipeline_status.video_report(cfg, ident)
     if as_json:
         print(json.dumps(info, indent=2))
         return
@@ -171,58 +139,7 @@ def _coloured(state: str) -> str:
     return f"[{STATUS_COLOURS.get(state, 'white')}]{state}[/]"
 
 
-def _video_json(v) -> dict:
-    fields = ("job_id", "source", "status", "error", "sampled_frames", "duration")
-    stamps = {k: getattr(v, k).isoformat() if getattr(v, k) else "" for k in ("created_at", "updated_at")}
-    return {"video_id": v.id, **{k: getattr(v, k) for k in fields}, **stamps}
-
-
 # --- results --------------------------------------------------------------------------
-
-RESULT_FIELDS = (
-    "job_id", "video_id", "source", "url", "platform", "platform_id", "author", "caption", "posted_at",
-    "target", "target_version", "verdict", "confidence", "positive_frames", "frames", "scored_frames",
-    "reused_frames", "best_timestamp", "positive_timestamps", "thumbnail", "evidence_key", "duplicate_of",
-    "duplicate_match", "created_at", "review",
-)
-TEXT_FIELDS = ("source", "url", "platform", "platform_id", "author", "caption", "target", "thumbnail", "evidence_key")
-JSON_TEXT_LIMIT = {"caption": 5000}
-
-
-def result_row(d, store, review: str | None = None) -> dict:
-    """One verdict for export, its text as stored (each format cleans it: see ``results_``);
-    ``review``: its review state (unreviewed, confirmed, rejected)."""
-    from workers.pipeline.stages import is_url
-
-    v = d.video
-    return {
-        "job_id": v.job_id,
-        "video_id": v.id,
-        "source": v.source,
-        "url": v.source if is_url(v.source) else None,
-        "platform": v.platform,
-        "platform_id": v.platform_id or ((v.meta or {}).get("ref") or {}).get("platform_id"),
-        "author": v.author,
-        "caption": v.caption,
-        "posted_at": v.posted_at.isoformat() if v.posted_at else None,
-        "target": d.target_name,
-        "target_version": d.target_version,
-        "verdict": d.verdict,
-        "confidence": d.best_score,
-        "positive_frames": d.positive_frames,
-        "frames": d.frames,
-        "scored_frames": d.scored_frames,
-        "reused_frames": d.reused_frames,
-        "best_timestamp": d.best_timestamp,
-        "positive_timestamps": list(d.positive_timestamps or []),
-        "thumbnail": store.location(d.evidence_key) if d.evidence_key else None,
-        "evidence_key": d.evidence_key,
-        "duplicate_of": v.duplicate_of,
-        "duplicate_match": v.duplicate_match,
-        "created_at": d.created_at.isoformat() if d.created_at else None,
-        "review": review or "unreviewed",
-    }
-
 
 def results_(
     since: Optional[str] = typer.Option(None, "--since", help="Only verdicts found since: a date (2026-01-31), a date-time, or a duration ago (24h, 7d)."),
@@ -239,28 +156,13 @@ def results_(
     spreadsheet formulas defused in CSV), so hostile metadata cannot break the output.
     """
     from workers.durations import parse_since
-    from workers.media.store import store_from_settings
-    from workers.storage import results, reviews
-    from workers.storage.db import session_scope
+    from workers.services.export import json_rows, result_rows, write_csv
 
-    cfg = settings()
-    moment = parse_since(since) if since else None
-    store = store_from_settings(cfg)
-    with database_errors(cfg.resolved_database_url), session_scope(cfg.resolved_database_url) as s:
-        found = results.detections(s, target, positive, moment)
-        states = reviews.states(s, [d.id for d in found])
-        rows = [result_row(d, store, states[d.id]) for d in found]
+    rows = result_rows(settings(), target, positive, parse_since(since) if since else None)
     if fmt is Format.json:
-        for row in rows:
-            for k in TEXT_FIELDS:
-                row[k] = sanitize(row[k], JSON_TEXT_LIMIT.get(k, 2000)) if row[k] is not None else None
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(json_rows(rows), indent=2))
     elif fmt is Format.csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=RESULT_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            cleaned = {k: csv_cell(row[k]) if k in TEXT_FIELDS and row[k] is not None else row[k] for k in row}
-            writer.writerow({**cleaned, "positive_timestamps": " ".join(f"{t:g}" for t in row["positive_timestamps"])})
+        write_csv(rows, sys.stdout)
     else:
         console.print(results_table(rows, wide))
         if not rows:
@@ -317,7 +219,7 @@ def evidence(
 
     cfg = settings()
     store = store_from_settings(cfg)
-    with database_errors(cfg.resolved_database_url), session_scope(cfg.resolved_database_url) as s:
+    with session_scope(cfg.resolved_database_url) as s:
         video = results.find_video(s, ident)
         if video is None:
             raise TrackerError(f"no job or video with id {ident!r}")
