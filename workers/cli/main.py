@@ -149,9 +149,13 @@ def config(
 
 
 def main() -> None:
-    """Console script: user errors become one line on stderr and exit status 2."""
+    """Console script: user errors, an unreachable database among them, become one line
+    on stderr and exit status 2."""
+    from workers.services.database import database_errors
+
     try:
-        app()
+        with database_errors(lambda: settings().resolved_database_url):
+            app()
     except TrackerError as exc:
         err_console.print(f"[bold red]error:[/] {cell(exc, None)}", highlight=False, soft_wrap=True)
         sys.exit(2)

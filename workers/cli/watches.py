@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from workers.cli.common import cell, console, settings, warn
-from workers.cli.pipeline import database_errors
 
 app = typer.Typer(help="Watch sources on a schedule: new videos are scanned for targets and alerted on.", no_args_is_help=True)
 
@@ -58,7 +57,7 @@ def add(
     seconds = parse_duration(every)
     spec = canonical_spec(source)
     names = resolve_targets(cfg, target)
-    with database_errors(cfg.resolved_database_url), session_scope(cfg.resolved_database_url) as s:
+    with session_scope(cfg.resolved_database_url) as s:
         watch = watches.add(s, spec, names, seconds, utcnow())
         watch_id = watch.id
     console.print(f"Watch [bold]{watch_id}[/]: {cell(spec, 500)} every {format_duration(seconds)} for {', '.join(names)}")
@@ -74,7 +73,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="One JSON object pe
     from workers.storage.db import session_scope
 
     cfg = settings()
-    with database_errors(cfg.resolved_database_url), session_scope(cfg.resolved_database_url) as s:
+    with session_scope(cfg.resolved_database_url) as s:
         rows = [watch_json(w) for w in watches.all_watches(s)]
     if as_json:
         for row in rows:
@@ -103,7 +102,7 @@ def remove(watch_id: int = typer.Argument(..., metavar="ID")) -> None:
     from workers.storage.db import session_scope
 
     cfg = settings()
-    with database_errors(cfg.resolved_database_url), session_scope(cfg.resolved_database_url) as s:
+    with session_scope(cfg.resolved_database_url) as s:
         watch = watches.remove(s, watch_id)
         source = watch.source
     console.print(f"Removed watch {watch_id} ({cell(source, 500)}).")
@@ -122,9 +121,8 @@ def run(
     from workers.pipeline.watches import run_due_watches, run_watch
 
     cfg = settings()
-    with database_errors(cfg.resolved_database_url):
-        publish = publisher()
-        runs = [run_watch(cfg, watch_id, publish, force=True)] if watch_id is not None else run_due_watches(cfg, publish)
+    publish = publisher()
+    runs = [run_watch(cfg, watch_id, publish, force=True)] if watch_id is not None else run_due_watches(cfg, publish)
     runs = [r for r in runs if r is not None]
     for r in runs:
         if as_json:
