@@ -39,3 +39,23 @@ def test_demo_videos_positive_and_negative(tmp_path):
     assert (positives, total) == (6, 7) and worst < 0.35
     best_other, _, positives_other, _ = closest[other_video.name]
     assert positives_other == 0 and best_other > 0.65
+
+
+def test_the_demo_service_enrols_scans_and_stores(tmp_path):
+    """What `tiktok-tracker demo` runs, called as a function: the target is saved, the
+    astronaut video is positive, the other negative, both rows are in the database."""
+    from workers.services.demo import STEPS, TARGET, run_demo
+    from workers.settings import Settings
+    from workers.storage import results
+    from workers.storage.db import session_scope
+    from workers.targets.bundle import list_targets
+
+    settings = Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models", database_url=None)
+    steps: list[str] = []
+    result = run_demo(settings, tmp_path / "work", on_step=steps.append)
+    assert steps == list(STEPS)
+    assert list_targets(settings.models_dir) == [TARGET]
+    assert [(path.name, row.verdict) for path, row in result.rows] == [
+        ("demo_astronaut.mp4", "positive"), ("demo_others.mp4", "negative")]
+    with session_scope(settings.resolved_database_url) as s:
+        assert results.status_counts(s).get("done") == 2

@@ -86,28 +86,19 @@ def demo(
     workdir: Path = typer.Option(Path("data/demo"), "--workdir", help="Where the demo photo and videos are written."),
 ) -> None:
     """Offline end-to-end demo: enrol a face from a bundled photo, scan two generated videos."""
-    from workers.demo_media import demo_reference_photo, make_demo_videos
-    from workers.detect.face import enroll_faces
-    from workers.detect.registry import make_extractor
-    from workers.scan import Scanner
-    from workers.targets.bundle import save_target
+    from workers.services.demo import TARGET, run_demo
 
     cfg = settings()
-    workdir.mkdir(parents=True, exist_ok=True)
-    console.print("1/3 Enrolling face target [bold]demo-astronaut[/] from scikit-image's astronaut photo")
-    photo = demo_reference_photo(workdir)
-    embedder = make_extractor("faces", cfg)
-    target, _ = enroll_faces("demo-astronaut", [photo], embedder, tolerance=cfg.face_tolerance)
-    save_target(target, cfg.models_dir)
-    console.print("2/3 Generating two videos: one shows her, one shows other people and scenes")
-    with_face, without_face = make_demo_videos(workdir)
-    console.print("3/3 Scanning both")
-    scanner = Scanner(cfg, [target], extractors={embedder.key: embedder})
+    said = {
+        "enrol": f"1/3 Enrolling face target [bold]{TARGET}[/] from scikit-image's astronaut photo",
+        "videos": "2/3 Generating two videos: one shows her, one shows other people and scenes",
+        "scan": "3/3 Scanning both",
+    }
+    result = run_demo(cfg, workdir, on_step=lambda step: console.print(said[step]))
     table = Table("video", "verdict", "matching frames", "at")
-    for path in (with_face, without_face):
-        for r in scanner.scan_file(path, force=True):
-            colour = {"positive": "green", "negative": "white", "failed": "red"}[r.verdict]
-            table.add_row(path.name, f"[{colour}]{r.verdict}[/]", f"{r.positive_frames}/{r.frames}", ", ".join(f"{t:.0f}s" for t in r.positive_timestamps))
+    for path, r in result.rows:
+        colour = {"positive": "green", "negative": "white", "failed": "red"}[r.verdict]
+        table.add_row(path.name, f"[{colour}]{r.verdict}[/]", f"{r.positive_frames}/{r.frames}", ", ".join(f"{t:.0f}s" for t in r.positive_timestamps))
     console.print(table)
     console.print(f"Results are in {cfg.resolved_database_url}. Next: `tiktok-tracker target add-face NAME PHOTOS...` and `tiktok-tracker scan VIDEOS --target NAME`.")
 
