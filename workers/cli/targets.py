@@ -36,69 +36,32 @@ def train(
     backbone_preprocessing: Optional[str] = BackbonePreprocessing,
 ) -> None:
     """Train a classifier target from labelled images (and, with --with-reviews, reviewed frames)."""
-    from workers.detect.backbone import backbone_from_settings
-    from workers.training.dataset import load_csv, load_folders
-    from workers.training.features import dataset_features
-    from workers.training.heads import HEADS
-    from workers.training.train import TrainOptions, phase_epochs, train_classifier
+    from workers.services.training import TrainRequest, UnknownHead, plan_training, run_training
 
     cfg = settings()
-    bundle.check_name(name)
-    if head not in HEADS:
-        raise typer.BadParameter(f"choose one of {', '.join(HEADS)}", param_hint="--head")
-    data = load_csv(labels, images, block) if labels else load_folders(images, block)
-    for problem in data.problems:
+    request = TrainRequest(
+        name=name, images=images, labels=labels, head=head, epochs=epochs, augment=augment, folds=folds, block=block,
+        positive_class=positive_class, threshold=threshold, min_fraction=min_fraction, min_frames=min_frames,
+        with_reviews=with_reviews, backbone_weights=backbone_weights, backbone_preprocessing=backbone_preprocessing,
+    )
+    try:
+        plan = plan_training(cfg, request)
+    except UnknownHead as exc:
+        raise typer.BadParameter(str(exc), param_hint="--head") from None
+    for problem in plan.problems:
         warn(problem)
-    reviewed = 0
     if with_reviews:
-        from workers.review.training import reviewed_examples
-        from workers.training.dataset import positive_class as positive_index
-
-        extra, problems = reviewed_examples(cfg, name, data, positive_index(data.class_names, name, positive_class))
-        for problem in problems:
-            warn(problem)
-        data.examples.extend(extra)
-        reviewed = len(extra)
-        console.print(f"{reviewed} reviewed frame(s) added as labelled examples")
-    # Training features are computed in float32 whatever the scan precision: a head
-    # trained on bfloat16 features is less stable; one trained on float32 scores
-    # bfloat16 features with the same verdicts (README, "Speed").
-    backbone = backbone_from_settings(cfg, backbone_weights, backbone_preprocessing, precision="float32")
+        console.print(f"{plan.reviewed} reviewed frame(s) added as labelled examples")
     console.print(
-        f"Training [bold]{cell(name)}[/] on {len(data.examples)} images {cell(data.counts(), None)} "
-        f"with {cell(backbone.backbone_identity.describe(), None)}"
+        f"Training [bold]{cell(name)}[/] on {len(plan.data.examples)} images {cell(plan.data.counts(), None)} "
+        f"with {cell(plan.backbone.backbone_identity.describe(), None)}"
     )
-    opts = TrainOptions(
-        head=head,
-        epochs=epochs,
-        folds=folds,
-        threshold=threshold,
-        rule=VerdictRule(min_fraction, min_frames),
-        positive_class=positive_class,
-    )
-    with PhaseProgress([("backbone features", len(data.examples)), *phase_epochs(opts).items()]) as progress:
-        feats, index, view, problems = dataset_features(
-            data.examples, backbone, cfg.cache_dir, augment, cfg.batch_size,
-            lambda n: progress.advance("backbone features", n, "images"),
-        )
-        target = train_classifier(
-            name, data, feats, index, view == 0, backbone, opts,
-            on_step=lambda step: progress.update(step.phase, step.done, step.where()),
-        )
-    for problem in problems:
+    with PhaseProgress(plan.phases) as progress:
+        result = run_training(cfg, plan, progress)
+    for problem in result.problems:
         warn(problem)
-    skipped = {**data.skipped, "unreadable": len(problems)}
-    extra = {"dataset": {"labels": str(labels) if labels else None, "images": str(images), "skipped": skipped, "reviewed_frames": reviewed}}
-    if with_reviews:
-        from workers.review.corrections import history_after
-
-        try:
-            extra.update(history_after(bundle.target_meta(cfg.models_dir, name), f"retrained with {reviewed} reviewed frames"))
-        except TrackerError:
-            pass  # no earlier version
-    path = bundle.save_target(target, cfg.models_dir, extra)
-    _print_metrics(target.metrics)
-    console.print(f"Saved target [bold]{cell(name)}[/] version {target.version} to {cell(path, None)}")
+    _print_metrics(result.target.metrics)
+    console.print(f"Saved target [bold]{cell(name)}[/] version {result.target.version} to {cell(result.path, None)}")
 
 
 def _print_metrics(metrics: dict) -> None:
