@@ -215,17 +215,6 @@ class VGG16Backbone(Extractor):
         return np.asarray(out, dtype=np.float32)[:n]
 
 
-def backbone_from_settings(
-    settings, weights: str | None = None, preprocessing: str | None = None, precision: str | None = None
-) -> VGG16Backbone:
-    """The backbone the settings (or CLI overrides) name."""
-    return VGG16Backbone(
-        weights or settings.vgg16_weights,
-        preprocessing or settings.vgg16_preprocessing,
-        precision=precision or settings.vgg16_precision,
-    )
-
-
 def hardware_bfloat16() -> bool:
     """True where bfloat16 matrix work is fast: x86 CPUs with AMX or AVX512-BF16, or a visible GPU."""
     try:
