@@ -74,7 +74,7 @@ def test_verdict_rerun_before_done_replaces_rows(ctx, tmp_path):
     stages.verdict(ctx, vid)
     # as if the worker died after its commit but before the chain moved on
     with session_scope(ctx.db_url) as s:
-        results.set_status(s, s.get(Video, vid), "scoring")
+        results.set_status(s.get(Video, vid), "scoring")
     ctx.store.put(f"scores/{vid}.json", scores)
     stages.verdict(ctx, vid)
     assert (_count(ctx, Detection), _count(ctx, FrameScore)) == (1, 3)
@@ -112,8 +112,8 @@ def test_housekeeping_drops_leftovers_of_finished_and_vanished_videos(ctx, tmp_p
     done = _queue(ctx, tmp_path / "a.mp4")
     running = _queue(ctx, tmp_path / "b.mp4")
     with session_scope(ctx.db_url) as s:
-        results.set_status(s, s.get(Video, done), "done")
-        results.set_status(s, s.get(Video, running), "scoring")
+        results.set_status(s.get(Video, done), "done")
+        results.set_status(s.get(Video, running), "scoring")
     for vid in (done, running, 999):
         ctx.store.put(f"frames/{vid}.npz", b"x")
     ctx.store.put("videos/999/source.mp4", b"x")

@@ -147,7 +147,7 @@ class Scanner:
                 prepared.rows = [prepared.cached[t.name] for t in self.targets]
                 return prepared
             prepared.todo = [t for t in self.targets if t.name not in prepared.cached]
-            results.set_status(s, video, VideoStatus.EXTRACTING)
+            results.set_status(video, VideoStatus.EXTRACTING)
         try:
             prepared.sampled = read_sampled(path, self.settings.frame_rate, self.settings.max_frame_side)
             prepared.scoring = scoring_frames(prepared.sampled.frames, prepared.todo)  # here: overlaps scoring too
@@ -171,7 +171,7 @@ class Scanner:
                 partial = results.is_partial(video)
                 reposted = self._reuse_original(s, video, prepared)
                 if reposted is None:
-                    results.set_status(s, video, VideoStatus.SCORING)
+                    results.set_status(video, VideoStatus.SCORING)
             if reposted is not None:
                 return reposted
             outcomes = score_frames(
@@ -185,7 +185,7 @@ class Scanner:
             )
         except TrackerError as exc:
             with session_scope(self.db_url) as s:
-                results.set_status(s, s.get(Video, video_id), VideoStatus.FAILED, str(exc))
+                results.set_status(s.get(Video, video_id), VideoStatus.FAILED, str(exc))
             return [prepared.cached.get(t.name) or ScanRow(source, t.name, "failed", error=str(exc)) for t in self.targets]
         warning = sampled.decoding.warning(source) if sampled.decoding else None
         if warning:

@@ -71,7 +71,7 @@ def reap_stalled(ctx, requeue: Callable[[int, str], object], now: datetime | Non
                     f"stalled: no progress for {idle:.0f} s while {video.status}, "
                     f"after {requeues} requeue(s) (stall_timeout, stall_requeues)"
                 )
-                results.set_status(s, video, VideoStatus.FAILED, reason)
+                results.set_status(video, VideoStatus.FAILED, reason)
                 log.warning("video %s failed: %s", video.id, reason)
                 to_discard.append((media_id(video.job_id, video.id), meta))
             else:

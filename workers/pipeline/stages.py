@@ -137,7 +137,7 @@ def _begin(ctx: StageContext, video_id: int, status: str | None) -> Video | None
         if video is None or video.status in FINISHED:
             return None
         if status is not None:
-            results.set_status(s, video, status)
+            results.set_status(video, status)
         return video
 
 
@@ -412,7 +412,7 @@ def fail(ctx: StageContext, video_id: int, reason: str) -> None:
         video = s.get(Video, video_id)
         if video is None or video.status == VideoStatus.DONE:
             return
-        results.set_status(s, video, VideoStatus.FAILED, reason)
+        results.set_status(video, VideoStatus.FAILED, reason)
         meta, media = video.meta, _media(video)
     discard_media(ctx, media, meta)
 

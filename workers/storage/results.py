@@ -128,7 +128,7 @@ def reuse_verdicts(session: Session, original: Video, video: Video, targets: Map
         session.add(copy)
     for column in ("fps", "width", "height", "duration", "sampled_frames"):
         setattr(video, column, getattr(original, column))
-    set_status(session, video, VideoStatus.DONE)
+    set_status(video, VideoStatus.DONE)
     session.flush()
     return True
 
@@ -195,7 +195,7 @@ def save_outcome(
     return det
 
 
-def set_status(session: Session, video: Video, status: str, error: str | None = None) -> None:
+def set_status(video: Video, status: str, error: str | None = None) -> None:
     video.status = status
     video.error = error
 
@@ -229,7 +229,7 @@ def finish_video(
         save_outcome(session, video, o, evidence.get(o.target.name), frame_evidence.get(o.target.name))
         for o in outcomes
     ]
-    set_status(session, video, VideoStatus.DONE)
+    set_status(video, VideoStatus.DONE)
     return rows
 
 
