@@ -1,5 +1,5 @@
-"""Where videos are in the pipeline (``tiktok-tracker status``; the web app's pipeline page
-reads the same counts): counts per status, recent videos, one video's stages and verdicts."""
+"""Where videos are in the pipeline (``tiktok-tracker status``): counts per status, recent
+videos, one video's stages and verdicts. (The web app's pipeline page: ``review.service.pipeline_view``.)"""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ from workers.media.store import store_from_settings
 from workers.settings import Settings
 from workers.storage import results
 from workers.storage.db import session_scope
-
-STATUSES = ("queued", "downloading", "extracting", "scoring", "done", "failed")
-
 
 def video_json(v) -> dict:
     """A video row as ``status`` shows it."""
