@@ -3,7 +3,7 @@
 Fills a fresh SQLite database (the schema of the migrations) with N random
 frame hashes (synthetic: uniform random 256-bit PDQ hashes, one distinct
 hash per frame row, 16 chunk entries each), then times
-``workers.storage.frame_hashes.near_frames`` (what repost linking calls) for
+``workers.reposts.hash_index.near_frames`` (what repost linking calls) for
 query hashes: half of them within 8-31 bits of a stored hash (must be
 found), half random (nothing to find). Prints, per size, the median and
 95th-percentile time of one query hash, the index rows probed and the
