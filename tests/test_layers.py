@@ -25,7 +25,7 @@ def test_the_import_contracts_hold():
     )
     report = done.stdout + done.stderr
     assert done.returncode == 0, report
-    assert "0 broken" in report and report.count("KEPT") == 3, report
+    assert "0 broken" in report and "BROKEN" not in report, report
 
 
 def top_level_modules() -> set[str]:
