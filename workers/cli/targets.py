@@ -84,21 +84,13 @@ def add_face(
     min_fraction: float = typer.Option(0.0, "--min-fraction", min=0.0, max=1.0, help="Verdict: matching frames / sampled frames."),
 ) -> None:
     """Enrol a face target from a few reference photos (no training)."""
-    from workers.detect.face import enroll_faces
-    from workers.detect.registry import make_extractor
+    from workers.services.enrolment import enrol_face
 
-    cfg = settings()
-    bundle.check_name(name)
-    embedder = make_extractor("faces", cfg)
-    target, problems = enroll_faces(
-        name, list(photos), embedder, tolerance=tolerance if tolerance is not None else cfg.face_tolerance,
-        rule=VerdictRule(min_fraction, min_frames),
-    )
-    for problem in problems:
+    enrolled = enrol_face(settings(), name, photos, tolerance, VerdictRule(min_fraction, min_frames))
+    for problem in enrolled.problems:
         warn(problem)
-    path = bundle.save_target(target, cfg.models_dir)
     console.print(
-        f"Enrolled face target [bold]{name}[/] from {len(target.references)} photo(s), version {target.version}: {path}"
+        f"Enrolled face target [bold]{name}[/] from {len(enrolled.target.references)} photo(s), version {enrolled.target.version}: {enrolled.path}"
     )
 
 

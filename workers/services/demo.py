@@ -23,19 +23,14 @@ class DemoResult:
 def run_demo(settings: Settings, workdir: Path, on_step: Callable[[str], None] = lambda step: None) -> DemoResult:
     """Write the photo and videos into ``workdir``, save the target, scan; ``on_step`` hears each of ``STEPS``."""
     from workers.demo_media import demo_reference_photo, make_demo_videos
-    from workers.detect.face import enroll_faces
-    from workers.detect.registry import make_extractor
     from workers.scan import Scanner
-    from workers.targets.bundle import save_target
+    from workers.services.enrolment import enrol_face
 
     workdir.mkdir(parents=True, exist_ok=True)
     on_step("enrol")
-    photo = demo_reference_photo(workdir)
-    embedder = make_extractor("faces", settings)
-    target, _ = enroll_faces(TARGET, [photo], embedder, tolerance=settings.face_tolerance)
-    save_target(target, settings.models_dir)
+    enrolled = enrol_face(settings, TARGET, [demo_reference_photo(workdir)])
     on_step("videos")
     videos = make_demo_videos(workdir)
     on_step("scan")
-    scanner = Scanner(settings, [target], extractors={embedder.key: embedder})
+    scanner = Scanner(settings, [enrolled.target], extractors={enrolled.embedder.key: enrolled.embedder})
     return DemoResult(TARGET, [(path, row) for path in videos for row in scanner.scan_file(path, force=True)])
