@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from workers.cli.common import BackbonePreprocessing, BackboneWeights, PhaseProgress, cell, console, progress_bar, settings, warn
-from workers.errors import TrackerError
 from workers.targets import bundle
 from workers.verdict import VerdictRule
 
