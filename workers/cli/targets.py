@@ -11,7 +11,7 @@ from rich.table import Table
 
 from workers.cli.common import BackbonePreprocessing, BackboneWeights, PhaseProgress, cell, console, progress_bar, settings, warn
 from workers.errors import TrackerError
-from workers.targets import bundle
+from workers.targets import bundle, published
 from workers.verdict import VerdictRule
 
 app = typer.Typer(help="Create and manage targets (what to look for).", no_args_is_help=True)
@@ -96,9 +96,10 @@ def train(
             extra.update(history_after(bundle.target_meta(cfg.models_dir, name), f"retrained with {reviewed} reviewed frames"))
         except TrackerError:
             pass  # no earlier version
-    path = bundle.save_target(target, cfg.models_dir, extra)
+    path, where = published.save_target(target, cfg, extra)
     _print_metrics(target.metrics)
     console.print(f"Saved target [bold]{cell(name)}[/] version {target.version} to {cell(path, None)}")
+    _print_published(where)
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -133,10 +134,24 @@ def add_face(
     )
     for problem in problems:
         warn(problem)
-    path = bundle.save_target(target, cfg.models_dir)
+    path, where = published.save_target(target, cfg)
     console.print(
         f"Enrolled face target [bold]{name}[/] from {len(target.references)} photo(s), version {target.version}: {path}"
     )
+    _print_published(where)
+
+
+def _print_published(where: str | None) -> None:
+    if where:
+        console.print(f"Published for every worker: {cell(where, None)}")
+
+
+@app.command("push")
+def push(name: str = typer.Argument(..., help="A target saved in TT_MODELS_DIR.")) -> None:
+    """Publish a saved target to the media store (TT_MEDIA_URL=s3://...), where workers on every host find it."""
+    cfg = settings()
+    version, where = published.push(cfg, name)
+    console.print(f"Published target [bold]{cell(name)}[/] version {version}: {cell(where, None)}")
 
 
 @app.command("list")
