@@ -66,6 +66,7 @@ class S3MediaStore(MediaStore):
     copies) under ``scratch``, a folder of this host."""
 
     SCRATCH_PREFIX = "dl-"
+    LIST_PAGE = 1000  # keys per listing request (S3's maximum)
 
     def __init__(
         self,
@@ -262,13 +263,12 @@ class S3MediaStore(MediaStore):
             check_key(prefix)
         folder = self._name(prefix) + "/" if prefix else (f"{self.prefix}/" if self.prefix else "")
         paginator = self.client.get_paginator("list_objects_v2")
-        with self._calling("list", prefix or None):
-            pages = list(paginator.paginate(Bucket=self.bucket, Prefix=folder))
-        for page in pages:
-            for item in page.get("Contents", []):
-                key = self._key(item["Key"])
-                if not any(part.startswith(".") for part in key.split("/")):
-                    yield key
+        with self._calling("list", prefix or None):  # one page in memory at a time
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=folder, PaginationConfig={"PageSize": self.LIST_PAGE}):
+                for item in page.get("Contents", []):
+                    key = self._key(item["Key"])
+                    if not any(part.startswith(".") for part in key.split("/")):
+                        yield key
 
     def check(self) -> None:
         """Raise the store's error now when the bucket cannot be used (a worker's start, ``config``)."""
