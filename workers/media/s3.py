@@ -21,16 +21,21 @@ Credentials are never logged or put into messages.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
-import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Iterator
 from urllib.parse import urlsplit
 
-from workers.media.store import MediaMissing, MediaStore, MediaStoreError, MediaStoreUnavailable, check_key
+from workers.media.store import (
+    MediaMissing,
+    MediaStore,
+    MediaStoreError,
+    MediaStoreUnavailable,
+    check_key,
+    drop_stale_folders,
+)
 
 # Uploads above this go in parts of PART_SIZE (S3's smallest part is 5 MiB).
 MULTIPART_THRESHOLD = 32 << 20
@@ -286,16 +291,7 @@ class S3MediaStore(MediaStore):
     def drop_stale_downloads(self, older_than: float) -> int:
         """Local download areas and copies left by dead workers of this host, and multipart
         uploads they never completed (they hold storage until aborted); how many."""
-        dropped = 0
-        if self.scratch.is_dir():
-            for entry in self.scratch.iterdir():
-                try:
-                    newest = max([entry.stat().st_mtime, *(p.stat().st_mtime for p in entry.rglob("*"))] if entry.is_dir() else [entry.stat().st_mtime])
-                except OSError:
-                    continue
-                if time.time() - newest > older_than:
-                    shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
-                    dropped += 1
+        dropped = drop_stale_folders(self.scratch, older_than)
         cutoff = datetime.now(timezone.utc).timestamp() - older_than
         with self._calling("list unfinished uploads"):
             listing = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else "")

@@ -115,6 +115,23 @@ class MediaStore(ABC):
         return f"{self.describe()}/{check_key(key)}"
 
 
+def drop_stale_folders(parent: Path, older_than: float) -> int:
+    """Remove the folders in ``parent`` where nothing changed for ``older_than`` seconds
+    (download areas and copies of dead workers); how many."""
+    if not parent.is_dir():
+        return 0
+    dropped = 0
+    for folder in parent.iterdir():
+        try:
+            newest = max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.rglob("*"))])
+        except OSError:
+            continue
+        if folder.is_dir() and time.time() - newest > older_than:
+            shutil.rmtree(folder, ignore_errors=True)
+            dropped += 1
+    return dropped
+
+
 def _file_mode() -> int:
     """The mode of a file created the ordinary way (0666 less the umask; 0644 usually)."""
     umask = os.umask(0o022)
@@ -194,19 +211,7 @@ class LocalMediaStore(MediaStore):
             yield Path(folder)
 
     def drop_stale_downloads(self, older_than: float) -> int:
-        parent = self.root / self.DOWNLOADS
-        if not parent.is_dir():
-            return 0
-        dropped = 0
-        for folder in parent.iterdir():
-            try:
-                newest = max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.rglob("*"))])
-            except OSError:
-                continue
-            if time.time() - newest > older_than:
-                shutil.rmtree(folder, ignore_errors=True)
-                dropped += 1
-        return dropped
+        return drop_stale_folders(self.root / self.DOWNLOADS, older_than)
 
     def delete(self, key: str) -> None:
         path = self.path(key)
