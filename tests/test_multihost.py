@@ -45,7 +45,7 @@ from tests.pipeline_support import (
     PrivateRedis,
     base_env,
     make_videos,
-    module_postgres_url,  # noqa: F401  (fixture)
+    postgres_url,  # noqa: F401  (fixture)
     red_target,  # noqa: F401  (fixture)
 )
 from tests.s3_support import MotoServer
@@ -74,7 +74,7 @@ def network():
 
 
 @pytest.fixture(scope="module")
-def services(network, module_postgres_url, tmp_path_factory):  # noqa: F811
+def services(network, tmp_path_factory):
     """Broker, database relay, S3 server and the videos' HTTP server, on the bridge address only."""
     net, _hosts = network
     root = tmp_path_factory.mktemp("multihost")
@@ -89,13 +89,11 @@ def services(network, module_postgres_url, tmp_path_factory):  # noqa: F811
     videos.mkdir()
     web = ThreadingHTTPServer((net.gateway, 0), partial(_Quiet, directory=str(videos)))
     threading.Thread(target=web.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    db_name = module_postgres_url.rsplit("/", 1)[1]
     try:
         yield {
             "root": root, "redis": redis, "moto": moto, "videos": videos,
             "broker_url": redis.url,
-            "remote_db": f"postgresql://postgres@{net.gateway}:{relay.port}/{db_name}",
-            "local_db": module_postgres_url,
+            "database_relay": f"{net.gateway}:{relay.port}",
             "video_url": lambda name: f"http://{net.gateway}:{web.server_address[1]}/{name}",
             "gateway": net.gateway,
         }
@@ -109,10 +107,13 @@ def services(network, module_postgres_url, tmp_path_factory):  # noqa: F811
 class Deployment:
     """Workers on namespaces, each host with only the three URLs (and its own folders)."""
 
-    def __init__(self, root: Path, services: dict, media: dict[str, str], admin_models: Path) -> None:
+    def __init__(self, root: Path, services: dict, database_url: str, media: dict[str, str], admin_models: Path) -> None:
         self.root, self.services, self.media = root, services, media
+        # The hosts reach the test's database through the relay on the bridge address.
+        name = database_url.rsplit("/", 1)[1]
+        self.remote_db = f"postgresql://postgres@{services['database_relay']}/{name}"
         # The test's own view: the database directly, the publisher's models folder.
-        self.cluster = Cluster(root, services["local_db"], services["broker_url"], admin_models, **{})
+        self.cluster = Cluster(root, database_url, services["broker_url"], admin_models)
         self.cluster.env.update(media)
         self.homes: dict[str, Path] = {}
 
@@ -125,7 +126,7 @@ class Deployment:
         # Visibility timeout: above the slowest task here (a score worker's first task waits for its
         # models, 20+ s on a loaded machine), so that only the killed worker's task is handed on.
         env.update(
-            TT_BROKER_URL=self.services["broker_url"], TT_DATABASE_URL=self.services["remote_db"], **self.media,
+            TT_BROKER_URL=self.services["broker_url"], TT_DATABASE_URL=self.remote_db, **self.media,
             TT_ALLOW_HOSTS=self.services["gateway"], TT_BROKER_VISIBILITY_TIMEOUT="45",
             TMPDIR=str(home / "tmp"), HOME=str(home),
         )
@@ -156,12 +157,13 @@ class Deployment:
         return "\n".join(f"{source}: {status} {error or ''}" for source, status, error in rows) + "\n" + self.cluster.log_text()
 
 
-def _serve(services: dict, paths: list[Path]) -> dict[str, Path]:
-    """URL -> local file, for each video put on the test's HTTP server."""
+def _serve(services: dict, paths: list[Path], run: str) -> dict[str, Path]:
+    """URL -> local file, for each video put on the test's HTTP server (under ``run``: one URL per test)."""
     out = {}
     for path in paths:
-        shutil.copy(path, services["videos"] / path.name)
-        out[services["video_url"](path.name)] = path
+        (services["videos"] / run).mkdir(exist_ok=True)
+        shutil.copy(path, services["videos"] / run / path.name)
+        out[services["video_url"](f"{run}/{path.name}")] = path
     return out
 
 
@@ -170,20 +172,20 @@ def _pid_of(worker: str) -> int:
     return int(worker.split("@", 1)[0].rsplit("-", 1)[1])
 
 
-def test_folder_store_fails_when_hosts_share_no_disk(tmp_path, network, services, red_target):  # noqa: F811
+def test_folder_store_fails_when_hosts_share_no_disk(tmp_path, network, services, postgres_url, red_target):  # noqa: F811
     """The control: without a shared store, the frames stage on B cannot read what A downloaded."""
     _net, hosts = network
-    deployment = Deployment(tmp_path, services, {"TT_MEDIA_URL": ""}, red_target)
+    deployment = Deployment(tmp_path, services, postgres_url, {"TT_MEDIA_URL": ""}, red_target)
     try:
         for label in "abc":  # the old way: models/ copied to every host by hand
             shutil.copytree(red_target, deployment.host_env(label)["TT_MODELS_DIR"], dirs_exist_ok=True)
         deployment.start_worker(hosts["a"], "a", "io")
         deployment.start_worker(hosts["b"], "b", "cpu")
         deployment.start_worker(hosts["c"], "c", "score")
-        urls = _serve(services, make_videos(tmp_path / "videos", 2))
+        urls = _serve(services, make_videos(tmp_path / "videos", 2), "control")
         jobs = deployment.enqueue(hosts["a"], "a", list(urls))
         final = deployment.cluster.wait(jobs, timeout=240)
-        assert set(final.values()) == {"failed"}, deployment.report()
+        assert {final[j] for j in jobs} == {"failed"}, deployment.report()
         b_media = deployment.homes["b"] / "data" / "media"
         with deployment.cluster.session() as s:
             errors = s.scalars(select(Video.error).where(Video.job_id.in_(jobs))).all()
@@ -193,11 +195,11 @@ def test_folder_store_fails_when_hosts_share_no_disk(tmp_path, network, services
         deployment.stop()
 
 
-def test_workers_on_three_hosts_pull_media_and_targets_from_s3(tmp_path, network, services, red_target):  # noqa: F811
+def test_workers_on_three_hosts_pull_media_and_targets_from_s3(tmp_path, network, services, postgres_url, red_target):  # noqa: F811
     _net, hosts = network
     moto: MotoServer = services["moto"]
     media = moto.env(BUCKET, prefix=f"run-{tmp_path.name}")
-    deployment = Deployment(tmp_path, services, media, red_target)
+    deployment = Deployment(tmp_path, services, postgres_url, media, red_target)
     cluster = deployment.cluster
     try:
         pushed = cluster.cli("target", "push", "red")
@@ -208,12 +210,12 @@ def test_workers_on_three_hosts_pull_media_and_targets_from_s3(tmp_path, network
 
         seeds = [SEED / name for name in SEED_VIDEOS if (SEED / name).is_file()]
         local = [*make_videos(tmp_path / "videos", 10 - len(seeds)), *seeds]
-        urls = _serve(services, local)
+        urls = _serve(services, local, "s3")
         jobs = deployment.enqueue(hosts["a"], "a", list(urls))  # A has no target: enqueue reads the published one
         assert len(jobs) == 10
         job_url = dict(zip(jobs, urls))
         final = cluster.wait(jobs, timeout=600)
-        assert set(final.values()) == {"done"}, deployment.report()
+        assert {final[j] for j in jobs} == {"done"}, deployment.report()
 
         # Each stage ran on its host.
         pids = {label: proc.pid for label, proc in cluster.workers.items()}
@@ -239,7 +241,7 @@ def test_workers_on_three_hosts_pull_media_and_targets_from_s3(tmp_path, network
         # A new version, published while C runs, scores the next video (no restart).
         newer = _publish_new_version(cluster, tmp_path, red_target)
         assert newer != version
-        (next_job,) = deployment.enqueue(hosts["a"], "a", list(_serve(services, [write_video(tmp_path / "next.mp4", seconds=3, seed=42)])))
+        (next_job,) = deployment.enqueue(hosts["a"], "a", list(_serve(services, [write_video(tmp_path / "next.mp4", seconds=3, seed=42)], "s3")))
         assert cluster.wait([next_job], timeout=240)[next_job] == "done", deployment.report()
         assert score_c.poll() is None
         with cluster.session() as s:
@@ -250,7 +252,7 @@ def test_workers_on_three_hosts_pull_media_and_targets_from_s3(tmp_path, network
 
         # C's score worker killed mid-video; a new one on D finishes it, once.
         long_videos = [write_video(tmp_path / f"long{i}.mp4", seconds=90, color=BLUE, seed=70 + i) for i in range(2)]
-        late = deployment.enqueue(hosts["a"], "a", list(_serve(services, long_videos)))
+        late = deployment.enqueue(hosts["a"], "a", list(_serve(services, long_videos, "s3")))
         deadline = time.monotonic() + 240
         while "scoring" not in (states := {j: cluster.statuses().get(j) for j in late}).values():
             assert time.monotonic() < deadline, cluster.log_text()
@@ -260,7 +262,7 @@ def test_workers_on_three_hosts_pull_media_and_targets_from_s3(tmp_path, network
         score_d = deployment.start_worker(hosts["d"], "d", "score")
         everything = [*jobs, next_job, *late]
         final = cluster.wait(everything, timeout=400)
-        assert set(final.values()) == {"done"}, deployment.report()
+        assert {final[j] for j in everything} == {"done"}, deployment.report()
         with cluster.session() as s:
             per_video = dict(s.execute(select(Detection.video_id, func.count()).group_by(Detection.video_id)).all())
             assert len(per_video) == len(everything) and set(per_video.values()) == {1}
