@@ -110,23 +110,26 @@ class PrivateRedis:
     workdir: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    host: str = "127.0.0.1"  # or a test network's address (tests/netns.py)
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [
-                shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", self.host,
                 "--dir", str(self.workdir), "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+                # Off the loopback Redis refuses clients unless told: the address is the test's own network.
+                *(["--protected-mode", "no"] if self.host != "127.0.0.1" else []),
             ],
             stdout=open(self.workdir / "redis.log", "ab"),
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 10
-        while not port_open(self.port):
+        while not port_open(self.port, self.host):
             assert self.proc.poll() is None, (self.workdir / "redis.log").read_text()
             assert time.monotonic() < deadline, "redis-server did not start"
             time.sleep(0.05)

@@ -43,6 +43,22 @@ class Settings(BaseSettings):
         None,
         description="SQLAlchemy URL of the results database; default: SQLite file in data_dir.",
     )
+    media_url: str = Field(
+        "",
+        description=(
+            "The media store every stage reads and writes (videos, frame batches, scores, evidence, published targets): "
+            "empty: the folder data_dir/media (one host); s3://bucket/prefix: an S3-compatible bucket, so that "
+            "workers on other hosts need no shared disk; file:///path: another folder."
+        ),
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 endpoint for MinIO, Ceph RGW, Garage, R2, moto (e.g. http://10.0.0.5:9000); empty: AWS."
+    )
+    s3_region: str | None = Field(None, description="S3 region (empty: the AWS configuration's, else us-east-1).")
+    s3_access_key_id: str | None = Field(
+        None, description="S3 access key id; empty: the standard AWS chain (AWS_* variables, ~/.aws, instance role)."
+    )
+    s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret key (never logged or printed).")
     vgg16_weights: str = Field(
         "imagenet",
         description=(

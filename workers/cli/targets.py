@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from workers.cli.common import BackbonePreprocessing, BackboneWeights, PhaseProgress, cell, console, progress_bar, settings, warn
-from workers.targets import bundle
+from workers.targets import bundle, published
 from workers.verdict import VerdictRule
 
 app = typer.Typer(help="Create and manage targets (what to look for).", no_args_is_help=True)
@@ -61,6 +61,7 @@ def train(
         warn(problem)
     _print_metrics(result.target.metrics)
     console.print(f"Saved target [bold]{cell(name)}[/] version {result.target.version} to {cell(result.path, None)}")
+    _print_published(result.published)
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -91,6 +92,20 @@ def add_face(
     console.print(
         f"Enrolled face target [bold]{name}[/] from {len(enrolled.target.references)} photo(s), version {enrolled.target.version}: {enrolled.path}"
     )
+    _print_published(enrolled.published)
+
+
+def _print_published(where: str | None) -> None:
+    if where:
+        console.print(f"Published for every worker: {cell(where, None)}")
+
+
+@app.command("push")
+def push(name: str = typer.Argument(..., help="A target saved in TT_MODELS_DIR.")) -> None:
+    """Publish a saved target to the media store (TT_MEDIA_URL=s3://...), where workers on every host find it."""
+    cfg = settings()
+    version, where = published.push(cfg, name)
+    console.print(f"Published target [bold]{cell(name)}[/] version {version}: {cell(where, None)}")
 
 
 @app.command("list")

@@ -5,6 +5,8 @@
     scores/<media>.json                               its per-frame scores (score stage -> verdict stage)
     evidence/<media>/<target>-<version>.jpg           the best frame of a detection
     evidence/<media>/<target>-<version>/<frame>.jpg   a positive frame's review JPEG (+ ``-face.jpg``)
+    targets/<name>/<version>/<file>                   a published target bundle's files (``workers.targets.published``)
+    targets/<name>/current.json                       which version of the target workers use now
 
 ``<media>`` is the video's media id (``media_id``).
 """
@@ -54,3 +56,22 @@ def evidence_frame_key(media: str | int, target_name: str, target_version: str, 
 def evidence_face_key(frame_key: str) -> str:
     """The full-resolution face crop kept beside a frame's review JPEG (face targets)."""
     return frame_key.removesuffix(".jpg") + "-face.jpg"
+
+
+TARGETS = "targets"
+
+
+def target_file_key(name: str, version: str, file: str) -> str:
+    """One file of a published target bundle (``target.json``, ``head.keras``, ``gallery.npy`` ...)."""
+    return f"{TARGETS}/{name}/{version}/{file}"
+
+
+def target_pointer_key(name: str) -> str:
+    """The published target's current version (written last: a reader sees a whole bundle)."""
+    return f"{TARGETS}/{name}/current.json"
+
+
+def target_of_pointer(key: str) -> str | None:
+    """The target name a ``targets/<name>/current.json`` key is the pointer of."""
+    parts = key.split("/")
+    return parts[1] if len(parts) == 3 and parts[0] == TARGETS and parts[2] == "current.json" else None

@@ -22,13 +22,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from workers.errors import TrackerError
+from workers.errors import TrackerError, TransientError
 
 _KEY = re.compile(r"^[A-Za-z0-9_.=-]+(/[A-Za-z0-9_.=-]+)*$")
 
 
 class MediaMissing(TrackerError):
     """An object a stage needs is not in the media store (deleted, or never written)."""
+
+
+class MediaStoreError(TrackerError):
+    """The media store cannot be used as configured (no such bucket, refused credentials, bad URL)."""
+
+
+class MediaStoreUnavailable(TransientError):
+    """The media store did not answer, or answered "later" (unreachable, timeout, 5xx, throttling): retried."""
 
 
 def check_key(key: str) -> str:
@@ -105,6 +113,23 @@ class MediaStore(ABC):
     def location(self, key: str) -> str:
         """Where a person finds the object (a file path for a local store)."""
         return f"{self.describe()}/{check_key(key)}"
+
+
+def drop_stale_folders(parent: Path, older_than: float) -> int:
+    """Remove the folders in ``parent`` where nothing changed for ``older_than`` seconds
+    (download areas and copies of dead workers); how many."""
+    if not parent.is_dir():
+        return 0
+    dropped = 0
+    for folder in parent.iterdir():
+        try:
+            newest = max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.rglob("*"))])
+        except OSError:
+            continue
+        if folder.is_dir() and time.time() - newest > older_than:
+            shutil.rmtree(folder, ignore_errors=True)
+            dropped += 1
+    return dropped
 
 
 def _file_mode() -> int:
@@ -186,19 +211,7 @@ class LocalMediaStore(MediaStore):
             yield Path(folder)
 
     def drop_stale_downloads(self, older_than: float) -> int:
-        parent = self.root / self.DOWNLOADS
-        if not parent.is_dir():
-            return 0
-        dropped = 0
-        for folder in parent.iterdir():
-            try:
-                newest = max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.rglob("*"))])
-            except OSError:
-                continue
-            if time.time() - newest > older_than:
-                shutil.rmtree(folder, ignore_errors=True)
-                dropped += 1
-        return dropped
+        return drop_stale_folders(self.root / self.DOWNLOADS, older_than)
 
     def delete(self, key: str) -> None:
         path = self.path(key)
@@ -228,5 +241,17 @@ class LocalMediaStore(MediaStore):
 
 
 def store_from_settings(settings) -> MediaStore:
-    """The media store the settings name (a directory: ``<data_dir>/media``)."""
-    return LocalMediaStore(settings.media_dir)
+    """The media store ``media_url`` names: empty, the folder ``<data_dir>/media``; ``s3://bucket/prefix``,
+    a bucket (``workers.media.s3``); ``file:///path`` or an absolute path, that folder."""
+    url = (settings.media_url or "").strip()
+    if not url:
+        return LocalMediaStore(settings.media_dir)
+    if url.startswith("s3://"):
+        from workers.media.s3 import s3_store_from_settings
+
+        return s3_store_from_settings(settings)
+    if url.startswith("file://"):
+        url = url[len("file://"):]
+    if url.startswith("/"):
+        return LocalMediaStore(url)
+    raise MediaStoreError(f"TT_MEDIA_URL: {url!r} is neither s3://bucket[/prefix] nor an absolute folder (empty: <data_dir>/media)")

@@ -51,7 +51,7 @@ from workers.video_ref import VideoRef
 from workers.storage import results
 from workers.storage.db import session_scope
 from workers.storage.models import Video, VideoStatus, utcnow
-from workers.targets.bundle import list_targets, load_target, target_meta
+from workers.targets.published import TargetCatalog, catalog_for
 from workers.video.sampling import Frame, content_hash, open_sampled, read_frames_at
 
 log = logging.getLogger(__name__)
@@ -71,20 +71,26 @@ class LoadedModels:
     """Targets and extractors loaded once per process and reused by every task
     it runs. Built lazily on first use, so a worker's models are loaded in the
     process that scores (after the fork), never in the parent. A target is
-    reloaded when its saved version changes."""
+    reloaded when its saved (or published) version changes: ``catalog`` says
+    where targets are (``workers.targets.published``)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, catalog: TargetCatalog | None = None) -> None:
         self.settings = settings
+        self.catalog = catalog if catalog is not None else catalog_for(settings)
         self._targets: dict[str, Target] = {}
         self._extractors: dict[str, Extractor] = {}
+
+    def meta(self, name: str) -> dict:
+        """A target's saved metadata (cheap: no model is loaded)."""
+        return self.catalog.meta(name)
 
     def targets(self, names: Iterable[str]) -> list[Target]:
         out = []
         for name in names:
-            version = target_meta(self.settings.models_dir, name).get("version", "")
+            version = self.meta(name).get("version", "")
             cached = self._targets.get(name)
             if cached is None or cached.version != version:
-                cached = self._targets[name] = load_target(self.settings.models_dir, name)
+                cached = self._targets[name] = self.catalog.load(name)
             out.append(cached)
         return out
 
@@ -100,7 +106,7 @@ class LoadedModels:
         is scored as fast as the rest. Returns the names warmed; a bundle that
         cannot be loaded is skipped here (its videos fail with the reason later)."""
         names = []
-        for name in list_targets(self.settings.models_dir):
+        for name in self.catalog.names():
             try:
                 self.targets([name])
             except TrackerError as exc:
@@ -123,7 +129,8 @@ class StageContext:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "StageContext":
-        return cls(settings, store_from_settings(settings), LoadedModels(settings))
+        store = store_from_settings(settings)
+        return cls(settings, store, LoadedModels(settings, catalog_for(settings, store)))
 
     @property
     def db_url(self) -> str:
@@ -233,7 +240,7 @@ def download(ctx: StageContext, video_id: int) -> bool | str:
 
 def _target_versions(ctx: StageContext, video: Video) -> dict[str, str]:
     """Name -> saved version of the video's targets (read from their bundles; no model loaded)."""
-    return {name: target_meta(ctx.settings.models_dir, name).get("version", "") for name in _target_names(video)}
+    return {name: ctx.models.meta(name).get("version", "") for name in _target_names(video)}
 
 
 def _target_names(video: Video) -> list[str]:
@@ -315,7 +322,7 @@ def _act_on_link(ctx: StageContext, video_id: int, link: "linking.RepostLink") -
 def _needs_full_frames(ctx: StageContext, video: Video) -> bool:
     """Classifier targets read only the backbone-sized frames (the verdict stage
     decodes the few evidence frames again); face targets detect on the frames as sampled."""
-    kinds = {target_meta(ctx.settings.models_dir, name).get("kind") for name in _target_names(video)}
+    kinds = {ctx.models.meta(name).get("kind") for name in _target_names(video)}
     return kinds != {"classifier"}
 
 

@@ -34,7 +34,7 @@ from workers.video_ref import VideoRef
 from workers.storage import results
 from workers.storage.db import session_scope
 from workers.storage.models import Video, VideoStatus
-from workers.targets.bundle import list_targets, target_meta
+from workers.targets.published import catalog_for
 
 
 class BrokerUnavailable(TrackerError):
@@ -150,13 +150,14 @@ def check_sources(settings: Settings, items: Sequence[str]) -> None:
 
 def resolve_targets(settings: Settings, names: Sequence[str]) -> list[str]:
     """The named targets (checked to exist), or every saved target when none is named."""
-    names = list(dict.fromkeys(names)) or list_targets(settings.models_dir)
+    catalog = catalog_for(settings)  # models_dir, or the targets published in an object store
+    names = list(dict.fromkeys(names)) or catalog.names()
     if not names:
         raise TrackerError(
             f"no targets saved in {settings.models_dir}: create one with `tiktok-tracker target train` or `target add-face`"
         )
     for name in names:
-        target_meta(settings.models_dir, name)
+        catalog.meta(name)
     return names
 
 

@@ -29,7 +29,8 @@ from workers.settings import Settings
 from workers.storage import results
 from workers.storage.db import session_scope
 from workers.storage.models import Detection, FrameScore, ReviewVerdict, Video
-from workers.targets.bundle import load_target, save_target, target_meta
+from workers.targets import published
+from workers.targets.bundle import load_target, target_meta
 from workers.video.sampling import read_frames_at
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ def apply_frame_marks(
     else:
         corrected = target.with_corrections(negatives=names)
         change = f"{len(names)} face(s) from video {video.id} added to the negative gallery"
-    save_target(corrected, settings.models_dir, extra=history_after(before, change))
+    published.save_target(corrected, settings, extra=history_after(before, change))  # and published for workers
     correction.version, correction.added = corrected.version, len(names)
     log.info("target %s: %s (version %s)", name, change, corrected.version)
     return correction

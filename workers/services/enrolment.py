@@ -16,6 +16,7 @@ class Enrolment:
     path: Path  # its bundle
     problems: list[str]  # photos skipped, one line each
     embedder: object  # the FaceEmbedder it was enrolled with (loaded: reuse it to scan)
+    published: str | None = None  # where every worker finds it (an object store), else None
 
 
 def enrol_face(
@@ -24,11 +25,13 @@ def enrol_face(
     """Embed the one face of each photo, save the target (``tolerance`` None: ``face_tolerance``)."""
     from workers.detect.face import enroll_faces
     from workers.detect.registry import make_extractor
-    from workers.targets.bundle import check_name, save_target
+    from workers.detect.base import check_name
+    from workers.targets.published import save_target
 
     check_name(name)
     embedder = make_extractor("faces", settings)
     target, problems = enroll_faces(
         name, list(photos), embedder, tolerance=tolerance if tolerance is not None else settings.face_tolerance, rule=rule,
     )
-    return Enrolment(target, save_target(target, settings.models_dir), problems, embedder)
+    path, where = save_target(target, settings)
+    return Enrolment(target, path, problems, embedder, where)

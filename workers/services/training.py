@@ -13,7 +13,7 @@ from typing import Protocol
 
 from workers.errors import TrackerError
 from workers.settings import Settings
-from workers.targets import bundle
+from workers.targets import bundle, published
 from workers.verdict import VerdictRule
 
 BACKBONE_PHASE = "backbone features"
@@ -80,6 +80,7 @@ class TrainingResult:
     target: object  # the saved ClassifierTarget (its metrics, its version)
     path: Path
     problems: list[str]  # images that could not be read
+    published: str | None = None  # where every worker finds it (an object store), else None
 
 
 def plan_training(settings: Settings, request: TrainRequest) -> TrainingPlan:
@@ -140,5 +141,5 @@ def run_training(settings: Settings, plan: TrainingPlan, progress: Progress | No
             extra.update(history_after(bundle.target_meta(settings.models_dir, r.name), f"retrained with {plan.reviewed} reviewed frames"))
         except TrackerError:
             pass  # no earlier version
-    path = bundle.save_target(target, settings.models_dir, extra)
-    return TrainingResult(target, path, problems)
+    path, where = published.save_target(target, settings, extra)
+    return TrainingResult(target, path, problems, where)
