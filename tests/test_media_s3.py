@@ -17,7 +17,8 @@ import pytest
 from tests.s3_support import MotoServer
 from workers.errors import TransientError
 from workers.media.s3 import MULTIPART_THRESHOLD, S3MediaStore
-from workers.media.store import MediaMissing, MediaStoreError, MediaStoreUnavailable, store_from_settings
+from workers.media import store_from_settings
+from workers.media.store import MediaMissing, MediaStoreError, MediaStoreUnavailable
 from workers.settings import Settings
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from workers.detect.scoring import TargetOutcome, TargetSpec
 from workers.pipeline.evidence import save_evidence
-from workers.media.store import store_from_settings
+from workers.media import store_from_settings
 from workers.storage import results
 from workers.storage.db import session_scope
 from workers.storage.models import Video

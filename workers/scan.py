@@ -21,7 +21,7 @@ from workers.detect.registry import make_extractors
 from workers.detect.scoring import TargetOutcome, check_targets, needed_extractors, score_frames, scoring_frames
 from workers.errors import TrackerError
 from workers.pipeline.evidence import save_evidence
-from workers.media.store import store_from_settings
+from workers.media import store_from_settings
 from workers.reposts import linking
 from workers.reposts.hashing import FrameHash, hash_frames
 from workers.settings import Settings

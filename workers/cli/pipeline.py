@@ -213,7 +213,7 @@ def evidence(
     """Export a video's evidence thumbnails (the best frame of each positive verdict)
     as VIDEO-TARGET-at-SECONDSs.jpg files; prints each path."""
     from workers.pipeline.evidence import export_evidence
-    from workers.media.store import store_from_settings
+    from workers.media import store_from_settings
     from workers.storage import results
     from workers.storage.db import session_scope
 

@@ -40,7 +40,8 @@ from workers.download import fetch_ref, fetch_video
 from workers.errors import BadVideo, Postponed, TrackerError
 from workers.pipeline import alerting
 from workers.pipeline.evidence import evidence_frame_indices, save_evidence
-from workers.media.store import MediaMissing, MediaStore, store_from_settings
+from workers.media import store_from_settings
+from workers.media.store import MediaMissing, MediaStore
 from workers.media.keys import frames_key, media_id, media_of_key, scores_key, video_key
 from workers.media.batches import open_frames, write_frame_stream
 from workers.media.scores import decode_scores, encode_scores

@@ -22,7 +22,8 @@ import numpy as np
 
 from workers.errors import TrackerError
 from workers.images import read_rgb
-from workers.media.store import MediaStore, store_from_settings
+from workers.media import store_from_settings
+from workers.media.store import MediaStore
 from workers.media.keys import evidence_face_key
 from workers.pipeline.stages import is_url
 from workers.settings import Settings

@@ -7,7 +7,7 @@ import csv
 from datetime import datetime
 from typing import IO
 
-from workers.media.store import store_from_settings
+from workers.media import store_from_settings
 from workers.sanitize import csv_cell, sanitize
 from workers.settings import Settings
 from workers.storage import results, reviews

@@ -4,7 +4,7 @@ videos, one video's stages and verdicts. (The web app's pipeline page: ``review.
 from __future__ import annotations
 
 from workers.errors import TrackerError
-from workers.media.store import store_from_settings
+from workers.media import store_from_settings
 from workers.settings import Settings
 from workers.storage import results
 from workers.storage.db import session_scope

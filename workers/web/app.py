@@ -24,7 +24,8 @@ from starlette.staticfiles import StaticFiles
 
 from workers.durations import parse_since
 from workers.errors import TrackerError
-from workers.media.store import MediaMissing, check_key, store_from_settings
+from workers.media import store_from_settings
+from workers.media.store import MediaMissing, check_key
 from workers.review import service
 from workers.sanitize import sanitize
 from workers.settings import Settings
