@@ -86,7 +86,7 @@ def default_concurrency(queues: list[str], gpus: list[str]) -> int:
 
 def worker(
     queues: str = typer.Option(..., "--queues", "-Q", help="Queue(s) to consume: io, cpu or score (comma-separated for several)."),
-    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", min=1, help="Worker processes (default: score one per GPU, else 1; cpu one per core; io 4)."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", min=1, help="Worker processes (default: score one per GPU, else 1; cpu one per core; io 4); a score-only worker on a CPU host or one GPU: videos in flight (default TT_SCORE_VIDEOS_IN_FLIGHT)."),
     loglevel: str = typer.Option("INFO", "--loglevel", "-l", help="DEBUG, INFO, WARNING or ERROR."),
 ) -> None:
     """Run a Celery worker for the given queue(s) (Ctrl-C: finish the current task, then stop)."""
@@ -97,7 +97,10 @@ def worker(
     gpus = visible_gpus() if "score" in names else []
     if gpus:
         os.environ["TT_SCORE_GPUS"] = ",".join(gpus)  # one pool process per GPU (tasks._fresh_process)
-    processes = concurrency or default_concurrency(names, gpus)
+    from workers.pipeline.score_batches import worker_pool
+
+    # A score-only worker with several videos in flight: threads of one process sharing forward passes.
+    pool, processes = worker_pool(names, concurrency, gpus, cfg) or ("prefork", concurrency or default_concurrency(names, gpus))
     os.environ["TT_WORKER_QUEUES"] = ",".join(names)  # score processes warm their models (tasks._fresh_process)
     from workers.pipeline.celery_app import app
 
@@ -108,7 +111,7 @@ def worker(
             "--concurrency", str(processes),
             "--hostname", f"{'+'.join(names)}-{os.getpid()}@%h",
             "--loglevel", loglevel.upper(),
-            "--pool", "prefork",
+            "--pool", pool,
             "--without-gossip",
             "--without-mingle",
         ]

@@ -1,0 +1,67 @@
+"""Score tasks of several videos sharing forward passes (the Celery side).
+
+A score-only worker with ``score_videos_in_flight`` > 1 runs one process with
+that many threads (Celery's ``threads`` pool): each thread runs the ordinary
+``score`` task of one video, so everything ``StageTask.run_stage`` does stays
+per video (acks-late, retries, failures, skipping a finished video, the rest
+of its chain), and the broker holds each unfinished video's message until its
+task ends (a killed worker's videos go back to the queue after
+``broker_visibility_timeout``; a redelivered one finds its scores written and
+goes on). The threads hand their frames to this process's ``SharedPasses``
+(``workers.detect.batching``), which fills each forward pass with chunks of
+several videos. With one video in flight (prefork pool, one process per GPU)
+the same code scores one video at a time.
+
+Why not celery-batches: its batch task gets the messages of a batch as one
+call, so retries, failures and each message's chain would have to be redone
+by hand per request; a video could join a batch only when the previous batch
+had ended; and its 0.11 release requires Celery < 5.7.
+"""
+
+from __future__ import annotations
+
+from celery.signals import task_postrun, task_prerun, worker_init
+
+from workers.detect.batching import passes_for
+from workers.pipeline.celery_app import task_name
+from workers.settings import Settings, get_settings
+
+SCORE_TASK = task_name("score")
+
+
+def worker_pool(queues: list[str], concurrency: int | None, gpus: list[str], settings: Settings) -> tuple[str, int] | None:
+    """``("threads", videos in flight)`` for a worker that only scores, on a CPU host or
+    one GPU, when more than one video is in flight (``--concurrency``, else
+    ``score_videos_in_flight``); None: the worker's usual prefork pool."""
+    if queues != ["score"] or len(gpus) > 1:
+        return None
+    in_flight = concurrency or settings.score_videos_in_flight
+    return ("threads", in_flight) if in_flight > 1 else None
+
+
+@worker_init.connect
+def _warm_threads_pool(sender=None, **_kwargs) -> None:
+    """The threads pool forks no process (no ``worker_process_init``): load the models
+    in the worker itself, before it takes its first video."""
+    pool = getattr(sender, "pool_cls", None)
+    name = pool if isinstance(pool, str) else getattr(pool, "__module__", "")
+    if "thread" not in str(name):
+        return
+    from workers.pipeline import tasks
+
+    tasks.warm_database()
+    tasks.warm_models()
+
+
+@task_prerun.connect
+def _expect_video(sender=None, **_kwargs) -> None:
+    """A score task has started: the next pass may wait briefly for its frames."""
+    if getattr(sender, "name", None) == SCORE_TASK:
+        passes_for(get_settings()).expect()
+
+
+@task_postrun.connect
+def _video_settled(sender=None, **_kwargs) -> None:
+    """The task ended (scored, skipped or failed): no pass waits for it any more."""
+    if getattr(sender, "name", None) == SCORE_TASK:
+        passes_for(get_settings()).unexpect()
