@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -20,6 +22,17 @@ def seed_env(root: Path, weights: Path) -> dict:
         CUDA_VISIBLE_DEVICES="", TT_DATABASE_URL=f"sqlite:///{root / 'train.db'}",
     )
     return env
+
+
+@pytest.fixture(scope="session")
+def small_trump(seed_dir, seed_weights, tmp_path_factory) -> Path:
+    """The models folder of target ``trump``, trained once per session (the folder is the
+    cache, as for ``red_target``)."""
+    root = tmp_path_factory.getbasetemp() / "small-trump"
+    if (root / "models" / "trump" / "target.json").is_file():
+        return root / "models"
+    root.mkdir(parents=True, exist_ok=True)
+    return train_small_trump(seed_dir, seed_weights, root)
 
 
 def train_small_trump(seed_dir: Path, weights: Path, root: Path) -> Path:

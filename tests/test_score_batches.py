@@ -9,6 +9,7 @@ import threading
 import numpy as np
 import pytest
 
+from tests.score_batches_support import small_trump  # noqa: F401  (fixture)
 from tests.test_scoring import THIRD, Bright, MeanBrightness, frames_of
 from workers.detect.batching import SharedPasses
 from workers.detect.scoring import VideoScoring, collect_scores, collect_scores_of
@@ -177,18 +178,11 @@ def test_seed_videos_score_identically_alone_and_together(seed_target, seed_dir)
 
 
 @pytest.fixture(scope="module")
-def seed_target(seed_trump_models, seed_weights):
+def seed_target(small_trump, seed_weights):
     from workers.detect.backbone import VGG16Backbone
     from workers.targets.bundle import load_target
 
-    return load_target(seed_trump_models, "trump"), VGG16Backbone(str(seed_weights), "torch")
-
-
-@pytest.fixture(scope="module")
-def seed_trump_models(seed_dir, seed_weights, tmp_path_factory):
-    from tests.score_batches_support import train_small_trump
-
-    return train_small_trump(seed_dir, seed_weights, tmp_path_factory.mktemp("trump"))
+    return load_target(small_trump, "trump"), VGG16Backbone(str(seed_weights), "torch", precision="float32")
 
 
 def test_videos_per_pass_never_mixes_up_frames_of_equal_index():

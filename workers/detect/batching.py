@@ -34,6 +34,9 @@ class _Entry:
     video: VideoScoring
     extractors: Mapping[str, Extractor]
     done: Future = field(default_factory=Future)
+    passes: int = 0
+    most_videos: int = 0  # the most videos in one of its passes
+    most_frames: int = 0  # the most frames in one of its passes
 
 
 @dataclass
@@ -134,7 +137,14 @@ class SharedPasses:
             self.stats.videos += len(members)
             active = []
             for entry in members:
+                entry.passes += 1
+                entry.most_videos = max(entry.most_videos, len(members))
+                entry.most_frames = max(entry.most_frames, frames)
                 if entry.video.finished:
+                    log.info(
+                        "scored %d frames in %d passes, shared with up to %d videos (%d frames per pass at most)",
+                        entry.video.total, entry.passes, entry.most_videos, entry.most_frames,
+                    )
                     entry.done.set_result(entry.video.scores)
                 else:
                     active.append(entry)
