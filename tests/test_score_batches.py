@@ -195,3 +195,17 @@ def test_videos_per_pass_never_mixes_up_frames_of_equal_index():
     assert [round(s.score, 3) for s in out[0]["b"]] == [round(250 / 255, 3)] * 4
     assert [round(s.score, 3) for s in out[1]["b"]] == [round(5 / 255, 3)] * 4
     assert np.allclose([s.index for s in out[0]["b"]], [s.index for s in out[1]["b"]])
+
+
+def test_only_a_score_only_worker_on_one_device_runs_videos_in_threads():
+    from workers.pipeline.score_batches import worker_pool
+    from workers.settings import Settings
+
+    settings = Settings(score_videos_in_flight=4)
+    assert worker_pool(["score"], None, [], settings) == ("threads", 4)
+    assert worker_pool(["score"], None, ["0"], settings) == ("threads", 4)
+    assert worker_pool(["score"], 16, [], settings) == ("threads", 16)
+    assert worker_pool(["score"], 1, [], settings) is None  # one video at a time: prefork, as before
+    assert worker_pool(["score"], None, ["0", "1"], settings) is None  # one process per GPU
+    assert worker_pool(["cpu", "score"], None, [], settings) is None
+    assert worker_pool(["score"], None, [], Settings(score_videos_in_flight=1)) is None

@@ -81,6 +81,7 @@ def test_passes_were_shared_by_several_videos(run):
     cluster, jobs, final, *_ = run
     assert set(final.values()) == {"done"}, cluster.log_text()
     log = cluster.logs["score"].read_text(errors="replace")
+    assert "threads pool: models warmed" in log, log[-4000:]
     shared = [int(m) for m in re.findall(r"shared with up to (\d+) videos", log)]
     assert len(shared) == len(jobs), log[-4000:]
     assert max(shared) > 1, log[-4000:]

@@ -20,13 +20,18 @@ had ended; and its 0.11 release requires Celery < 5.7.
 
 from __future__ import annotations
 
-from celery.signals import task_postrun, task_prerun, worker_init
+import logging
+import time
+
+from celery.signals import task_postrun, task_prerun, worker_init, worker_ready
 
 from workers.detect.batching import passes_for
 from workers.pipeline.celery_app import task_name
 from workers.settings import Settings, get_settings
 
 SCORE_TASK = task_name("score")
+log = logging.getLogger("workers.pipeline.worker")
+_warmed: list[str] = []  # said once the worker's logging is up (worker_ready)
 
 
 def worker_pool(queues: list[str], concurrency: int | None, gpus: list[str], settings: Settings) -> tuple[str, int] | None:
@@ -49,8 +54,20 @@ def _warm_threads_pool(sender=None, **_kwargs) -> None:
         return
     from workers.pipeline import tasks
 
+    started = time.monotonic()
     tasks.warm_database()
-    tasks.warm_models()
+    tasks.warm_models()  # its warnings reach the log; its info line comes before logging is set up
+    settings = get_settings()
+    _warmed.append(
+        f"threads pool: models warmed in {time.monotonic() - started:.1f} s; forward passes of up to "
+        f"{settings.score_batch_frames} frames shared by the videos in flight"
+    )
+
+
+@worker_ready.connect
+def _say_warmed(**_kwargs) -> None:
+    for line in _warmed:
+        log.info(line)
 
 
 @task_prerun.connect
