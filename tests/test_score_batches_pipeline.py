@@ -28,6 +28,7 @@ from tests.pipeline_support import (
     redis_url,  # noqa: F401  (fixture)
 )
 from tests.score_batches_support import small_trump  # noqa: F401  (fixture)
+from tests.videos import write_video
 from workers.storage.models import Detection, StageTiming, Video
 
 pytestmark = pytest.mark.services
@@ -65,26 +66,38 @@ def run(setup, tmp_path_factory, module_postgres_url, redis_url):  # noqa: F811
     models, target, weights, seeds = setup
     root = tmp_path_factory.mktemp("score-batches")
     videos = [*make_videos(root / "videos", 6, seconds=9, fps=4), *seeds]
+    spoiled = write_video(root / "spoiled.mp4", seconds=9, fps=4, color=(30, 210, 30), seed=77)  # no repost of the others
     cluster = Cluster(root, module_postgres_url, redis_url, models, **SHARING, **weights)
     try:
         cluster.start_worker("io+cpu", "io,cpu", concurrency=2)
-        job_ids = cluster.enqueue(*map(str, videos), "--target", target)
-        _wait_for_frames(cluster, len(videos))
+        job_ids = cluster.enqueue(*map(str, videos), str(spoiled), "--target", target)
+        _wait_for_frames(cluster, len(job_ids))
+        # One video's frame batch goes bad before the score worker reads it: that video alone fails.
+        (root / "data" / "media" / "frames" / f"{job_ids[-1]}.npz").write_bytes(b"not a frame batch")
         cluster.start_worker("score", "score", concurrency=4)  # threads pool: 4 videos in flight
         final = cluster.wait(job_ids, timeout=400)
-        yield cluster, dict(zip(map(str, videos), job_ids)), final, videos, models, target, weights, root
+        jobs = dict(zip(map(str, [*videos, spoiled]), job_ids))
+        yield cluster, jobs, final, videos, models, target, weights, root, job_ids[-1]
     finally:
         cluster.stop()
 
 
 def test_passes_were_shared_by_several_videos(run):
-    cluster, jobs, final, *_ = run
-    assert set(final.values()) == {"done"}, cluster.log_text()
+    cluster, jobs, final, videos, *_, spoiled = run
+    assert {final[jobs[str(p)]] for p in videos} == {"done"}, cluster.log_text()
     log = cluster.logs["score"].read_text(errors="replace")
     assert "threads pool: models warmed" in log, log[-4000:]
     shared = [int(m) for m in re.findall(r"shared with up to (\d+) videos", log)]
-    assert len(shared) == len(jobs), log[-4000:]
+    assert len(shared) == len(videos), log[-4000:]
     assert max(shared) > 1, log[-4000:]
+
+
+def test_a_video_whose_frames_went_bad_fails_alone_with_its_reason(run):
+    cluster, _jobs, final, *_, spoiled = run
+    assert final[spoiled] == "failed"
+    with cluster.session() as s:
+        video = s.scalars(select(Video).where(Video.job_id == spoiled)).one()
+        assert f"frames/{spoiled}.npz" in video.error and "Traceback" not in video.error, video.error
 
 
 def test_scores_and_verdicts_equal_scoring_each_video_alone(run):
@@ -92,7 +105,7 @@ def test_scores_and_verdicts_equal_scoring_each_video_alone(run):
     from workers.settings import Settings
     from workers.storage.db import session_scope
 
-    cluster, jobs, _final, videos, models, target, weights, root = run
+    cluster, jobs, _final, videos, models, target, weights, root, _spoiled = run
     settings = Settings(
         data_dir=root / "scan-data", models_dir=models, database_url=f"sqlite:///{root / 'scan.db'}",
         batch_size=SHARING["batch_size"], **weights,
