@@ -131,8 +131,12 @@ def test_scores_and_verdicts_equal_scoring_each_video_alone(run):
 
 def test_killed_worker_with_videos_in_flight_loses_none_and_scores_none_twice(setup, tmp_path, postgres_url, private_redis):  # noqa: F811
     # A broker of its own: the module's cluster (and its workers) still runs on ``redis_url``.
+    # The visibility timeout: short, so that the dead worker's videos come back soon, but
+    # longer than a score task here (4 videos share each pass): Redis hands out again any
+    # message unacknowledged for longer, a live worker's too (a second delivery, which
+    # the stages skip, but which records its stages' timings once more).
     models, target, weights, _seeds = setup
-    cluster = Cluster(tmp_path, postgres_url, private_redis.url, models, broker_visibility_timeout=8, **SHARING, **weights)
+    cluster = Cluster(tmp_path, postgres_url, private_redis.url, models, broker_visibility_timeout=45, **SHARING, **weights)
     try:
         cluster.start_worker("io+cpu", "io,cpu", concurrency=2)
         videos = make_videos(tmp_path / "videos", 5, seconds=12, fps=2)
@@ -152,7 +156,7 @@ def test_killed_worker_with_videos_in_flight_loses_none_and_scores_none_twice(se
         assert all(cluster.statuses()[j] == "scoring" for j in held)  # nobody finished them
 
         cluster.start_worker("score-2", "score", concurrency=4)
-        final = cluster.wait(job_ids, timeout=300)
+        final = cluster.wait(job_ids, timeout=400)
         assert set(final.values()) == {"done"}, cluster.log_text()
         with cluster.session() as s:
             per_video = dict(s.execute(select(Detection.video_id, func.count()).group_by(Detection.video_id)).all())
