@@ -86,6 +86,30 @@ class Settings(BaseSettings):
         1280, ge=64, description="Sampled frames larger than this are downscaled (longest side)."
     )
     batch_size: int = Field(16, ge=1, description="Frames per backbone forward pass.")
+    score_batch_frames: int = Field(
+        64,
+        ge=1,
+        description=(
+            "Most frames per forward pass of a score worker that scores several videos at once: each pass takes "
+            "the next batch_size-frame chunk of up to score_batch_frames // batch_size videos. GPU hosts: 64-256."
+        ),
+    )
+    score_batch_wait_ms: float = Field(
+        20.0,
+        ge=0,
+        description=(
+            "How long a forward pass that is not full waits for videos that the score worker has already taken "
+            "from the queue (a lone video waits for nothing)."
+        ),
+    )
+    score_videos_in_flight: int = Field(
+        4,
+        ge=1,
+        description=(
+            "Videos a score-only worker scores at once (threads of one process sharing its forward passes); "
+            "1: one process per GPU (or one on a CPU host), one video at a time. GPU hosts: 16 or more."
+        ),
+    )
     early_verdict: bool = Field(
         True,
         description="Stop scoring a video once no remaining frame can change any verdict.",

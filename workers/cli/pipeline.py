@@ -35,7 +35,7 @@ class Format(str, Enum):
 
 def worker(
     queues: str = typer.Option(..., "--queues", "-Q", help="Queue(s) to consume: io, cpu or score (comma-separated for several)."),
-    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", min=1, help="Worker processes (default: score one per GPU, else 1; cpu one per core; io 4)."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", min=1, help="Worker processes (default: score one per GPU, else 1; cpu one per core; io 4); a score-only worker on a CPU host or one GPU: videos in flight (default TT_SCORE_VIDEOS_IN_FLIGHT)."),
     loglevel: str = typer.Option("INFO", "--loglevel", "-l", help="DEBUG, INFO, WARNING or ERROR."),
 ) -> None:
     """Run a Celery worker for the given queue(s) (Ctrl-C: finish the current task, then stop)."""

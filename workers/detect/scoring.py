@@ -9,6 +9,12 @@ frame that went through the models (mean absolute difference of their 32x32
 grey thumbnails at most the tolerance, on the 0-255 scale) takes that frame's
 scores instead (``FrameScore.reused_from``). Pure logic: no Celery, no database.
 
+A video is scored in chunks of ``batch_size`` frames that need the models
+(``VideoScoring``); one forward pass may carry the next chunk of several videos
+(``score_pass``, ``collect_scores_of``; the score worker's ``SharedPasses``), and
+each video is still scored exactly as alone: ``collect_scores`` is the same
+code with one video.
+
 ``collect_scores`` (the model work) and ``outcomes_for`` (the verdicts) are
 separate steps so that the pipeline can run them as separate stages;
 ``score_frames`` is both, for the in-process scan.
@@ -118,6 +124,152 @@ class _Duplicates:
         return None
 
 
+@dataclass
+class _Chunk:
+    """One video's share of a forward pass: the frames read since its last chunk."""
+
+    start: int  # position of window[0] in the video's sampled frames
+    window: list[Frame]  # every frame read, the near-duplicates too
+    fresh: list[int]  # positions of the frames that go through the models
+    sources: dict[int, int]  # position of a near-duplicate -> position of the frame it reuses
+
+    def images(self) -> list[np.ndarray]:
+        return [self.window[p - self.start].image for p in self.fresh]
+
+
+class VideoScoring:
+    """The scoring of one video (all its sampled frames), one chunk of at most
+    ``batch_size`` frames that need the models at a time, so that it can share
+    forward passes with other videos (``score_pass``) and still score exactly as
+    alone: the same chunks, the same early verdict after each, the same reuse.
+
+    ``frames`` may be an iterator (a frame batch read chunk by chunk): it is read one
+    chunk at a time, never held whole; then ``total`` says how many frames it has
+    (the early verdict needs it)."""
+
+    def __init__(
+        self,
+        frames: Iterable[Frame],
+        targets: Sequence[Target],
+        batch_size: int = 16,
+        early_verdict: bool = True,
+        on_batch: Callable[[int], None] | None = None,
+        duplicate_tolerance: float = 0.0,
+        total: int | None = None,
+    ) -> None:
+        if total is None:
+            frames = frames if isinstance(frames, Sequence) else list(frames)
+            total = len(frames)
+        self.total = total
+        self.batch_size = batch_size
+        self.early_verdict = early_verdict
+        self.on_batch = on_batch
+        self.scores: dict[str, list[FrameScore]] = {t.name: [] for t in targets}
+        self.pending = list(targets)  # targets whose verdict is still open
+        self.position = 0
+        self._stream = iter(frames)
+        self._duplicates = _Duplicates(duplicate_tolerance)
+        if on_batch and not self.pending and total:
+            on_batch(total)  # no target: every frame skipped
+
+    @property
+    def finished(self) -> bool:
+        return self.position >= self.total or not self.pending
+
+    def needs(self) -> set[str]:
+        """The extractors this video's next chunk goes through."""
+        return needed_extractors(self.pending)
+
+    def next_chunk(self) -> _Chunk:
+        """Read frames up to ``batch_size`` of them that need scoring (near-duplicates ride along)."""
+        chunk = _Chunk(self.position, [], [], {})
+        while self.position < self.total and len(chunk.fresh) < self.batch_size:
+            frame = next(self._stream, None)
+            if frame is None:  # fewer frames than announced
+                self.total = self.position
+                break
+            chunk.window.append(frame)
+            source = self._duplicates.source_of(self.position, frame)
+            if source is None:
+                chunk.fresh.append(self.position)
+            else:
+                chunk.sources[self.position] = source
+            self.position += 1
+        return chunk
+
+    def add(self, chunk: _Chunk, outputs: Mapping[str, object]) -> None:
+        """Take the extractors' ``outputs`` for the chunk's fresh frames (one entry per
+        frame, by extractor key); then decide what the early verdict allows to stop."""
+        batch = [chunk.window[p - chunk.start] for p in chunk.fresh]
+        for t in self.pending:
+            own = t.score(outputs[t.extractor_key], [f.index for f in batch], [f.timestamp for f in batch]) if batch else []
+            scored = dict(zip(chunk.fresh, own))
+            out = self.scores[t.name]
+            for p in range(chunk.start, chunk.start + len(chunk.window)):
+                if p in scored:
+                    out.append(scored[p])
+                else:
+                    copied, frame = out[chunk.sources[p]], chunk.window[p - chunk.start]
+                    out.append(replace(copied, index=frame.index, timestamp=frame.timestamp, reused_from=copied.index))
+        if self.on_batch:
+            self.on_batch(len(chunk.window))
+        if self.early_verdict:
+            self.pending = [
+                t
+                for t in self.pending
+                if not is_decided(t.rule, self.total, len(self.scores[t.name]), _positives(self.scores[t.name], t.threshold))
+            ]
+        if self.finished and self.on_batch and self.position < self.total:
+            self.on_batch(self.total - self.position)  # frames skipped by the early verdict
+
+
+def score_pass(videos: Sequence[VideoScoring], extractors: Mapping[str, Extractor]) -> int:
+    """One forward pass per extractor over the next chunk of each unfinished video
+    (``score_chunks``). Returns the number of frames in the largest pass."""
+    return score_chunks([(v, v.next_chunk()) for v in videos if not v.finished], extractors)
+
+
+def score_chunks(chunks: Sequence[tuple[VideoScoring, _Chunk]], extractors: Mapping[str, Extractor]) -> int:
+    """Put the chunks of several videos through each extractor in one forward pass and
+    hand each video its share. A video's frames are scored exactly as if it were alone
+    (a frame's features do not depend on the other frames of its pass;
+    ``tests/test_score_batches.py`` checks that on the real VGG16)."""
+    outputs: list[dict[str, object]] = [{} for _ in chunks]
+    largest = 0
+    for key in sorted(set().union(*(v.needs() for v, _ in chunks))):
+        members = [i for i, (v, c) in enumerate(chunks) if key in v.needs() and c.fresh]
+        if not members:
+            continue
+        images = [image for i in members for image in chunks[i][1].images()]
+        extracted = extractors[key].extract(images)
+        largest = max(largest, len(images))
+        offset = 0
+        for i in members:
+            n = len(chunks[i][1].fresh)
+            outputs[i][key] = extracted[offset : offset + n]
+            offset += n
+    for (video, chunk), out in zip(chunks, outputs):
+        video.add(chunk, out)
+    return largest
+
+
+def collect_scores_of(
+    videos: Sequence[VideoScoring], extractors: Mapping[str, Extractor], videos_per_pass: int = 1
+) -> list[dict[str, list[FrameScore]]]:
+    """Score several videos together, each forward pass taking the next chunk of up to
+    ``videos_per_pass`` unfinished videos (in order: a video that finishes makes room
+    for the next). Each video's scores as ``collect_scores`` gives them alone."""
+    waiting, active = list(videos), []
+    while waiting or active:
+        active = [v for v in active if not v.finished]
+        while waiting and len(active) < videos_per_pass:
+            active.append(waiting.pop(0))
+        if active:
+            score_pass(active, extractors)
+        active = [v for v in active if not v.finished]
+    return [v.scores for v in videos]
+
+
 def collect_scores(
     frames: Iterable[Frame],
     targets: Sequence[Target],
@@ -128,63 +280,15 @@ def collect_scores(
     duplicate_tolerance: float = 0.0,
     total: int | None = None,
 ) -> dict[str, list[FrameScore]]:
-    """Per-frame scores of ``frames`` (all sampled frames of one video) for every target.
+    """Per-frame scores of ``frames`` (all sampled frames of one video) for every target:
+    ``collect_scores_of`` with one video (see ``VideoScoring`` for the arguments).
 
-    ``frames`` may be an iterator (a frame batch read chunk by chunk): it is read one
-    batch at a time, never held whole; then ``total`` says how many frames it has
-    (the early verdict needs it). With ``early_verdict`` a target's list stops where
-    its verdict was decided. Each forward pass takes ``batch_size`` frames that need
-    scoring; the near-duplicates among them (see the module docstring) ride along for free.
+    With ``early_verdict`` a target's list stops where its verdict was decided. Each
+    forward pass takes ``batch_size`` frames that need scoring; the near-duplicates
+    among them (see the module docstring) ride along for free.
     """
-    if total is None:
-        frames = frames if isinstance(frames, Sequence) else list(frames)
-        total = len(frames)
-    stream = iter(frames)
-    scores: dict[str, list[FrameScore]] = {t.name: [] for t in targets}
-    pending = list(targets)
-    duplicates = _Duplicates(duplicate_tolerance)
-    position = 0
-    while position < total and pending:
-        start, window, fresh, sources = position, [], [], {}
-        while position < total and len(fresh) < batch_size:
-            frame = next(stream, None)
-            if frame is None:  # fewer frames than announced
-                total = position
-                break
-            window.append(frame)
-            source = duplicates.source_of(position, frame)
-            if source is None:
-                fresh.append(position)
-            else:
-                sources[position] = source
-            position += 1
-        batch = [window[p - start] for p in fresh]
-        outputs = (
-            {key: extractors[key].extract([f.image for f in batch]) for key in needed_extractors(pending)}
-            if batch
-            else {}
-        )
-        for t in pending:
-            own = t.score(outputs[t.extractor_key], [f.index for f in batch], [f.timestamp for f in batch]) if batch else []
-            scored = dict(zip(fresh, own))
-            out = scores[t.name]
-            for p in range(start, position):
-                if p in scored:
-                    out.append(scored[p])
-                else:
-                    copied, frame = out[sources[p]], window[p - start]
-                    out.append(replace(copied, index=frame.index, timestamp=frame.timestamp, reused_from=copied.index))
-        if on_batch:
-            on_batch(position - start)
-        if early_verdict:
-            pending = [
-                t
-                for t in pending
-                if not is_decided(t.rule, total, len(scores[t.name]), _positives(scores[t.name], t.threshold))
-            ]
-    if on_batch and position < total:
-        on_batch(total - position)  # frames skipped by the early verdict
-    return scores
+    video = VideoScoring(frames, targets, batch_size, early_verdict, on_batch, duplicate_tolerance, total)
+    return collect_scores_of([video], extractors)[0]
 
 
 def outcomes_for(

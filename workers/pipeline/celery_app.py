@@ -28,6 +28,7 @@ from workers.settings import Settings, get_settings
 
 QUEUES = ("io", "cpu", "score")
 TASKS = "workers.pipeline.tasks"
+SCORE_BATCHES = "workers.pipeline.score_batches"  # a score worker's shared forward passes
 STAGE_QUEUES = {
     "download": "io",
     "frames": "cpu",
@@ -100,7 +101,7 @@ def celery_config(settings: Settings) -> dict:
 
 
 def make_app(settings: Settings | None = None) -> Celery:
-    app = Celery("tiktok_tracker", include=[TASKS])
+    app = Celery("tiktok_tracker", include=[TASKS, SCORE_BATCHES])
     app.conf.update(celery_config(settings or get_settings()))
     return app
 

@@ -28,11 +28,11 @@ from sqlalchemy import func, select
 
 from workers.detect.backbone import INPUT_SIZE
 from workers.detect.base import Extractor, Target
+from workers.detect.batching import passes_for
 from workers.detect.registry import make_extractor
 from workers.detect.scoring import (
     backbone_frames_suffice,
     check_targets,
-    collect_scores,
     needed_extractors,
     outcomes_for,
 )
@@ -345,7 +345,7 @@ def score(ctx: StageContext, video_id: int) -> bool:
         backbone_only = backbone_frames_suffice(targets)
         if not backbone_only and not batch.has_images:
             raise MediaMissing(f"{video.source}: its frame batch holds only backbone-sized frames (its targets changed kind?)")
-        scores = collect_scores(
+        scores = passes_for(ctx.settings).collect_scores(  # forward passes shared with this process's other videos
             batch.frames(backbone_only),  # streamed: one chunk read, one frame decoded at a time
             targets,
             extractors,

@@ -53,8 +53,9 @@ def default_concurrency(queues: list[str], gpus: list[str]) -> int:
 @dataclass(frozen=True)
 class WorkerPlan:
     queues: list[str]
-    concurrency: int
+    concurrency: int  # pool processes, or threads (videos in flight) for the threads pool
     gpus: list[str]  # one pool process per GPU (score queue only)
+    pool: str = "prefork"  # "threads": one process whose threads share forward passes (workers.pipeline.score_batches)
 
     def environment(self) -> dict[str, str]:
         """What the pool processes read after the fork: their GPU, whether to warm models."""
@@ -71,7 +72,7 @@ class WorkerPlan:
             "--concurrency", str(self.concurrency),
             "--hostname", f"{'+'.join(self.queues)}-{pid}@%h",
             "--loglevel", loglevel.upper(),
-            "--pool", "prefork",
+            "--pool", self.pool,
             "--without-gossip",
             "--without-mingle",
         ]
@@ -83,4 +84,17 @@ def plan_worker(settings, queues: str, concurrency: int | None = None) -> Worker
     if not settings.broker_url:
         raise TrackerError("no broker configured: set TT_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
     gpus = visible_gpus() if "score" in names else []
+    threads = score_threads(names, concurrency, gpus, settings)
+    if threads:
+        return WorkerPlan(names, threads, gpus, pool="threads")
     return WorkerPlan(names, concurrency or default_concurrency(names, gpus), gpus)
+
+
+def score_threads(queues: list[str], concurrency: int | None, gpus: list[str], settings) -> int | None:
+    """Videos in flight for a worker that only scores, on a CPU host or one GPU, when more
+    than one (``--concurrency``, else ``score_videos_in_flight``): its threads share forward
+    passes (``workers.pipeline.score_batches``); None: the usual prefork pool."""
+    if queues != ["score"] or len(gpus) > 1:
+        return None
+    in_flight = concurrency or settings.score_videos_in_flight
+    return in_flight if in_flight > 1 else None
