@@ -17,6 +17,11 @@ from workers.cli.pipeline import default_concurrency, parse_queues
 from workers.pipeline.celery_app import QUEUES, STAGE_QUEUES, celery_config, task_name
 from workers.settings import Settings
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 COMPOSE = ROOT / "docker-compose.yml"
 
 
@@ -137,6 +142,16 @@ def test_dockerfiles_and_docs_exist():
     for path in ("infra/Dockerfile.cpu", "infra/Dockerfile.gpu", "infra/env.example", "infra/config/tiktok-tracker.toml", "docs/pipeline.md"):
         assert (ROOT / path).is_file(), path
     assert "tensorflow[and-cuda]" in (ROOT / "infra" / "Dockerfile.gpu").read_text()
+
+
+def test_the_package_ships_every_data_file_it_has():
+    """An image installs the package (not editable): templates, static files and migrations must be in it."""
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["workers"]
+    package = ROOT / "workers"
+    shipped = {path for pattern in patterns for path in package.glob(pattern)}
+    data = {path for path in package.rglob("*") if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts}
+    assert data, "no data files found"
+    assert sorted(str(p.relative_to(package)) for p in data - shipped) == []
 
 
 def test_compose_file_validates_with_docker_compose(tmp_path):
