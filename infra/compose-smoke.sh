@@ -94,8 +94,11 @@ if [ "$official" = 0 ]; then
   fi
   docker build -q -f "$root/infra/local-base/Dockerfile.postgres" --build-arg BASE_IMAGE="$base_image" \
     -t "$postgres_image" "$root/infra/local-base" >"$work/postgres-build.log" 2>&1 || die "tt-postgres build failed (see $work/postgres-build.log)"
+  say "base images ready in $(since "$t_base") s"
+  t_wheels=$(now)
   image_python=$(docker run --rm "$base_image" python3 -c 'import sys; print("python%d.%d" % sys.version_info[:2])')
   PYTHON=${PYTHON:-$image_python} "$root/infra/wheelhouse.sh" || die "wheelhouse failed"
+  say "wheelhouse ready in $(since "$t_wheels") s"
   export TT_BASE_IMAGE=$base_image TT_PIP_OFFLINE=1 TT_REDIS_IMAGE=$base_image TT_POSTGRES_IMAGE=$postgres_image
 fi
 base_s=$(since "$t_base")
