@@ -163,7 +163,8 @@ def test_compose_images_can_be_replaced_and_default_to_the_official_ones(compose
 def test_compose_s3_profile_runs_a_local_s3_server_for_every_service(compose):
     services = compose["services"]
     s3 = services["s3"]
-    assert s3["profiles"] == ["s3"] and s3["image"] == services["worker-io"]["image"]
+    assert s3["profiles"] == ["s3"]
+    assert s3["image"] == services["worker-io"]["image"] and s3["build"] == services["worker-io"]["build"]
     assert "exec moto_server -H 0.0.0.0 -p 5000" in " ".join(s3["command"])
     assert "ports" not in s3  # reached by the services only, on the compose network
     for name in ("worker-io", "worker-cpu", "worker-score", "worker-score-gpu", "beat", "flower", "web"):
