@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench clean wheelhouse compose-smoke
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python -m pip install -q -e '.[test,bench]'
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+# Wheels for offline image builds (infra/wheelhouse/); then the compose stack run for
+# real on the seed videos (root, Docker; docs/pipeline.md, "With Docker Compose").
+wheelhouse:
+	infra/wheelhouse.sh $(WHEELHOUSE_EXTRA)
+
+compose-smoke:
+	infra/compose-smoke.sh $(SMOKE_ARGS)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

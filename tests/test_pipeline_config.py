@@ -16,6 +16,11 @@ from workers.services.worker_plan import UnknownQueue, default_concurrency, pars
 from workers.pipeline.celery_app import QUEUES, STAGE_QUEUES, celery_config, task_name
 from workers.settings import Settings
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 COMPOSE = ROOT / "docker-compose.yml"
 
 
@@ -138,6 +143,48 @@ def test_dockerfiles_and_docs_exist():
     assert "tensorflow[and-cuda]" in (ROOT / "infra" / "Dockerfile.gpu").read_text()
 
 
+def test_compose_images_can_be_replaced_and_default_to_the_official_ones(compose):
+    """infra/compose-smoke.sh swaps in images built from Debian packages and a wheelhouse."""
+    services = compose["services"]
+    assert services["redis"]["image"] == "${TT_REDIS_IMAGE:-redis:7-alpine}"
+    assert services["postgres"]["image"] == "${TT_POSTGRES_IMAGE:-postgres:16-alpine}"
+    for name in ("worker-io", "worker-score-gpu"):
+        args = services[name]["build"]["args"]
+        assert args["BASE_IMAGE"] == "${TT_BASE_IMAGE:-python:3.11-slim-bookworm}"
+        assert args["PIP_OFFLINE"] == "${TT_PIP_OFFLINE:-}"
+    for dockerfile in ("Dockerfile.cpu", "Dockerfile.gpu"):
+        text = (ROOT / "infra" / dockerfile).read_text()
+        assert "ARG BASE_IMAGE=python:3.11-slim-bookworm" in text.splitlines()
+        assert text.count("FROM ${BASE_IMAGE}") == 2  # the wheelhouse stays in the build stage
+        assert "--no-index --find-links /wheels" in text
+
+
+def test_compose_s3_profile_runs_a_local_s3_server_for_every_service(compose):
+    services = compose["services"]
+    s3 = services["s3"]
+    assert s3["profiles"] == ["s3"]
+    assert s3["image"] == services["worker-io"]["image"] and s3["build"] == services["worker-io"]["build"]
+    assert "exec moto_server -H 0.0.0.0 -p 5000" in " ".join(s3["command"])
+    assert "ports" not in s3  # reached by the services only, on the compose network
+    for name in ("worker-io", "worker-cpu", "worker-score", "worker-score-gpu", "beat", "flower", "web"):
+        env = services[name]["environment"]
+        assert {"TT_MEDIA_URL", "TT_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(env), name
+    # moto is for trying the store out: in the wheelhouse, never a dependency of the project.
+    assert "moto[server]" in (ROOT / "infra" / "wheelhouse.txt").read_text().splitlines()
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not any(d.startswith("moto") for d in dependencies)
+
+
+def test_the_package_ships_every_data_file_it_has():
+    """An image installs the package (not editable): templates, static files and migrations must be in it."""
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["workers"]
+    package = ROOT / "workers"
+    shipped = {path for pattern in patterns for path in package.glob(pattern)}
+    data = {path for path in package.rglob("*") if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts}
+    assert data, "no data files found"
+    assert sorted(str(p.relative_to(package)) for p in data - shipped) == []
+
+
 def test_compose_file_validates_with_docker_compose(tmp_path):
     """``docker compose config`` where the plugin exists; else Compose v1 (no top-level ``name``)."""
     if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
@@ -148,7 +195,7 @@ def test_compose_file_validates_with_docker_compose(tmp_path):
         cmd = ["docker-compose"]
     else:
         need(False, "neither `docker compose` nor `docker-compose` is installed (.ci/run installs docker-compose)")
-    for profile in ([], ["--profile", "gpu"]):
+    for profile in ([], ["--profile", "gpu"], ["--profile", "s3"]):
         proc = subprocess.run([*cmd, "-f", str(path), "--project-directory", str(ROOT), *profile, "config", "-q"],
                               capture_output=True, text=True, cwd=ROOT)
         assert proc.returncode == 0, proc.stderr
