@@ -66,9 +66,15 @@ def needed_extractors(targets: Sequence[Target]) -> set[str]:
     return {t.extractor_key for t in targets}
 
 
-def backbone_frames_suffice(targets: Sequence[Target]) -> bool:
-    """True when every target reads only VGG16 features, i.e. backbone-sized frames."""
-    return needed_extractors(targets) == {"vgg16"}
+BACKBONE_ONLY_KINDS = frozenset({"classifier"})  # kinds whose targets read only VGG16 features
+
+
+def backbone_frames_suffice(targets: Iterable[Target | TargetSpec | str]) -> bool:
+    """True when every target (or target kind, as saved in its bundle: no model needed)
+    reads only VGG16 features, i.e. backbone-sized frames suffice: the one place this is
+    decided (the pipeline's frame stage stores them alone, its score stage and scan read them)."""
+    kinds = {t if isinstance(t, str) else t.kind for t in targets}
+    return bool(kinds) and kinds <= BACKBONE_ONLY_KINDS
 
 
 def scoring_frames(frames: Sequence[Frame], targets: Sequence[Target]) -> list[Frame]:
