@@ -6,7 +6,7 @@ the database: so a video's per-frame scores and verdict here are the scan's."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +30,7 @@ class EvalRow:
     frames: int = 0
     positive_frames: int = 0
     error: str | None = None
+    scores: list = field(default_factory=list, repr=False)  # the per-frame ``FrameScore``s (not in the JSON report)
 
     @property
     def correct(self) -> bool:
@@ -44,7 +45,7 @@ class EvalReport:
 
     def to_json(self) -> dict:
         return {
-            "videos": [asdict(r) | {"correct": r.correct} for r in self.rows],
+            "videos": [{k: v for k, v in asdict(r).items() if k != "scores"} | {"correct": r.correct} for r in self.rows],
             "video_metrics": self.video_metrics,
             "frame_metrics": self.frame_metrics,
         }
@@ -75,7 +76,7 @@ def evaluate_target(
             else:
                 scores = processing.score(frames.scoring, [target], extractors, options)
                 v = processing.decide([target], scores, len(frames.sampled.frames))[target.name].verdict
-                rows.append(EvalRow(str(path), expected, v.label, v.frames, v.positive_frames))
+                rows.append(EvalRow(str(path), expected, v.label, v.frames, v.positive_frames, scores=scores[target.name]))
                 flagged[expected][0] += v.positive_frames
                 flagged[expected][1] += v.frames
             if on_video:

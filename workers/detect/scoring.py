@@ -11,7 +11,7 @@ scores instead (``FrameScore.reused_from``). Pure logic: no Celery, no database.
 
 ``collect_scores`` (the model work) and ``outcomes_for`` (the verdicts) are
 separate steps so that the pipeline can run them as separate stages;
-``score_frames`` is both, for the in-process scan.
+``score_frames`` is both.
 """
 
 from __future__ import annotations
@@ -75,15 +75,6 @@ def backbone_frames_suffice(targets: Iterable[Target | TargetSpec | str]) -> boo
     decided (the pipeline's frame stage stores them alone, its score stage and scan read them)."""
     kinds = {t if isinstance(t, str) else t.kind for t in targets}
     return bool(kinds) and kinds <= BACKBONE_ONLY_KINDS
-
-
-def scoring_frames(frames: Sequence[Frame], targets: Sequence[Target]) -> list[Frame]:
-    """The frames as the models will see them: resized once to the backbone's
-    input when that is all the targets read (as the pipeline's frame stage
-    stores them), else as sampled."""
-    if not backbone_frames_suffice(targets):
-        return list(frames)
-    return [replace(f, image=resize_frame(f.image)) for f in frames]
 
 
 def check_targets(targets: Sequence[Target], extractors: Mapping[str, Extractor]) -> None:

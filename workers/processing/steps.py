@@ -6,21 +6,22 @@
 The pipeline runs one step per stage task and passes store keys between them
 (frames stream chunk by chunk into a frame batch); ``scan`` and ``target
 eval`` run them in a row in one process, frames in memory. Either way a frame
-reaches the models the same way (``scoring_frames``: backbone-sized when that is
-all the targets read, as the frame batch stores them), so the per-frame scores
-and verdicts are the same.
+reaches the models the same way (``scoring_frames``: as the frame batch gives
+it back), so the per-frame scores and verdicts are the same.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from sqlalchemy.orm import Session
 
 from workers.detect.base import Extractor, Target
-from workers.detect.scoring import TargetOutcome, TargetSpec, check_targets, collect_scores, outcomes_for, scoring_frames
+from workers.detect.backbone import resize_frame
+from workers.detect.scoring import TargetOutcome, TargetSpec, backbone_frames_suffice, check_targets, collect_scores, outcomes_for
+from workers.media.frame_batch import decode_jpeg, encode_jpeg
 from workers.media.store import MediaStore
 from workers.processing.evidence import evidence_frame_indices, save_evidence
 from workers.processing.options import ScoringOptions
@@ -46,6 +47,16 @@ def sample(path, settings, hashes: list[FrameHash] | None = None) -> Iterator[tu
         if hashes is not None and settings.repost_matching:
             frames = hashed(frames, hashes)
         yield reader, frames
+
+
+def scoring_frames(frames: Iterable[Frame], targets: Sequence[Target | TargetSpec | str]) -> list[Frame]:
+    """The frames as the models read them, whichever way the video came: resized once to
+    the backbone's input (lossless) when that is all ``targets`` read, else as sampled after
+    the frame batch's JPEG round trip (``FULL_FRAME_QUALITY``). The pipeline's frame stage
+    stores exactly these, so scan, eval and pipeline score the same pixels."""
+    if backbone_frames_suffice(targets):
+        return [replace(f, image=resize_frame(f.image)) for f in frames]
+    return [replace(f, image=decode_jpeg(encode_jpeg(f.image))) for f in frames]
 
 
 @dataclass
