@@ -74,7 +74,7 @@ def evaluate_target(
             except TrackerError as exc:
                 rows.append(EvalRow(str(path), expected, "failed", error=str(exc)))
             else:
-                scores = processing.score(frames.scoring, [target], extractors, options)
+                scores = processing.score(frames.frames_for, [target], extractors, options)
                 v = processing.decide([target], scores, len(frames.sampled.frames))[target.name].verdict
                 rows.append(EvalRow(str(path), expected, v.label, v.frames, v.positive_frames, scores=scores[target.name]))
                 flagged[expected][0] += v.positive_frames

@@ -172,7 +172,7 @@ class Scanner:
                     results.set_status(s, video, VideoStatus.SCORING)
             if reposted is not None:
                 return reposted
-            scores = processing.score(prepared.frames.scoring, todo, self.extractors, self.options.reporting(on_frames))
+            scores = processing.score(prepared.frames.frames_for, todo, self.extractors, self.options.reporting(on_frames))
             outcomes = processing.decide(todo, scores, len(sampled.frames))
         except TrackerError as exc:
             with session_scope(self.db_url) as s:

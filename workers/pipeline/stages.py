@@ -312,12 +312,12 @@ def score(ctx: StageContext, video_id: int) -> bool:
     targets = ctx.models.targets(_target_names(video))
     extractors = ctx.models.extractors(needed_extractors(targets))
     with open_frames(ctx.store, frames_key(_media(video))) as batch:
-        backbone_only = backbone_frames_suffice(targets)  # then the batch's small, resized frames
-        if not backbone_only and not batch.has_images:
+        if not backbone_frames_suffice(targets) and not batch.has_images:
             raise MediaMissing(f"{video.source}: its frame batch holds only backbone-sized frames (its targets changed kind?)")
         total = batch.count
-        # streamed: one chunk read, one frame decoded at a time
-        scores = processing.score(batch.frames(backbone_only), targets, extractors, ScoringOptions.from_settings(ctx.settings), total)
+        # Streamed: one chunk read, one frame decoded at a time; targets that read only VGG16
+        # features get the batch's small, resized frames, the others the frames as sampled.
+        scores = processing.score(batch.frames, targets, extractors, ScoringOptions.from_settings(ctx.settings), total)
     ctx.store.put(scores_key(_media(video)), encode_scores(targets, scores, total))
     return True
 

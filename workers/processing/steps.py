@@ -7,7 +7,8 @@ The pipeline runs one step per stage task and passes store keys between them
 (frames stream chunk by chunk into a frame batch); ``scan`` and ``target
 eval`` run them in a row in one process, frames in memory. Either way a frame
 reaches the models the same way (``scoring_frames``: as the frame batch gives
-it back), so the per-frame scores and verdicts are the same.
+it back, each target the frames it reads whatever targets it runs with), so
+the per-frame scores and verdicts are the same.
 """
 
 from __future__ import annotations
@@ -49,32 +50,46 @@ def sample(path, settings, hashes: list[FrameHash] | None = None) -> Iterator[tu
         yield reader, frames
 
 
-def scoring_frames(frames: Iterable[Frame], targets: Sequence[Target | TargetSpec | str]) -> list[Frame]:
-    """The frames as the models read them, whichever way the video came: resized once to
-    the backbone's input (lossless) when that is all ``targets`` read, else as sampled after
-    the frame batch's JPEG round trip (``FULL_FRAME_QUALITY``). The pipeline's frame stage
-    stores exactly these, so scan, eval and pipeline score the same pixels."""
-    if backbone_frames_suffice(targets):
+def scoring_frames(frames: Iterable[Frame], backbone_only: bool) -> list[Frame]:
+    """The frames as the models read them, whichever way the video came, exactly as a frame
+    batch gives them back: resized once to the backbone's input (lossless) for targets that
+    read only VGG16 features (``backbone_only``), else as sampled after the batch's JPEG
+    round trip (``FULL_FRAME_QUALITY``). So scan, eval and pipeline score the same pixels."""
+    if backbone_only:
         return [replace(f, image=resize_frame(f.image)) for f in frames]
     return [replace(f, image=decode_jpeg(encode_jpeg(f.image))) for f in frames]
 
 
+def frame_groups(targets: Sequence[Target]) -> dict[bool, list[Target]]:
+    """The targets by the frames they read (``backbone_only`` -> targets; decided by
+    ``backbone_frames_suffice``): a target's scores never depend on the targets beside it."""
+    groups: dict[bool, list[Target]] = {}
+    for t in targets:
+        groups.setdefault(backbone_frames_suffice([t]), []).append(t)
+    return groups
+
+
 @dataclass
 class SampledFile:
-    """A whole video's frames in memory (scan, eval): as sampled, and as the models read them."""
+    """A whole video's frames in memory (scan, eval): as sampled, and as its targets' models
+    read them (``scoring``: backbone_only -> frames, see ``scoring_frames``)."""
 
     sampled: SampledVideo
-    scoring: list[Frame]
+    scoring: dict[bool, list[Frame]]
     hashes: list[FrameHash] = field(default_factory=list)
 
+    def frames_for(self, backbone_only: bool) -> list[Frame]:
+        return self.scoring[backbone_only]
 
-def sample_file(path, settings, targets: Sequence[Target | TargetSpec | str], with_hashes: bool = False) -> SampledFile:
+
+def sample_file(path, settings, targets: Sequence[Target], with_hashes: bool = False) -> SampledFile:
     """``sample`` read whole, plus the frames ``targets`` read (``scoring_frames``)."""
     hashes: list[FrameHash] = []
     with sample(path, settings, hashes if with_hashes else None) as (reader, frames):
         kept = list(frames)
         sampled = SampledVideo(reader.info, kept, reader.decoding())
-    return SampledFile(sampled, scoring_frames(kept, targets), hashes)
+    scoring = {small: scoring_frames(kept, small) for small in frame_groups(targets)}
+    return SampledFile(sampled, scoring, hashes)
 
 
 def record_frames(
@@ -114,16 +129,21 @@ def repost_action(
 
 
 def score(
-    frames: Iterable[Frame], targets: Sequence[Target], extractors: Mapping[str, Extractor], options: ScoringOptions,
-    total: int | None = None,
+    frames_for: Callable[[bool], Iterable[Frame]], targets: Sequence[Target], extractors: Mapping[str, Extractor],
+    options: ScoringOptions, total: int | None = None,
 ) -> dict[str, list[FrameScore]]:
-    """Per-frame scores of every target (``frames`` as ``scoring_frames`` makes them, or a frame
-    batch's stream of ``total`` frames), the work of targets of one kind shared."""
+    """Per-frame scores of every target, the work of targets of one kind shared
+    (``collect_scores``). ``frames_for(backbone_only)``: the video's frames as those
+    targets read them (``SampledFile.frames_for``, or a frame batch's stream of ``total``
+    frames); each group of ``frame_groups`` reads its own (progress: from the first)."""
     check_targets(targets, extractors)
-    return collect_scores(
-        frames, targets, extractors, options.batch_size, options.early_verdict, options.on_frames,
-        options.duplicate_tolerance, total,
-    )
+    scores: dict[str, list[FrameScore]] = {}
+    for n, (backbone_only, group) in enumerate(frame_groups(targets).items()):
+        scores.update(collect_scores(
+            frames_for(backbone_only), group, extractors, options.batch_size, options.early_verdict,
+            options.on_frames if n == 0 else None, options.duplicate_tolerance, total,
+        ))
+    return {t.name: scores[t.name] for t in targets}
 
 
 def decide(
