@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from workers.detect.scoring import TargetOutcome, TargetSpec
-from workers.pipeline.evidence import save_evidence
+from workers.processing.evidence import save_evidence
 from workers.media import store_from_settings
 from workers.storage import results
 from workers.storage.db import session_scope

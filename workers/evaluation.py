@@ -1,8 +1,12 @@
-"""Evaluate a target on folders of labelled videos (every frame scored)."""
+"""Evaluate a target on folders of labelled videos (every frame scored).
+
+Each video goes through the same steps as a scan (``workers.processing``:
+sample -> score -> decide, with ``ScoringOptions`` for all frames), without
+the database: so a video's per-frame scores and verdict here are the scan's."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -10,11 +14,12 @@ import numpy as np
 
 from workers.detect.base import Target
 from workers.detect.registry import make_extractors
-from workers.detect.scoring import check_targets, score_frames
+from workers import processing
+from workers.detect.scoring import check_targets
 from workers.errors import TrackerError
-from workers.video.files import expand_paths
+from workers.processing import ScoringOptions
 from workers.training.train import binary_metrics
-from workers.video.sampling import read_sampled
+from workers.video.files import expand_paths
 
 
 @dataclass
@@ -25,6 +30,7 @@ class EvalRow:
     frames: int = 0
     positive_frames: int = 0
     error: str | None = None
+    scores: list = field(default_factory=list, repr=False)  # the per-frame ``FrameScore``s (not in the JSON report)
 
     @property
     def correct(self) -> bool:
@@ -39,7 +45,7 @@ class EvalReport:
 
     def to_json(self) -> dict:
         return {
-            "videos": [asdict(r) | {"correct": r.correct} for r in self.rows],
+            "videos": [{k: v for k, v in asdict(r).items() if k != "scores"} | {"correct": r.correct} for r in self.rows],
             "video_metrics": self.video_metrics,
             "frame_metrics": self.frame_metrics,
         }
@@ -56,6 +62,7 @@ def evaluate_target(
 ) -> EvalReport:
     extractors = make_extractors([target.extractor_key], settings, weights=backbone_weights, preprocessing=backbone_preprocessing)
     check_targets([target], extractors)
+    options = ScoringOptions.from_settings(settings, all_frames=True)
     rows: list[EvalRow] = []
     flagged = {"positive": [0, 0], "negative": [0, 0]}  # [positive frames, frames]
     for expected, folder in (("positive", positive_dir), ("negative", negative_dir)):
@@ -63,12 +70,13 @@ def evaluate_target(
             raise TrackerError(f"video folder not found: {folder}")
         for path in expand_paths([folder]):
             try:
-                sampled = read_sampled(path, settings.frame_rate, settings.max_frame_side)
+                frames = processing.sample_file(path, settings, [target])
             except TrackerError as exc:
                 rows.append(EvalRow(str(path), expected, "failed", error=str(exc)))
             else:
-                v = score_frames(sampled.frames, [target], extractors, settings.batch_size, early_verdict=False)[target.name].verdict
-                rows.append(EvalRow(str(path), expected, v.label, v.frames, v.positive_frames))
+                scores = processing.score(frames.frames_for, [target], extractors, options)
+                v = processing.decide([target], scores, len(frames.sampled.frames))[target.name].verdict
+                rows.append(EvalRow(str(path), expected, v.label, v.frames, v.positive_frames, scores=scores[target.name]))
                 flagged[expected][0] += v.positive_frames
                 flagged[expected][1] += v.frames
             if on_video:

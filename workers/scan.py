@@ -1,11 +1,13 @@
 """In-process scan: the whole flow for local files, no broker needed.
 
-sample frames -> score all targets (shared backbone work) -> verdicts ->
-evidence thumbnails -> results database. The distributed pipeline
-(``workers.pipeline.stages``) runs the same pieces as separate stages:
-``read_sampled``, ``results.record_sampling``, ``collect_scores`` and
-``outcomes_for`` (together: ``score_frames``), ``save_evidence``,
-``results.finish_video``; so both give the same scores and verdicts.
+The steps of ``workers.processing`` in a row, in one process: identify (by
+source; a copy of a known video's bytes is a linked repost row, never that
+video's row) -> sample frames (+ PDQ hashes, repost link) -> score all targets
+(shared backbone work) -> verdicts -> evidence thumbnails -> results database.
+The distributed pipeline (``workers.pipeline.stages``) runs the same steps as
+separate stages, so both give the same scores and verdicts. This module adds
+only the wiring: cached verdicts, output rows, decoding the next file while
+this one is scored.
 """
 
 from __future__ import annotations
@@ -16,20 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from workers import processing
 from workers.detect.base import Extractor, Target
 from workers.detect.registry import make_extractors
-from workers.detect.scoring import TargetOutcome, check_targets, needed_extractors, score_frames, scoring_frames
+from workers.detect.scoring import TargetOutcome, check_targets, needed_extractors
 from workers.errors import TrackerError
-from workers.pipeline.evidence import save_evidence
 from workers.media import store_from_settings
-from workers.reposts import linking
-from workers.reposts.hashing import FrameHash, hash_frames
+from workers.processing import ScoringOptions
 from workers.settings import Settings
 from workers.storage import results
 from workers.storage.db import session_scope
 from workers.storage.models import Detection, Video, VideoStatus
 from workers.targets.bundle import load_target
-from workers.video.sampling import Frame, SampledVideo, content_hash, read_sampled
+from workers.video.sampling import content_hash
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,7 @@ class Scanner:
         )
         check_targets(self.targets, self.extractors)
         # --all-frames: every sampled frame goes through the models (no early verdict, no reuse).
-        self.early_verdict = settings.early_verdict and not all_frames
-        self.duplicate_tolerance = 0.0 if all_frames else settings.duplicate_tolerance
+        self.options = ScoringOptions.from_settings(settings, all_frames=all_frames)
         self.db_url = settings.resolved_database_url
         self.store = store_from_settings(settings)
 
@@ -111,11 +111,13 @@ class Scanner:
         return [ScanRow(source, t.name, "failed", error=reason) for t in self.targets]
 
     def scan_file(
-        self, path: Path, force: bool = False, on_frames: Callable[[int], None] | None = None, source: str | None = None
+        self, path: Path, force: bool = False, on_frames: Callable[[int], None] | None = None, source: str | None = None,
+        video_id: int | None = None,
     ) -> list[ScanRow]:
         """Scan one file; never raises for bad input (the rows say ``failed``). ``source``: the
-        name the video is known by (a rescan of a downloaded video keeps its URL); default the path."""
-        return self._finish(self._prepare(path, force, source), on_frames)
+        name the video is known by (default the path); ``video_id``: the known video this file
+        is (a rescan of a downloaded video keeps its row and URL)."""
+        return self._finish(self._prepare(path, force, source, video_id), on_frames)
 
     def scan_files(self, paths: Sequence[Path], force: bool = False) -> Iterator[tuple[Path, list[ScanRow]]]:
         """``scan_file`` over ``paths``, in order, the next file decoded (in a thread)
@@ -128,17 +130,17 @@ class Scanner:
                 ahead = pool.submit(self._prepare, paths[i + 1], force) if i + 1 < len(paths) else None
                 yield path, self._finish(prepared)
 
-    def _prepare(self, path: Path, force: bool, source: str | None = None) -> "_Prepared":
-        """Hash the file, find stored verdicts, decode the sampled frames (never raises for bad input)."""
+    def _prepare(self, path: Path, force: bool, source: str | None = None, video_id: int | None = None) -> "_Prepared":
+        """Identify the file, find stored verdicts, decode the sampled frames (never raises for bad input)."""
         source = source or str(path)
         try:
             digest = content_hash(path)
         except OSError as exc:
             return _Prepared(source, rows=self._failed(source, f"{path}: cannot read ({exc.strerror or exc})"))
         with session_scope(self.db_url) as s:
-            video = results.get_or_create_video(s, source, digest)
-            prepared = _Prepared(source, video_id=video.id)
-            if not force:
+            video, same_content = processing.identify_file(s, source, digest, video_id)
+            prepared = _Prepared(source, video_id=video.id, force=force)
+            if not force and same_content:
                 for t in self.targets:
                     det = results.find_detection(s, video.id, t.name, t.version)
                     if det is not None:
@@ -148,11 +150,8 @@ class Scanner:
                 return prepared
             prepared.todo = [t for t in self.targets if t.name not in prepared.cached]
             results.set_status(video, VideoStatus.EXTRACTING)
-        try:
-            prepared.sampled = read_sampled(path, self.settings.frame_rate, self.settings.max_frame_side)
-            prepared.scoring = scoring_frames(prepared.sampled.frames, prepared.todo)  # here: overlaps scoring too
-            if self.settings.repost_matching:
-                prepared.hashes = hash_frames(prepared.sampled.frames)
+        try:  # here, in the decoding thread: overlaps the previous file's scoring
+            prepared.frames = processing.sample_file(path, self.settings, prepared.todo, with_hashes=True)
         except TrackerError as exc:
             prepared.error = str(exc)
         return prepared
@@ -161,28 +160,20 @@ class Scanner:
         """Score a prepared file and store its verdicts (never raises for bad input)."""
         if prepared.rows is not None:
             return prepared.rows
-        source, video_id, todo, sampled = prepared.source, prepared.video_id, prepared.todo, prepared.sampled
+        source, video_id, todo = prepared.source, prepared.video_id, prepared.todo
         try:
             if prepared.error is not None:
                 raise TrackerError(prepared.error)
+            sampled = prepared.frames.sampled
             with session_scope(self.db_url) as s:
                 video = s.get(Video, video_id)
-                results.record_sampling(video, sampled.info, len(sampled.frames), sampled.decoding)
-                partial = results.is_partial(video)
-                reposted = self._reuse_original(s, video, prepared)
+                partial, reposted = self._link(s, video, prepared)
                 if reposted is None:
                     results.set_status(video, VideoStatus.SCORING)
             if reposted is not None:
                 return reposted
-            outcomes = score_frames(
-                prepared.scoring,
-                todo,
-                self.extractors,
-                self.settings.batch_size,
-                self.early_verdict,
-                on_frames,
-                self.duplicate_tolerance,
-            )
+            scores = processing.score(prepared.frames.frames_for, todo, self.extractors, self.options.reporting(on_frames))
+            outcomes = processing.decide(todo, scores, len(sampled.frames))
         except TrackerError as exc:
             with session_scope(self.db_url) as s:
                 results.set_status(s.get(Video, video_id), VideoStatus.FAILED, str(exc))
@@ -190,26 +181,33 @@ class Scanner:
         warning = sampled.decoding.warning(source) if sampled.decoding else None
         if warning:
             log.warning("%s", warning)
-        evidence, frame_evidence = save_evidence(
-            self.store, video_id, outcomes.values(), sampled.frames, self.settings.evidence_frames
+        evidence = processing.keep_evidence(
+            self.store, video_id, outcomes, processing.frames_from(sampled.frames), self.settings.evidence_frames
         )
         with session_scope(self.db_url) as s:
-            results.finish_video(s, s.get(Video, video_id), outcomes.values(), evidence, frame_evidence)
+            processing.record(s, s.get(Video, video_id), outcomes, evidence)
         return [prepared.cached.get(t.name) or _row(source, outcomes[t.name], partial) for t in self.targets]
 
-    def _reuse_original(self, session, video: Video, prepared: "_Prepared") -> list[ScanRow] | None:
-        """Link a repost to its original by frame hashes (``workers.reposts.linking``); rows
-        from the original's verdicts when the match is strong and they are all stored."""
-        if not prepared.hashes:
-            return None
-        link = linking.link_repost(session, video, prepared.hashes, self.settings.repost_link_at)
-        if link.action(self.settings.repost_reuse_at) != linking.REUSE:
-            return None  # a scan scores in order: an original still in the pipeline is not waited for
+    def _link(self, session, video: Video, prepared: "_Prepared") -> tuple[bool, list[ScanRow] | None]:
+        """Record the sampling and the repost link (``processing.record_frames``); whether the
+        video is partial, and its rows when it took its original's verdicts (a repost of a
+        finished video: same bytes, or frames matching strongly) instead of being scored."""
+        sampled, hashes = prepared.frames.sampled, prepared.frames.hashes
+        link = processing.record_frames(
+            session, video, sampled.info, len(sampled.frames), sampled.decoding, hashes, self.settings.repost_link_at
+        )
+        partial = results.is_partial(video)
+        same_bytes = processing.link_by_content(session, video)
+        if same_bytes.original_id is not None:  # the strongest link there is
+            link = same_bytes
+        if prepared.force:
+            return partial, None
+        versions = {t.name: t.version for t in prepared.todo}
+        if processing.repost_action(session, video, link, versions, self.settings, may_wait=False) != processing.REUSE:
+            return partial, None
         original = session.get(Video, link.original_id)
-        if not results.reuse_verdicts(session, original, video, {t.name: t.version for t in prepared.todo}):
-            return None
         rows = {d.target_name: _cached_row(prepared.source, d, original.source) for d in original.detections}
-        return [prepared.cached.get(t.name) or rows[t.name] for t in self.targets]
+        return partial, [prepared.cached.get(t.name) or rows[t.name] for t in self.targets]
 
 
 @dataclass
@@ -218,13 +216,12 @@ class _Prepared:
 
     source: str
     video_id: int | None = None
+    force: bool = False  # score again: no cached verdicts, none taken from an original
     rows: list[ScanRow] | None = None  # final already: every verdict cached, or unreadable
     cached: dict[str, ScanRow] = field(default_factory=dict)
     todo: list[Target] = field(default_factory=list)
-    sampled: SampledVideo | None = None
-    scoring: list[Frame] = field(default_factory=list)  # the sampled frames as the models read them
+    frames: processing.SampledFile | None = None  # as sampled and as the models read them, with PDQ hashes
     error: str | None = None  # why the frames could not be read
-    hashes: list[FrameHash] = field(default_factory=list)  # PDQ hashes of the sampled frames
 
 
 def _cached_row(source: str, det: Detection, repost_of: str | None = None) -> ScanRow:

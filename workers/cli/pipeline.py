@@ -61,8 +61,13 @@ def enqueue(
     ),
     target: List[str] = typer.Option([], "--target", "-t", help="Target name; repeat for several (default: every saved target)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per job."),
+    force: bool = typer.Option(False, "--force", help="Run videos already queued or done again (as a new job of the same video)."),
 ) -> None:
     """Queue videos for the workers; prints one job id per video.
+
+    A path or URL queued before is the same video: its job is printed again, and
+    a note says it is already queued or done (with --force, or when it failed,
+    it runs again).
 
     Refused at once (exit status 2, nothing queued): a local file that is not a
     video container, a URL the download address policy refuses (loopback,
@@ -81,7 +86,7 @@ def enqueue(
     check_sources(cfg, files_and_urls)
     items = [*files_and_urls, *listed]
     try:
-        jobs = submit(cfg, items, names, publisher())
+        jobs = submit(cfg, items, names, publisher(), force=force)
     except BrokerUnavailable as exc:
         _print_jobs(exc.queued, as_json)
         raise
@@ -91,9 +96,13 @@ def enqueue(
 def _print_jobs(jobs, as_json: bool) -> None:
     for job in jobs:
         if as_json:
-            print(json.dumps({"job_id": job.job_id, "video_id": job.video_id, "source": job.source}), flush=True)
-        else:
-            print(f"{job.job_id}\t{sanitize(job.source, None)}", flush=True)
+            print(json.dumps({"job_id": job.job_id, "video_id": job.video_id, "source": job.source, "existing": job.existing}), flush=True)
+            continue
+        print(f"{job.ident}\t{sanitize(job.source, None)}", flush=True)
+        if job.existing == "done":
+            err_console.print(f"{cell(job.source, 200)}: already done as {job.ident} (run it again: --force)", highlight=False)
+        elif job.existing:
+            err_console.print(f"{cell(job.source, 200)}: already queued as {job.ident} ({job.existing})", highlight=False)
 
 
 # --- status ---------------------------------------------------------------------------
@@ -212,7 +221,7 @@ def evidence(
 ) -> None:
     """Export a video's evidence thumbnails (the best frame of each positive verdict)
     as VIDEO-TARGET-at-SECONDSs.jpg files; prints each path."""
-    from workers.pipeline.evidence import export_evidence
+    from workers.processing.evidence import export_evidence
     from workers.media import store_from_settings
     from workers.storage import results
     from workers.storage.db import session_scope

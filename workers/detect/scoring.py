@@ -17,7 +17,7 @@ code with one video.
 
 ``collect_scores`` (the model work) and ``outcomes_for`` (the verdicts) are
 separate steps so that the pipeline can run them as separate stages;
-``score_frames`` is both, for the in-process scan.
+``score_frames`` is both.
 """
 
 from __future__ import annotations
@@ -73,18 +73,15 @@ def needed_extractors(targets: Sequence[Target]) -> set[str]:
     return {t.extractor_key for t in targets}
 
 
-def backbone_frames_suffice(targets: Sequence[Target | TargetSpec]) -> bool:
-    """True when no target's kind needs more than backbone-sized frames (each kind says)."""
-    return bool(targets) and not needs_full_frames(t.kind for t in targets)
 
 
-def scoring_frames(frames: Sequence[Frame], targets: Sequence[Target]) -> list[Frame]:
-    """The frames as the models will see them: resized once to the backbone's
-    input when that is all the targets read (as the pipeline's frame stage
-    stores them), else as sampled."""
-    if not backbone_frames_suffice(targets):
-        return list(frames)
-    return [replace(f, image=resize_frame(f.image)) for f in frames]
+def backbone_frames_suffice(targets: Iterable[Target | TargetSpec | str]) -> bool:
+    """True when every target (or target kind, as saved in its bundle: no model needed)
+    reads only VGG16 features, i.e. backbone-sized frames suffice: the one place this is
+    decided (the pipeline's frame stage stores them alone, its score stage and scan read them);
+    each detector kind says whether it needs more (``DetectorKind.needs_full_frames``)."""
+    kinds = {t if isinstance(t, str) else t.kind for t in targets}
+    return bool(kinds) and not needs_full_frames(kinds)
 
 
 def check_targets(targets: Sequence[Target], extractors: Mapping[str, Extractor]) -> None:

@@ -27,10 +27,12 @@ pass sends it again. Every alert carries a stable idempotency key (payload
 ``idempotency_key``, header ``Idempotency-Key``, e-mail ``Message-ID``) so
 that the receiver can drop the repeat.
 
-Reposts (``repost_alerts = "cluster"``, the default): a video whose repost
-cluster (its original and the videos linked to it) already has an alert for
-the target gets a ``repost`` row instead, never sent; the target's next
-alert or digest says how many such reposts came since its previous one.
+Reposts: a video whose bytes another video already had alerted for the
+target (a copy enqueued again, or under another name), and with
+``repost_alerts = "cluster"`` (the default) a video whose repost cluster (its
+original and the videos linked to it) already has an alert for the target,
+gets a ``repost`` row instead, never sent; the target's next alert or digest
+says how many such reposts came since its previous one.
 """
 
 from __future__ import annotations
@@ -186,10 +188,13 @@ def open_alert(
     caller sends it now; ``failed``: the follow-up pass sends it) or ``held``. The row id is None
     when the pair already has a row (alerted, held or being sent)."""
     alert_rows.lock_target(session, target)
-    if settings.repost_alerts == "cluster" and alert_rows.cluster_alerted(
-        session, alert_rows.cluster_of(session, session.get(Video, video_id)), target
-    ):
-        # One alert per repost cluster: this repost is counted in the target's next alert instead.
+    video = session.get(Video, video_id)
+    # One alert per video content, ever (a copy, however it came, is a repost of it), and with
+    # repost_alerts = "cluster" one per repost cluster: this one is counted in the target's next alert instead.
+    related = alert_rows.same_content(session, video)
+    if settings.repost_alerts == "cluster":
+        related += alert_rows.cluster_of(session, video)
+    if alert_rows.cluster_alerted(session, [i for i in related if i != video_id], target):
         alert_rows.insert(session, video_id, target, detection_id, AlertStatus.REPOST, moment)
         return Decision.SKIP, None
     history = alert_rows.history(session, video_id, target)

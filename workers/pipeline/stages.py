@@ -10,9 +10,11 @@ a stage name (``ALERT``) means "go straight there" (a repost whose verdicts
 were reused from the original needs no frames, scores or verdicts).
 Every stage can be re-run: outputs are replaced, never added to.
 
-``workers.pipeline.tasks`` wraps these in Celery tasks; ``workers.scan`` runs
-the same pieces in one process (``read_sampled``, ``record_sampling``,
-``collect_scores``/``outcomes_for``, ``save_evidence``, ``finish_video``).
+The work of each stage is a step of ``workers.processing`` (identify, sample,
+score, decide, keep evidence, record), the same steps ``workers.scan`` and
+``target eval`` run in one process; what this module adds is the wiring:
+store keys, statuses, waiting (``Postponed``) and clean-up.
+``workers.pipeline.tasks`` wraps these in Celery tasks.
 """
 
 from __future__ import annotations
@@ -26,34 +28,29 @@ from typing import Iterable
 
 from sqlalchemy import func, select
 
+from workers import processing
 from workers.detect.backbone import INPUT_SIZE
 from workers.detect.base import Extractor, Target
 from workers.detect.batching import passes_for
 from workers.detect.registry import make_extractor
-from workers.detect.scoring import (
-    backbone_frames_suffice,
-    check_targets,
-    needed_extractors,
-    outcomes_for,
-)
+from workers.detect.scoring import backbone_frames_suffice, needed_extractors
 from workers.download import fetch_ref, fetch_video
 from workers.errors import BadVideo, Postponed, TrackerError
 from workers.pipeline import alerting
-from workers.pipeline.evidence import evidence_frame_indices, save_evidence
 from workers.media import store_from_settings
 from workers.media.store import MediaMissing, MediaStore
 from workers.media.keys import frames_key, media_id, media_of_key, scores_key, video_key
 from workers.media.batches import open_frames, write_frame_stream
 from workers.media.scores import decode_scores, encode_scores
+from workers.processing import ScoringOptions
 from workers.reposts import linking
-from workers.reposts.hashing import hashed
 from workers.settings import Settings
 from workers.video_ref import VideoRef
 from workers.storage import results
 from workers.storage.db import session_scope
 from workers.storage.models import Video, VideoStatus, utcnow
 from workers.targets.published import TargetCatalog, catalog_for
-from workers.video.sampling import Frame, content_hash, open_sampled, read_frames_at
+from workers.video.sampling import Frame, content_hash, read_frames_at
 
 log = logging.getLogger(__name__)
 
@@ -201,16 +198,21 @@ def fetch_local(ctx: StageContext, video: Video) -> str:
 def download(ctx: StageContext, video_id: int) -> bool | str:
     """Put the video into the media store (once), record its content hash and metadata.
 
-    A video that another one already is (same platform id, or same content: a
-    repost) is linked to it (``duplicate_of``); when that one was scored for
-    the same target versions, its verdicts are reused and the video goes
-    straight to the alert stage.
+    A video that another one already is (same platform id, or same bytes: a
+    repost) is linked to it (``processing.identify_download``); when that one
+    was scored for the same target versions, its verdicts are reused and the
+    video goes straight to the alert stage; while it is still being scored,
+    this one waits for it (``Postponed``) rather than being scored twice.
     """
     video = _begin(ctx, video_id, VideoStatus.DOWNLOADING)
     if video is None:
         return False
     key = (video.meta or {}).get("video_key")
     ref = None
+    if key and ctx.store.exists(key) and video.content_hash:  # run again (waiting for its original)
+        with session_scope(ctx.db_url) as s:
+            link = linking.current_link(s, s.get(Video, video_id))
+        return _act_on_link(ctx, video_id, link)
     if not key or not ctx.store.exists(key):
         if is_url(video.source):
             key, ref = fetch_url(ctx, video)
@@ -220,23 +222,9 @@ def download(ctx: StageContext, video_id: int) -> bool | str:
         digest = content_hash(path)
     with session_scope(ctx.db_url) as s:
         stored = s.get(Video, video_id)
-        stored.content_hash = digest
         stored.meta = {**(stored.meta or {}), "video_key": key}
-        same = None
-        if ref is not None:
-            results.apply_metadata(stored, ref)
-            same = results.claim_platform_id(s, stored, ref)
-        original = results.original_of(s, stored, same)
-        reused = False
-        if original is not None:
-            stored.duplicate_of, stored.duplicate_match = original.id, 1.0
-            reused = results.reuse_verdicts(s, original, stored, _target_versions(ctx, video))
-        meta = stored.meta
-    if reused:
-        log.info("video %s is a repost of video %s: its verdicts are reused", video_id, stored.duplicate_of)
-        discard_media(ctx, _media(video), meta)
-        return ALERT
-    return True
+        link = processing.identify_download(s, stored, digest, ref)
+    return _act_on_link(ctx, video_id, link)
 
 
 def _target_versions(ctx: StageContext, video: Video) -> dict[str, str]:
@@ -271,15 +259,15 @@ def extract_frames(ctx: StageContext, video_id: int) -> bool | str:
             link = linking.current_link(s, s.get(Video, video_id))
         return _act_on_link(ctx, video_id, link)
     hashes: list = []
+    # Targets that read only VGG16 features get only the small, already resized frames.
+    full_frames = not backbone_frames_suffice(_target_kinds(ctx, video))
     with ctx.store.local_path(_video_key(video)) as path:
         try:
-            with open_sampled(path, ctx.settings.frame_rate, ctx.settings.max_frame_side) as (reader, frames):
-                if ctx.settings.repost_matching:
-                    frames = hashed(frames, hashes)
+            with processing.sample(path, ctx.settings, hashes) as (reader, frames):
                 with ctx.store.writer(frames_key(media)) as fh:
                     count = write_frame_stream(
                         fh, frames, lambda: reader.info, backbone_size=INPUT_SIZE,
-                        full_frames=_needs_full_frames(ctx, video), extra=lambda: reader.decoding().to_json(),
+                        full_frames=full_frames, extra=lambda: reader.decoding().to_json(),
                     )
                 info, decoding = reader.info, reader.decoding()
         except BadVideo as exc:
@@ -290,41 +278,34 @@ def extract_frames(ctx: StageContext, video_id: int) -> bool | str:
         log.warning("video %s: %s", video_id, warning)
     with session_scope(ctx.db_url) as s:
         stored = s.get(Video, video_id)
-        results.record_sampling(stored, info, count, decoding)
-        link = linking.link_repost(s, stored, hashes, ctx.settings.repost_link_at) if hashes else linking.RepostLink(None)
+        link = processing.record_frames(s, stored, info, count, decoding, hashes, ctx.settings.repost_link_at)
         stored.meta = {**(stored.meta or {}), "frames_linked": True}
     return _act_on_link(ctx, video_id, link)
 
 
 def _act_on_link(ctx: StageContext, video_id: int, link: "linking.RepostLink") -> bool | str:
-    """Reuse a strongly matching original's verdicts, wait for them, or go on to scoring."""
-    action = link.action(ctx.settings.repost_reuse_at)
-    if action == linking.WAIT:
-        with session_scope(ctx.db_url) as s:
-            stored = s.get(Video, video_id)
-            since = (stored.meta or {}).get("repost_wait_since") or utcnow().timestamp()
-            stored.meta = {**(stored.meta or {}), "repost_wait_since": since}
-        if utcnow().timestamp() - since < ctx.settings.repost_wait_seconds:
-            raise Postponed(f"video {video_id} waits for the verdicts of its original, video {link.original_id}", REPOST_POLL_SECONDS)
-        log.info("video %s: its original %s is still not scored; scoring it itself", video_id, link.original_id)
+    """Reuse a strongly matching original's verdicts (straight to the alert stage), wait
+    for them (``Postponed``: this stage runs again), or go on (``processing.repost_action``)."""
+    if link.original_id is None:
         return True
-    if action == linking.REUSE:
-        with session_scope(ctx.db_url) as s:
-            stored, original = s.get(Video, video_id), s.get(Video, link.original_id)
-            reused = results.reuse_verdicts(s, original, stored, _target_versions(ctx, stored))
-            meta, media = stored.meta, _media(stored)
-        if reused:
-            log.info("video %s reposts video %s (match %.2f): its verdicts are reused", video_id, link.original_id, link.match.strength)
-            discard_media(ctx, media, meta)
-            return ALERT
+    with session_scope(ctx.db_url) as s:
+        stored = s.get(Video, video_id)
+        action = processing.repost_action(s, stored, link, _target_versions(ctx, stored), ctx.settings)
+        meta, media = stored.meta, _media(stored)
+    if action == processing.WAIT:
+        raise Postponed(f"video {video_id} waits for the verdicts of its original, video {link.original_id}", REPOST_POLL_SECONDS)
+    if action == processing.REUSE:
+        log.info("video %s reposts video %s (match %.2f): its verdicts are reused", video_id, link.original_id, link.match.strength)
+        discard_media(ctx, media, meta)
+        return ALERT
+    if link.action(ctx.settings.repost_reuse_at) == linking.WAIT:
+        log.info("video %s: its original %s is still not scored; scoring it itself", video_id, link.original_id)
     return True
 
 
-def _needs_full_frames(ctx: StageContext, video: Video) -> bool:
-    """Classifier targets read only the backbone-sized frames (the verdict stage
-    decodes the few evidence frames again); face targets detect on the frames as sampled."""
-    kinds = {ctx.models.meta(name).get("kind") for name in _target_names(video)}
-    return kinds != {"classifier"}
+def _target_kinds(ctx: StageContext, video: Video) -> list[str]:
+    """The kinds of the video's targets, as saved in their bundles (no model loaded)."""
+    return [ctx.models.meta(name).get("kind", "") for name in _target_names(video)]
 
 
 # --- score ----------------------------------------------------------------------
@@ -339,22 +320,16 @@ def score(ctx: StageContext, video_id: int) -> bool:
         return True  # scored by an earlier delivery of this message
     targets = ctx.models.targets(_target_names(video))
     extractors = ctx.models.extractors(needed_extractors(targets))
-    check_targets(targets, extractors)
     with open_frames(ctx.store, frames_key(_media(video))) as batch:
-        # Targets that need only VGG16 features read the small, already resized frames.
-        backbone_only = backbone_frames_suffice(targets)
-        if not backbone_only and not batch.has_images:
+        if not backbone_frames_suffice(targets) and not batch.has_images:
             raise MediaMissing(f"{video.source}: its frame batch holds only backbone-sized frames (its targets changed kind?)")
-        scores = passes_for(ctx.settings).collect_scores(  # forward passes shared with this process's other videos
-            batch.frames(backbone_only),  # streamed: one chunk read, one frame decoded at a time
-            targets,
-            extractors,
-            ctx.settings.batch_size,
-            ctx.settings.early_verdict,
-            duplicate_tolerance=ctx.settings.duplicate_tolerance,
-            total=batch.count,
-        )
         total = batch.count
+        # Streamed: one chunk read, one frame decoded at a time; targets that read only VGG16
+        # features get the batch's small, resized frames, the others the frames as sampled.
+        scores = processing.score(
+            batch.frames, targets, extractors, ScoringOptions.from_settings(ctx.settings), total,
+            passes=passes_for(ctx.settings),  # forward passes shared with this process's other videos
+        )
     ctx.store.put(scores_key(_media(video)), encode_scores(targets, scores, total))
     return True
 
@@ -372,12 +347,12 @@ def verdict(ctx: StageContext, video_id: int) -> bool | str:
     if video is None:
         return ALERT if _status(ctx, video_id) == VideoStatus.DONE else False
     specs, scores, total = decode_scores(ctx.store.get(scores_key(_media(video))))
-    outcomes = outcomes_for(specs, scores, total)
-    per_detection = ctx.settings.evidence_frames
-    frames = _evidence_frames(ctx, video, evidence_frame_indices(outcomes.values(), per_detection))
-    evidence, frame_evidence = save_evidence(ctx.store, _media(video), outcomes.values(), frames, per_detection)
+    outcomes = processing.decide(specs, scores, total)
+    evidence = processing.keep_evidence(
+        ctx.store, _media(video), outcomes, lambda wanted: _evidence_frames(ctx, video, wanted), ctx.settings.evidence_frames
+    )
     with session_scope(ctx.db_url) as s:
-        results.finish_video(s, s.get(Video, video_id), outcomes.values(), evidence, frame_evidence)
+        processing.record(s, s.get(Video, video_id), outcomes, evidence)
     discard_media(ctx, _media(video), video.meta)
     return True
 

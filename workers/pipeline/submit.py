@@ -48,9 +48,15 @@ class BrokerUnavailable(TrackerError):
 
 @dataclass(frozen=True)
 class Job:
-    job_id: str
+    job_id: str | None  # None: a video known from a scan, never queued
     video_id: int
     source: str
+    existing: str | None = None  # the status of the video already known as this source: no new job
+
+    @property
+    def ident(self) -> str:
+        """What ``status`` takes to show this job: its job id, else its video id."""
+        return self.job_id or str(self.video_id)
 
 
 class Publisher:
@@ -191,20 +197,50 @@ def new_video(item: str | VideoRef, target_names: Sequence[str], watch_id: int |
     return video
 
 
+def requeue(video: Video, target_names: Sequence[str]) -> None:
+    """Run a finished video (one source: one row) again for ``target_names``, as a new job:
+    its verdicts for other targets and its alerts stay (one alert per video and target, ever)."""
+    meta = {k: v for k, v in (video.meta or {}).items() if k not in ("frames_linked", "repost_wait_since")}
+    video.meta = {**meta, "targets": list(target_names)}
+    video.job_id, video.status, video.error = str(uuid.uuid4()), VideoStatus.QUEUED, None
+
+
 def submit(
     settings: Settings, sources: Sequence[str | VideoRef], target_names: Sequence[str], publish: Publisher,
-    *, watch_id: int | None = None,
+    *, watch_id: int | None = None, force: bool = False,
 ) -> list[Job]:
     """Record one queued video per source and ``publish`` its chain; return the jobs.
 
     A listed video (``VideoRef``) the database already has is skipped (no job).
+    A path or URL the database already has (``identity.known_job``) is one video:
+    while it is on its way, or done for these target versions, its job is returned
+    as it is (``Job.existing``: its status); once finished without them, failed, or
+    with ``force``, it runs again as a new job on the same row.
     Raises ``BrokerUnavailable`` when the broker is down; videos recorded by
-    this call whose chain was not published are deleted again.
+    this call whose chain was not published are deleted (re-runs: failed) again.
     """
+    from workers.processing import identity
+
     publish.check(settings.broker_connect_timeout)
-    jobs: list[Job] = []
+    jobs: list[Job] = []  # to publish
+    answers: list[Job] = []  # every source's job, in their order
+    rerun: set[int] = set()
+    catalog = catalog_for(settings)  # models_dir, or the targets published in an object store
+    versions = {name: catalog.meta(name).get("version", "") for name in target_names}
     with session_scope(settings.resolved_database_url) as s:
         for item in sources:
+            same = None if isinstance(item, VideoRef) else identity.known_job(s, item)
+            if same is not None:
+                running = same.status not in (VideoStatus.DONE, VideoStatus.FAILED)
+                if running or (not force and identity.covers(same, versions)):
+                    answers.append(Job(same.job_id, same.id, same.source, existing=same.status))
+                    continue
+                requeue(same, target_names)
+                s.flush()
+                rerun.add(same.id)
+                jobs.append(Job(same.job_id, same.id, same.source))
+                answers.append(jobs[-1])
+                continue
             video = new_video(item, target_names, watch_id)
             try:
                 with s.begin_nested():
@@ -213,13 +249,19 @@ def submit(
             except IntegrityError:  # its platform id is taken: a known video
                 continue
             jobs.append(Job(video.job_id, video.id, video.source))
+            answers.append(jobs[-1])
     published = 0
     try:
         for job in jobs:
             publish(job)
             published += 1
     except Exception as exc:
+        unpublished = [j.video_id for j in jobs[published:]]
+        reason = broker_error(publish.broker_url, exc)
         with session_scope(settings.resolved_database_url) as s:
-            s.execute(delete(Video).where(Video.id.in_([j.video_id for j in jobs[published:]])))
-        raise BrokerUnavailable(broker_error(publish.broker_url, exc), jobs[:published]) from None
-    return jobs
+            s.execute(delete(Video).where(Video.id.in_([i for i in unpublished if i not in rerun])))
+            for video_id in (i for i in unpublished if i in rerun):
+                results.set_status(s.get(Video, video_id), VideoStatus.FAILED, f"not queued again: {reason}")
+        lost = set(jobs[published:])
+        raise BrokerUnavailable(reason, [j for j in answers if j not in lost]) from None
+    return answers

@@ -188,7 +188,7 @@ def rescan(settings: Settings, name: str, since: datetime | None = None, all_fra
             if path is None:
                 report.unavailable.append(video_id)
                 continue
-            rows = scanner.scan_file(path, source=video.source)
+            rows = scanner.scan_file(path, source=video.source, video_id=video_id)
         (report.failed if any(r.verdict == "failed" for r in rows) else report.rescanned).append(video_id)
     return report
 

@@ -166,6 +166,15 @@ def cluster_alerted(session: Session, video_ids: list[int], target: str) -> bool
     ) is not None
 
 
+def same_content(session: Session, video) -> list[int]:
+    """The ids of the other videos with ``video``'s bytes (its content hash), whichever way they came."""
+    from workers.storage.models import Video
+
+    if not video.content_hash:
+        return []
+    return list(session.scalars(select(Video.id).where(Video.content_hash == video.content_hash, Video.id != video.id)))
+
+
 def reposts_since(session: Session, target: str, since: datetime | None) -> int:
     """Reposts of already alerted videos recorded for ``target`` since ``since`` (all: None)."""
     query = select(func.count()).select_from(AlertRow).where(AlertRow.target_name == target, AlertRow.status == AlertStatus.REPOST)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable, Mapping
 
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import case, delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -18,22 +18,22 @@ from workers.storage.models import Base, Detection, FrameScore, StageTiming, Vid
 from workers.video.sampling import Decoding, VideoInfo
 
 
-def video_by_hash(session: Session, content_hash: str) -> Video | None:
-    return session.scalars(
-        select(Video).where(Video.content_hash == content_hash).order_by(Video.id).limit(1)
-    ).first()
+_PG_CONTENT_LOCK = 0x7474_6368  # "ttch": namespace of the per-content advisory locks
 
 
-def get_or_create_video(session: Session, source: str, content_hash: str | None) -> Video:
-    """The video with this content (files scanned twice are one video)."""
-    video = video_by_hash(session, content_hash) if content_hash else None
-    if video is None:
-        video = Video(source=source, content_hash=content_hash, status=VideoStatus.QUEUED, meta={})
-        session.add(video)
-        session.flush()
-    else:
-        video.source = source
-    return video
+def video_by_source(session: Session, source: str) -> Video | None:
+    """The (oldest) video submitted or scanned as ``source`` (a path or URL)."""
+    return session.scalars(select(Video).where(Video.source == source).order_by(Video.id).limit(1)).first()
+
+
+def lock_content(session: Session, content_hash: str) -> None:
+    """Serialise linking videos of this content until the transaction ends, so that of two
+    copies hashed at once one is the original and the other its repost (never each other's).
+    Postgres only: SQLite already lets one writer in at a time."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:ns, hashtext(:digest))"), {"ns": _PG_CONTENT_LOCK, "digest": content_hash}
+        )
 
 
 def video_by_platform_id(session: Session, platform: str, platform_id: str) -> Video | None:

@@ -6,7 +6,8 @@ is gone; face boxes are drawn on them and kept as data in ``frame_scores``,
 and the face itself is kept at full resolution (``face_crop``): re-embedded, it
 lands within ~0.07 of the scored embedding (a 480 px frame: ~0.3), which is
 what face corrections need once the video is deleted.
-Used by the pipeline's verdict stage and by the in-process scan."""
+Part of the per-video core (``workers.processing``): the verdict step of scan, the
+pipeline alike."""
 
 from __future__ import annotations
 
