@@ -233,8 +233,9 @@ def test_workers_on_three_hosts_pull_media_and_targets_from_s3(tmp_path, network
         for label in "abc":
             home = deployment.homes[label]
             assert not (home / "data" / "media").exists()
-            assert [p.name for p in (home / "models").iterdir()] == ([".published"] if label == "c" else [])
-        assert (deployment.homes["c"] / "models" / ".published" / version / "red" / "target.json").is_file()
+            assert list((home / "models").iterdir()) == []
+            assert (home / "data" / "cache" / "targets").is_dir() == (label == "c")
+        assert (deployment.homes["c"] / "data" / "cache" / "targets" / version / "red" / "target.json").is_file()
         with cluster.session() as s:
             assert set(s.scalars(select(Detection.target_version)).all()) == {version}
 
@@ -273,7 +274,7 @@ def test_workers_on_three_hosts_pull_media_and_targets_from_s3(tmp_path, network
             video = s.scalars(select(Video).where(Video.job_id == held)).one()
             (timing,) = [t for t in video.timings if t.stage == "score"]
             assert _pid_of(timing.worker) == score_d.pid
-        assert (deployment.homes["d"] / "models" / ".published" / newer / "red" / "target.json").is_file()
+        assert (deployment.homes["d"] / "data" / "cache" / "targets" / newer / "red" / "target.json").is_file()
     finally:
         deployment.stop()
 

@@ -32,12 +32,11 @@ def test_publish_then_pull_by_version(tmp_path):
     assert pointer["version"] == version and "gallery.npy" in pointer["files"] and pointer["meta"]["version"] == version
     assert store.exists(target_file_key("alice", version, "target.json"))
 
-    worker = published.PublishedTargets(store, tmp_path / "worker-models" / published.CACHE)
+    worker = published.PublishedTargets(store, tmp_path / "worker-cache")
     assert worker.names() == ["alice"] and worker.meta("alice")["version"] == version
     loaded = worker.load("alice")
     assert loaded.version == version and np.array_equal(loaded.gallery, _face("alice").gallery)
-    assert (tmp_path / "worker-models" / ".published" / version / "alice" / "gallery.npy").is_file()
-    assert bundle.list_targets(tmp_path / "worker-models") == []  # the cache is not a saved target
+    assert (tmp_path / "worker-cache" / version / "alice" / "gallery.npy").is_file()
 
     # A new version: the worker's LoadedModels takes it for the next video, no restart.
     models_seen = LoadedModels(Settings(_env_file=None, models_dir=tmp_path / "worker-models"), worker)

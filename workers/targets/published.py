@@ -9,7 +9,7 @@ correction, ``target push NAME``) uploads its bundle folder to
 
 (keys: ``workers.media.keys``). A worker reads the pointer for each video (one
 small GET), downloads a version it has not seen into its own cache
-(``<models_dir>/.published/<version>/<name>/``, atomically) and loads it from
+(``<data_dir>/cache/targets/<version>/<name>/``, atomically: the models folder may be read-only) and loads it from
 there, so a new version is used from the next video on, without a restart, and
 a video already being scored keeps the version it started with.
 
@@ -38,7 +38,6 @@ from workers.media import store_from_settings
 from workers.media.store import LocalMediaStore, MediaMissing, MediaStore
 from workers.targets import bundle
 
-CACHE = ".published"  # under models_dir; hidden, so never listed as a target
 
 
 class TargetCatalog(Protocol):
@@ -139,7 +138,7 @@ def catalog_for(settings, store: MediaStore | None = None) -> TargetCatalog:
     """The catalog this process reads targets from (see the module docstring)."""
     store = store if store is not None else store_from_settings(settings)
     if publishes_targets(store):
-        return PublishedTargets(store, Path(settings.models_dir) / CACHE)
+        return PublishedTargets(store, published_cache(settings))
     return FolderTargets(settings.models_dir)
 
 
@@ -179,3 +178,9 @@ def push(settings, name: str) -> tuple[str, str]:
         )
     version = publish(store, settings.models_dir, name)
     return version, store.location(target_pointer_key(name))
+
+
+def published_cache(settings) -> Path:
+    """Where a worker keeps the published versions it pulled: under the data dir (written by
+    every worker anyway), not the models folder, which compose mounts read-only."""
+    return Path(settings.cache_dir) / "targets"
