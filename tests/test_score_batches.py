@@ -157,14 +157,14 @@ def test_a_failing_model_fails_the_videos_of_its_pass_and_the_thread_goes_on():
 def test_seed_videos_score_identically_alone_and_together(seed_target, seed_dir):
     """Bit-identical float32 scores: per video (chunks of 16) and in passes of up to 64
     frames mixing the seed videos and generated ones."""
-    from workers.detect.scoring import scoring_frames
+    from workers.processing.steps import scoring_frames
     from workers.video.sampling import open_sampled
 
     target, backbone = seed_target
     videos = []
     for path in [seed_dir / "Trump.mp4", seed_dir / "Biden.mp4", seed_dir / "Biden.mp4"]:
         with open_sampled(path, 1.0, 1280) as (_reader, frames):
-            videos.append(scoring_frames(list(frames), [target]))
+            videos.append(scoring_frames(frames, backbone_only=True))
     videos[2] = videos[2][::-1]  # another "video": the same frames, other neighbours in every pass
     for early in (False, True):
         alone = [collect_scores(v, [target], {"vgg16": backbone}, 16, early, duplicate_tolerance=1.0) for v in videos]
