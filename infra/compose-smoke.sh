@@ -16,8 +16,7 @@
 #
 #   infra/compose-smoke.sh [--s3] [--official] [--keep] [--timeout SECONDS]
 #     --s3        media in S3: a local moto server (compose profile s3), TT_MEDIA_URL and
-#                 credentials for every service, the target pushed to the store. NEEDS the
-#                 S3 media store (branch s3-multihost) merged: until then it cannot pass.
+#                 credentials for every service, the target pushed to the store.
 #     --official  the official images (python, redis, postgres) and the package index,
 #                 for hosts that reach them: no debootstrap, no wheelhouse.
 #     --keep      leave the stack running (tear down later: see the last line printed).
@@ -119,7 +118,7 @@ if [ "$use_s3" = 1 ]; then
   export COMPOSE_PROFILES=s3 TT_EXTRA_REQUIREMENTS='moto[server]'
   export TT_MEDIA_URL=s3://tiktok-tracker/media TT_S3_ENDPOINT_URL=http://s3:5000
   export AWS_ACCESS_KEY_ID=smoke AWS_SECRET_ACCESS_KEY=$(secret)
-  say "media store: S3 (moto server in the s3 service, $TT_MEDIA_URL) -- needs the s3-multihost branch"
+  say "media store: S3 (moto server in the s3 service, $TT_MEDIA_URL)"
 else
   say "media store: the shared media volume"
 fi
