@@ -307,3 +307,33 @@ def overlapping_workers(timings) -> set[tuple[str, str]]:
             if worker_a != worker_b:
                 pairs.add(tuple(sorted((worker_a, worker_b))))
     return pairs
+
+
+def assert_scan_matches_pipeline(cluster: "Cluster", settings, target: str, jobs: dict[Path, str]) -> dict:
+    """Scan ``jobs``' files in one process (``Scanner``, ``settings``' own database) and
+    assert each gets exactly the per-frame scores and verdict its job got from the
+    workers; returns the scan's rows by path."""
+    from sqlalchemy import select
+
+    from workers.scan import Scanner
+    from workers.storage.db import session_scope
+    from workers.storage.models import Detection, Video
+
+    def facts(detection):
+        d = detection
+        return ([(f.frame_index, f.timestamp, f.score) for f in d.frame_scores],
+                (d.verdict, d.frames, d.scored_frames, d.positive_frames, d.positive_timestamps))
+
+    scanned = dict(Scanner.for_names(settings, [target]).scan_files(list(jobs)))  # decoding overlaps scoring
+    for path, job in jobs.items():
+        (row,) = scanned[path]
+        with session_scope(settings.resolved_database_url) as s:
+            local = facts(s.scalars(select(Detection).join(Video).where(Video.source == str(path))).one())
+        with cluster.session() as s:
+            remote_detection = s.scalars(select(Detection).join(Video).where(Video.job_id == job)).one()
+            remote = facts(remote_detection)
+            remote_verdict = remote_detection.verdict
+        assert remote[0] == local[0], path  # scores bit for bit: the same float32 features
+        assert remote[1] == local[1], path
+        assert row.verdict == remote_verdict
+    return scanned

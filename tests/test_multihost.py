@@ -37,6 +37,7 @@ from sqlalchemy import func, select
 from tests.conftest import SEED
 from tests.netns import Host, Network, TcpForwarder
 from tests.pipeline_support import (
+    assert_scan_matches_pipeline,
     BLUE,
     CLI,
     PG_ADMIN,
@@ -305,24 +306,10 @@ def _publish_new_version(cluster: Cluster, tmp_path: Path, red_target: Path) -> 
 
 
 def _assert_same_as_scan(cluster: Cluster, tmp_path: Path, red_target: Path, files: dict[str, Path]) -> None:  # noqa: F811
-    from workers.scan import Scanner
     from workers.settings import Settings
-    from workers.storage.db import session_scope
 
     settings = Settings(
         _env_file=None, data_dir=tmp_path / "scan", models_dir=red_target, vgg16_weights="random",
         database_url=f"sqlite:///{tmp_path / 'scan.db'}",
     )
-    scanned = dict(Scanner.for_names(settings, ["red"]).scan_files(list(files.values())))
-    for job, path in files.items():
-        (row,) = scanned[path]
-        with session_scope(settings.resolved_database_url) as s:
-            mine = s.scalars(select(Detection).join(Video).where(Video.source == str(path))).one()
-            expected = ([(f.frame_index, f.timestamp, f.score) for f in mine.frame_scores],
-                        (mine.verdict, mine.frames, mine.scored_frames, mine.positive_frames, mine.positive_timestamps))
-        with cluster.session() as s:
-            theirs = s.scalars(select(Detection).join(Video).where(Video.job_id == job)).one()
-            got = ([(f.frame_index, f.timestamp, f.score) for f in theirs.frame_scores],
-                   (theirs.verdict, theirs.frames, theirs.scored_frames, theirs.positive_frames, theirs.positive_timestamps))
-        assert got == expected, path
-        assert row.verdict == theirs.verdict
+    assert_scan_matches_pipeline(cluster, settings, "red", {path: job for job, path in files.items()})

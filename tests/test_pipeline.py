@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import SEED
 from tests.pipeline_support import (
+    assert_scan_matches_pipeline,
     Cluster,
     make_videos,
     module_postgres_url,  # noqa: F401  (fixture)
@@ -138,31 +139,15 @@ def test_results_and_status_commands(run):
 
 def test_in_process_scan_gives_identical_scores_and_verdicts(run, tmp_path, red_target):  # noqa: F811
     """The same videos through ``Scanner`` (one process, SQLite) and through the workers."""
-    from workers.scan import Scanner
     from workers.settings import Settings
-    from workers.storage.db import session_scope
 
     cluster, jobs, _final, videos, seeds, _bad = run
     settings = Settings(
         data_dir=tmp_path / "data", models_dir=red_target, vgg16_weights="random",
         database_url=f"sqlite:///{tmp_path / 'scan.db'}",
     )
-    scanner = Scanner.for_names(settings, ["red"])
     chosen = [videos[0], videos[1], *seeds[:1]]
-    scanned = dict(scanner.scan_files(chosen))  # decoding of each next file overlaps scoring
-    for path in chosen:
-        (row,) = scanned[path]
-        with session_scope(settings.resolved_database_url) as s:
-            local = s.scalars(select(Detection).join(Video).where(Video.source == str(path))).one()
-            local_scores = [(f.frame_index, f.timestamp, f.score) for f in local.frame_scores]
-            local_verdict = (local.verdict, local.frames, local.scored_frames, local.positive_frames, local.positive_timestamps)
-        with cluster.session() as s:
-            remote = s.scalars(select(Detection).join(Video).where(Video.job_id == jobs[str(path)])).one()
-            remote_scores = [(f.frame_index, f.timestamp, f.score) for f in remote.frame_scores]
-            remote_verdict = (remote.verdict, remote.frames, remote.scored_frames, remote.positive_frames, remote.positive_timestamps)
-        assert local_scores == remote_scores, path
-        assert local_verdict == remote_verdict, path
-        assert row.verdict == remote.verdict
+    assert_scan_matches_pipeline(cluster, settings, "red", {path: jobs[str(path)] for path in chosen})
 
 
 def test_worker_logs_use_short_task_names(run):

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import SEED, WEIGHTS
 from tests.pipeline_support import (
+    assert_scan_matches_pipeline,
     Cluster,
     make_videos,
     module_postgres_url,  # noqa: F401  (fixture)
@@ -101,29 +102,14 @@ def test_a_video_whose_frames_went_bad_fails_alone_with_its_reason(run):
 
 
 def test_scores_and_verdicts_equal_scoring_each_video_alone(run):
-    from workers.scan import Scanner
     from workers.settings import Settings
-    from workers.storage.db import session_scope
 
     cluster, jobs, _final, videos, models, target, weights, root, _spoiled = run
     settings = Settings(
         data_dir=root / "scan-data", models_dir=models, database_url=f"sqlite:///{root / 'scan.db'}",
         batch_size=SHARING["batch_size"], **weights,
     )
-    scanned = dict(Scanner.for_names(settings, [target]).scan_files(videos))
-    for path in videos:
-        (row,) = scanned[path]
-        with session_scope(settings.resolved_database_url) as s:
-            local = s.scalars(select(Detection).join(Video).where(Video.source == str(path))).one()
-            local_scores = [(f.frame_index, f.timestamp, f.score) for f in local.frame_scores]
-            local_verdict = (local.verdict, local.frames, local.scored_frames, local.positive_frames, local.positive_timestamps)
-        with cluster.session() as s:
-            remote = s.scalars(select(Detection).join(Video).where(Video.job_id == jobs[str(path)])).one()
-            remote_scores = [(f.frame_index, f.timestamp, f.score) for f in remote.frame_scores]
-            remote_verdict = (remote.verdict, remote.frames, remote.scored_frames, remote.positive_frames, remote.positive_timestamps)
-        assert remote_scores == local_scores, path  # bit for bit: the same float32 features
-        assert remote_verdict == local_verdict, path
-        assert row.verdict == remote.verdict
+    scanned = assert_scan_matches_pipeline(cluster, settings, target, {path: jobs[str(path)] for path in videos})
     if target == "trump":
         verdicts = {p.name: scanned[p][0].verdict for p in videos if p.name in SEEDS}
         assert verdicts == {"Trump.mp4": "positive", "Biden.mp4": "negative"}
