@@ -7,6 +7,8 @@ Prints, for the same videos on the same machine in the same run:
   reference  the tutorial's per-video flow (bench/reference_tutorial.py), one process per video
   scan       `tiktok-tracker scan` in one process (early verdict on, the default)
   scan-all   the same with --all-frames (verdicts must equal scan's)
+  scan-f32   --all-frames in float32 (only when --precision is not float32): the
+             verdicts every other run must give
   pipeline   Celery workers over the local Redis + Postgres, K score workers
   ceiling    bare VGG16 forward pass, frames/s at the batch size in use
 and the ratios: videos/min against the reference, pipeline frames/s against
@@ -106,6 +108,18 @@ def make_videos(folder: Path, count: int) -> list[Path]:
     return out
 
 
+def cpu_summary() -> str:
+    """The CPU model and the vector/matrix extensions that decide VGG16's speed."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "unknown")
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    wanted = ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8"]
+    return f"{model}, {os.cpu_count()} cores, " + (" ".join(f for f in wanted if f in flags) or "no AVX2")
+
+
 def env_for(work: Path, real: bool) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TT_")}
     env.update(
@@ -156,13 +170,13 @@ def bench_reference(videos: list[Path], env: dict, head: Path) -> Measure:
     return Measure("reference", len(videos), total, frames, frames, peak, "one process per video")
 
 
-def bench_scan(videos: list[Path], env: dict, all_frames: bool) -> tuple[Measure, dict]:
+def bench_scan(videos: list[Path], env: dict, all_frames: bool, name: str = "") -> tuple[Measure, dict]:
     db = Path(env["TT_DATA_DIR"]) / f"scan-{uuid.uuid4().hex[:8]}.db"
     args = [*CLI, "scan", *map(str, videos), "-t", "trump", "--json", "--force"] + (["--all-frames"] if all_frames else [])
     seconds, rss, out = run_measured(args, {**env, "TT_DATABASE_URL": f"sqlite:///{db}"})
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     verdicts = {Path(r["video"]).name: r["verdict"] for r in rows}
-    name = "scan-all" if all_frames else "scan"
+    name = name or ("scan-all" if all_frames else "scan")
     m = Measure(name, len(rows), seconds, sum(r["frames"] for r in rows), sum(r["scored_frames"] - r["reused_frames"] for r in rows), rss,
                 "one process, models loaded once" + ("" if all_frames else ", early verdict, near-duplicates reuse scores"))
     return m, verdicts
@@ -321,8 +335,11 @@ def main() -> None:
     ap.add_argument("--cpu-processes", type=int, default=1, help="processes of the pipeline's cpu worker (frame sampling, verdicts)")
     ap.add_argument("--skip-reference", action="store_true")
     ap.add_argument("--skip-pipeline", action="store_true")
-    ap.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
+    ap.add_argument("--precision", choices=["auto", "float32", "bfloat16", "int8"], default="auto",
                     help="VGG16 inference precision for every run but the reference (TT_VGG16_PRECISION)")
+    ap.add_argument("--isa", help="cap oneDNN's instruction set for every run, the reference included "
+                    "(ONEDNN_MAX_CPU_ISA, e.g. AVX2: TensorFlow and OpenVINO then run as on an AVX2-only CPU; "
+                    "onnxruntime ignores it)")
     ap.add_argument("--skip-scan", action="store_true", help="no in-process scans (verdicts then compared with nothing)")
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / ".work")
     ap.add_argument("--json", type=Path, help="also write the measures here")
@@ -334,6 +351,9 @@ def main() -> None:
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     env = {**env_for(work, real), "TT_VGG16_PRECISION": args.precision}
+    if args.isa:
+        env["ONEDNN_MAX_CPU_ISA"] = args.isa
+    print(f"CPU: {cpu_summary()}; oneDNN ISA cap: {args.isa or 'none'}; precision: {args.precision}", flush=True)
     videos = make_videos(work / "videos", args.videos)
     train_target(env)
     from workers.settings import Settings
@@ -346,12 +366,15 @@ def main() -> None:
     if not args.skip_reference:
         print("reference (tutorial flow) ...", flush=True)
         measures.append(bench_reference(videos, env, tutorial_head(work)))
-    scan_verdicts = all_verdicts = {}
+    scan_verdicts = all_verdicts = f32_verdicts = {}
     if not args.skip_scan:
         print("scan ...", flush=True)
         scan, scan_verdicts = bench_scan(videos, env, all_frames=False)
         scan_all, all_verdicts = bench_scan(videos, env, all_frames=True)
         measures += [scan, scan_all]
+        if args.precision != "float32":
+            scan_f32, f32_verdicts = bench_scan(videos, {**env, "TT_VGG16_PRECISION": "float32"}, all_frames=True, name="scan-f32")
+            measures.append(scan_f32)
     pipeline_verdicts = {}
     if not args.skip_pipeline:
         for k in [int(x) for x in args.workers.split(",")]:
@@ -371,7 +394,10 @@ def main() -> None:
         if m.note:
             print(f"  {m.name}: {m.note}")
     same = scan_verdicts == all_verdicts and (not pipeline_verdicts or not all_verdicts or pipeline_verdicts == all_verdicts)
-    print(f"\nverdicts: early-verdict scan == every-frame scan{' == pipeline' if pipeline_verdicts else ''}: {same}")
+    same = same and (not f32_verdicts or all_verdicts == f32_verdicts)
+    compared = "early-verdict scan == every-frame scan" + (" == pipeline" if pipeline_verdicts else "")
+    compared += " == every-frame float32 scan" if f32_verdicts else ""
+    print(f"\nverdicts: {compared}: {same}")
     print("positive:", sorted(v for v, x in (all_verdicts or pipeline_verdicts).items() if x == "positive"))
     if args.json:
         args.json.write_text(json.dumps({"measures": [asdict(m) for m in measures], "same_verdicts": same}, indent=2))
