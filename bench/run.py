@@ -321,8 +321,10 @@ def main() -> None:
     ap.add_argument("--cpu-processes", type=int, default=1, help="processes of the pipeline's cpu worker (frame sampling, verdicts)")
     ap.add_argument("--skip-reference", action="store_true")
     ap.add_argument("--skip-pipeline", action="store_true")
-    ap.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
+    ap.add_argument("--precision", choices=["auto", "float32", "bfloat16", "int8"], default="auto",
                     help="VGG16 inference precision for every run but the reference (TT_VGG16_PRECISION)")
+    ap.add_argument("--runtime", choices=["auto", "keras", "onnxruntime", "openvino"], default="auto",
+                    help="what runs VGG16 for every run but the reference (TT_VGG16_RUNTIME)")
     ap.add_argument("--skip-scan", action="store_true", help="no in-process scans (verdicts then compared with nothing)")
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / ".work")
     ap.add_argument("--json", type=Path, help="also write the measures here")
@@ -333,7 +335,7 @@ def main() -> None:
         raise SystemExit(f"needs the seed videos and weights under {SHARED} (TT_SHARED_DIR)")
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
-    env = {**env_for(work, real), "TT_VGG16_PRECISION": args.precision}
+    env = {**env_for(work, real), "TT_VGG16_PRECISION": args.precision, "TT_VGG16_RUNTIME": args.runtime}
     videos = make_videos(work / "videos", args.videos)
     train_target(env)
     from workers.settings import Settings

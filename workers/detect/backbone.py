@@ -14,6 +14,7 @@ the identity: a precision is offered only where the agreement gate
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -31,6 +32,7 @@ FEATURE_SHAPE = (7, 7, 512)
 # identity is known without downloading or hashing the file.
 KERAS_IMAGENET_ID = "keras-imagenet:6d6bbae143d832006294945121d1f1fc"
 RANDOM_PREFIX = "random"
+log = logging.getLogger(__name__)
 PRECISIONS = ("float32", "bfloat16", "int8")
 RUNTIMES = ("keras", "onnxruntime", "openvino")
 # What each runtime computes here (bfloat16 on OpenVINO: its bf16 inference hint, bench only).
@@ -184,6 +186,7 @@ class VGG16Backbone(Extractor):
         return self._identity
 
     def _load(self) -> None:
+        log.info("VGG16 backbone: %s", self.describe())
         if self.runtime != "keras":
             self._load_exported()
             return
