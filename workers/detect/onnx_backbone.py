@@ -105,6 +105,7 @@ def _atomic(target: Path, write: Callable[[Path], None]) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from workers running as other users
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
