@@ -18,7 +18,9 @@ configuration but Keras float32 is also put through the agreement gate
 threshold as float32, verdicts, grouped validation accuracy. Features are cached in
 ``--work``/data/cache, so only the first run computes the float32 ones (a few minutes).
 
-The README's numbers (quiet machine; about 3 min per ISA once the features are cached):
+The README's numbers (quiet machine, 2 cores; speeds about 4 min per command; the
+agreement gate adds about 6 min the first time (features of 717 images per
+configuration) and about 2-3 min later (the fold heads are trained again)):
 
     python bench/runtimes.py --seconds 20
     python bench/runtimes.py --seconds 20 --isa AVX2 --no-agreement
@@ -99,7 +101,7 @@ def run_child(argv: list[str], env: dict, timeout: float) -> tuple[object | None
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return None, f"failed: {tail[:200]}"
+        return None, f"failed: {tail[:400]}"
     return json.loads(lines[-1][len("RESULT "):]), ""
 
 

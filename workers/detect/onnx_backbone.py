@@ -230,8 +230,12 @@ def session(path: Path, runtime: str, precision: str) -> Callable[[np.ndarray], 
     hint = "bf16" if precision == "bfloat16" else "f32"  # int8 QDQ runs int8 kernels under the f32 hint
     try:
         compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": cores(), "INFERENCE_PRECISION_HINT": hint})
-    except RuntimeError as exc:
-        raise BackboneUnavailable(f"OpenVINO cannot compile VGG16 for {precision} on this CPU: {str(exc).splitlines()[0]}") from None
+    except RuntimeError as exc:  # bf16 where oneDNN may not use AVX512-BF16/AMX (ONEDNN_MAX_CPU_ISA=AVX2 ...)
+        lines = [line for line in str(exc).splitlines() if line.strip() and not line.startswith("Exception from")]
+        raise BackboneUnavailable(
+            f"OpenVINO cannot compile VGG16 for {precision} on this CPU ({lines[-1] if lines else 'no reason given'}); "
+            "use TT_VGG16_PRECISION=int8 or float32"
+        ) from None
     request, lock = compiled.create_infer_request(), threading.Lock()  # one request: one pass at a time
 
     def run(batch: np.ndarray) -> np.ndarray:
