@@ -137,7 +137,7 @@ def test_runtimes_and_precisions_that_do_not_go_together_are_refused():
     assert resolve_runtime("auto", "float32") == resolve_runtime("auto", "bfloat16") == "keras"
     assert resolve_runtime("auto", "int8") in ("openvino", "onnxruntime")
     for runtime, precision in (("onnxruntime", "bfloat16"), ("keras", "int8")):
-        with pytest.raises(ValueError, match=f"runtime {runtime} does not compute {precision}"):
+        with pytest.raises(BackboneUnavailable, match=f"runtime {runtime} does not compute {precision}"):
             VGG16Backbone("random", precision=precision, runtime=runtime)
     with pytest.raises(ValueError, match="unknown VGG16 runtime 'tflite'"):
         resolve_runtime("tflite", "float32")

@@ -348,8 +348,8 @@ def resolve_runtime(runtime: str, precision: str) -> str:
         return "openvino" if installed("openvino") or not installed("onnxruntime") else "onnxruntime"
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown VGG16 runtime {runtime!r}: use auto, {', '.join(RUNTIMES)}")
-    if precision not in RUNTIME_PRECISIONS[runtime]:
-        raise ValueError(
+    if precision not in RUNTIME_PRECISIONS[runtime]:  # a setting the user can fix: one line, no traceback
+        raise BackboneUnavailable(
             f"VGG16 runtime {runtime} does not compute {precision}: it runs "
             f"{' or '.join(RUNTIME_PRECISIONS[runtime])} (TT_VGG16_PRECISION / TT_VGG16_RUNTIME)"
         )
