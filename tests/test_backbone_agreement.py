@@ -23,14 +23,15 @@ def default_variants() -> list[tuple[str, str]]:
 
 
 @pytest.mark.seed
-def test_default_computations_agree_with_float32_on_the_seed_set(seed_dir, seed_weights, request, capsys):
+def test_default_computations_agree_with_float32_on_the_seed_set(seed_dir, seed_weights, request, tmp_path, capsys):
     pytest.importorskip("openvino")
     pytest.importorskip("tf2onnx")
     from workers.services.agreement import ACCURACY_TOLERANCE, backbone_agreement
     from workers.services.training import TrainRequest
     from workers.settings import Settings
 
-    root = request.config.cache.mkdir("backbone-agreement")
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    root = cache.mkdir("backbone-agreement") if cache is not None else tmp_path
     settings = Settings(
         data_dir=root / "data", models_dir=root / "models", vgg16_weights=str(seed_weights), vgg16_preprocessing="torch",
         database_url=None,
