@@ -340,6 +340,8 @@ def main() -> None:
     ap.add_argument("--isa", help="cap oneDNN's instruction set for every run, the reference included "
                     "(ONEDNN_MAX_CPU_ISA, e.g. AVX2: TensorFlow and OpenVINO then run as on an AVX2-only CPU; "
                     "onnxruntime ignores it)")
+    ap.add_argument("--runtime", choices=["auto", "keras", "onnxruntime", "openvino"], default="auto",
+                    help="what runs VGG16 for every run but the reference (TT_VGG16_RUNTIME)")
     ap.add_argument("--skip-scan", action="store_true", help="no in-process scans (verdicts then compared with nothing)")
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / ".work")
     ap.add_argument("--json", type=Path, help="also write the measures here")
@@ -350,10 +352,10 @@ def main() -> None:
         raise SystemExit(f"needs the seed videos and weights under {SHARED} (TT_SHARED_DIR)")
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
-    env = {**env_for(work, real), "TT_VGG16_PRECISION": args.precision}
+    env = {**env_for(work, real), "TT_VGG16_PRECISION": args.precision, "TT_VGG16_RUNTIME": args.runtime}
     if args.isa:
         env["ONEDNN_MAX_CPU_ISA"] = args.isa
-    print(f"CPU: {cpu_summary()}; oneDNN ISA cap: {args.isa or 'none'}; precision: {args.precision}", flush=True)
+    print(f"CPU: {cpu_summary()}; oneDNN ISA cap: {args.isa or 'none'}; precision: {args.precision}, runtime: {args.runtime}", flush=True)
     videos = make_videos(work / "videos", args.videos)
     train_target(env)
     from workers.settings import Settings
@@ -372,8 +374,8 @@ def main() -> None:
         scan, scan_verdicts = bench_scan(videos, env, all_frames=False)
         scan_all, all_verdicts = bench_scan(videos, env, all_frames=True)
         measures += [scan, scan_all]
-        if args.precision != "float32":
-            scan_f32, f32_verdicts = bench_scan(videos, {**env, "TT_VGG16_PRECISION": "float32"}, all_frames=True, name="scan-f32")
+        if (args.precision, args.runtime) not in (("float32", "keras"), ("float32", "auto")):
+            scan_f32, f32_verdicts = bench_scan(videos, {**env, "TT_VGG16_PRECISION": "float32", "TT_VGG16_RUNTIME": "keras"}, all_frames=True, name="scan-f32")
             measures.append(scan_f32)
     pipeline_verdicts = {}
     if not args.skip_pipeline:

@@ -178,7 +178,7 @@ def main() -> int:
     parser.add_argument("--wait-ms", type=float, default=20.0, help="TT_SCORE_BATCH_WAIT_MS")
     parser.add_argument("--weights", default=str(WEIGHTS) if WEIGHTS.is_file() else "random")
     parser.add_argument("--preprocessing", default="torch")
-    parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "int8"])
     parser.add_argument("--models", type=Path, help="models folder of a saved target (else a stand-in target)")
     parser.add_argument("--target", default="trump")
     parser.add_argument("--early", action="store_true", help="early verdict on (a saved target's rule decides)")

@@ -73,12 +73,22 @@ class Settings(BaseSettings):
             "file) or 'torch' (torchvision-converted weights). Required for a local file."
         ),
     )
-    vgg16_precision: Literal["auto", "float32", "bfloat16"] = Field(
+    vgg16_precision: Literal["auto", "float32", "bfloat16", "int8"] = Field(
         "auto",
         description=(
             "Compute precision of the VGG16 forward pass: 'bfloat16' (4-8x faster on "
-            "CPUs with AMX/AVX512-BF16 and on GPUs; same verdicts on the seed set), 'float32', "
-            "or 'auto' (bfloat16 where the hardware supports it). Training always uses float32."
+            "CPUs with AMX/AVX512-BF16 and on GPUs), 'int8' (static int8 on OpenVINO or ONNX Runtime, "
+            "about 4x float32 on CPUs without fast bfloat16), 'float32', or 'auto' (bfloat16 where the "
+            "hardware has it and ONEDNN_MAX_CPU_ISA allows it, else int8 where its runtimes are installed, "
+            "else float32). Both keep the seed set's verdicts (README, Speed). Training always uses float32."
+        ),
+    )
+    vgg16_runtime: Literal["auto", "keras", "onnxruntime", "openvino"] = Field(
+        "auto",
+        description=(
+            "What runs the VGG16 forward pass: 'keras' (float32, bfloat16), 'openvino' or 'onnxruntime' "
+            "(float32, int8; the Keras model exported to ONNX once and cached in data_dir/cache/backbones), "
+            "or 'auto' (keras for float32/bfloat16, openvino for int8)."
         ),
     )
     frame_rate: float = Field(1.0, gt=0, description="Frames sampled per second of video.")

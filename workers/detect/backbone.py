@@ -4,16 +4,22 @@ No ``tf.*`` call here: the same code runs on the TensorFlow backend (default)
 and on JAX. A backbone is identified by its weights' hash and its input
 preprocessing; a classifier head records that identity and refuses to score
 features from another backbone (see ``ClassifierTarget.check_extractor``).
+
+How the forward pass is computed (precision: float32, bfloat16, int8; runtime:
+Keras, or the Keras model exported to ONNX Runtime / OpenVINO) is not part of
+the identity: a precision is offered only where the agreement gate
+(``tests/test_backbone_agreement.py``) shows the float32 head's verdicts hold.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -26,6 +32,15 @@ FEATURE_SHAPE = (7, 7, 512)
 # identity is known without downloading or hashing the file.
 KERAS_IMAGENET_ID = "keras-imagenet:6d6bbae143d832006294945121d1f1fc"
 RANDOM_PREFIX = "random"
+log = logging.getLogger(__name__)
+PRECISIONS = ("float32", "bfloat16", "int8")
+RUNTIMES = ("keras", "onnxruntime", "openvino")
+# What each runtime computes here (bfloat16 on OpenVINO: its bf16 inference hint, bench only).
+RUNTIME_PRECISIONS = {
+    "keras": ("float32", "bfloat16"),
+    "onnxruntime": ("float32", "int8"),
+    "openvino": ("float32", "bfloat16", "int8"),
+}
 
 _HOW_TO = (
     "set --backbone-weights PATH --backbone-preprocessing torch|caffe "
@@ -129,15 +144,38 @@ class VGG16Backbone(Extractor):
     key = "vgg16"
 
     def __init__(
-        self, weights: str = "imagenet", preprocessing: str | None = None, seed: int = 0, precision: str = "float32"
+        self,
+        weights: str = "imagenet",
+        preprocessing: str | None = None,
+        seed: int = 0,
+        precision: str = "float32",
+        runtime: str = "auto",
+        cache_dir: Path | str | None = None,
     ) -> None:
         super().__init__()
         self.weights = weights
         self.seed = seed
         self.precision = resolve_precision(precision)
+        self.runtime = resolve_runtime(runtime, self.precision)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._identity = resolve_identity(weights, preprocessing, seed)
         self.model = None
+        self._run: Callable[[np.ndarray], np.ndarray] | None = None
         self._pad_batches = True
+
+    @property
+    def variant(self) -> str:
+        """How features are computed: ``float32``/``bfloat16`` on Keras, else ``int8@openvino`` ..."""
+        return self.precision if self.runtime == "keras" else f"{self.precision}@{self.runtime}"
+
+    def describe(self) -> str:
+        """The identity and how it is computed, for log lines."""
+        return f"{self._identity.describe()} precision={self.precision} runtime={self.runtime}"
+
+    @property
+    def feature_shape(self) -> tuple[int, int, int]:
+        w, h = self._identity.input_size
+        return (h // 32, w // 32, 512)
 
     @property
     def identity(self) -> dict:
@@ -148,11 +186,15 @@ class VGG16Backbone(Extractor):
         return self._identity
 
     def _load(self) -> None:
+        log.info("VGG16 backbone: %s", self.describe())
+        if self.runtime != "keras":
+            self._load_exported()
+            return
         from workers.detect.runtime import keras as keras_runtime
 
         keras = keras_runtime()
 
-        shape = (*INPUT_SIZE[::-1], 3)
+        shape = (*self._identity.input_size[::-1], 3)
         previous = keras.mixed_precision.global_policy()
         # Layers take the global dtype policy when they are built; restore it after.
         keras.mixed_precision.set_global_policy("mixed_bfloat16" if self.precision == "bfloat16" else "float32")
@@ -164,6 +206,31 @@ class VGG16Backbone(Extractor):
         # relaxes the batch dimension after a few shapes, and padding would only cost
         # (a 9-frame batch: 0.12 s as it is, 0.21 s padded to 16, bfloat16 here).
         self._pad_batches = keras.backend.backend() != "tensorflow"
+        self._run = self.model.predict_on_batch
+
+    def _load_exported(self) -> None:
+        """The float32 Keras model exported to ONNX (and quantised for int8), cached on disk."""
+        from workers.detect import onnx_backbone
+        from workers.detect.runtime import keras as keras_runtime
+
+        def build_float32():
+            keras = keras_runtime()
+            previous = keras.mixed_precision.global_policy()
+            keras.mixed_precision.set_global_policy("float32")
+            try:
+                return self._build(keras, (*self._identity.input_size[::-1], 3))
+            finally:
+                keras.mixed_precision.set_global_policy(previous)
+
+        ident = self._identity
+        self._run = onnx_backbone.load(
+            onnx_backbone.ModelKey(ident.weights_id, ident.preprocessing, tuple(ident.input_size), self.precision),
+            runtime=self.runtime,
+            cache_dir=self.cache_dir or _default_cache_dir(),
+            build_model=build_float32,
+            prepare=lambda images: preprocess(resize_for_backbone(images, ident.input_size), ident.preprocessing),
+        )
+        self._pad_batches = False
 
     def _build(self, keras, shape):
         if self.weights == "imagenet":
@@ -188,7 +255,7 @@ class VGG16Backbone(Extractor):
         return model
 
     def extract(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        return self.features(preprocess(resize_for_backbone(images), self._identity.preprocessing))
+        return self.features(preprocess(resize_for_backbone(images, self._identity.input_size), self._identity.preprocessing))
 
     def warm(self, batch_size: int) -> None:
         """Trace the forward pass for every power-of-two batch size up to ``batch_size``
@@ -196,7 +263,7 @@ class VGG16Backbone(Extractor):
         self.load()
         n = 1
         while True:
-            self.features(np.zeros((n, *INPUT_SIZE[::-1], 3), np.float32))
+            self.features(np.zeros((n, *self._identity.input_size[::-1], 3), np.float32))
             if n >= batch_size:
                 break
             n *= 2
@@ -207,28 +274,83 @@ class VGG16Backbone(Extractor):
         self.load()
         n = len(batch)
         if n == 0:
-            return np.zeros((0, *FEATURE_SHAPE), np.float32)
+            return np.zeros((0, *self.feature_shape), np.float32)
         padded = 1 << (n - 1).bit_length() if self._pad_batches else n
         if padded != n:
             batch = np.concatenate([batch, np.zeros((padded - n, *batch.shape[1:]), batch.dtype)])
-        out = self.model.predict_on_batch(batch)
+        out = self._run(np.ascontiguousarray(batch, dtype=np.float32))
         return np.asarray(out, dtype=np.float32)[:n]
+
+
+def _default_cache_dir() -> Path:
+    from workers.settings import get_settings
+
+    return get_settings().data_dir / "cache" / "backbones"
+
+
+# ONEDNN_MAX_CPU_ISA values that keep oneDNN (TensorFlow's, OpenVINO's) from bfloat16 dot products.
+_ISA_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """What the precision choice depends on, read once (``detect``) or given (tests)."""
+
+    cpu_flags: frozenset[str]
+    max_cpu_isa: str = ""  # ONEDNN_MAX_CPU_ISA
+    gpu: bool = False
+    int8_runtime: bool = False  # Keras on TensorFlow, and OpenVINO or ONNX Runtime + tf2onnx installed
+
+    @classmethod
+    def detect(cls, cpuinfo: str | None = None, environ: Mapping[str, str] | None = None) -> "Hardware":
+        environ = os.environ if environ is None else environ
+        if cpuinfo is None:
+            try:
+                cpuinfo = Path("/proc/cpuinfo").read_text()
+            except OSError:
+                cpuinfo = ""
+        flags = frozenset(w for line in cpuinfo.splitlines() if line.startswith("flags") for w in line.split(":", 1)[-1].split())
+        gpu = environ.get("CUDA_VISIBLE_DEVICES", "unset") not in ("", "-1") and Path("/dev/nvidia0").exists()
+        from workers.detect.onnx_backbone import int8_available
+
+        return cls(flags, environ.get("ONEDNN_MAX_CPU_ISA", ""), gpu, int8_available(environ))
+
+    def fast_bfloat16(self) -> bool:
+        """AMX or AVX512-BF16 that oneDNN may use, or a GPU."""
+        if self.gpu:
+            return True
+        cpu = "amx_bf16" in self.cpu_flags or "avx512_bf16" in self.cpu_flags
+        return cpu and self.max_cpu_isa.strip().upper() not in _ISA_WITHOUT_BF16
 
 
 def hardware_bfloat16() -> bool:
     """True where bfloat16 matrix work is fast: x86 CPUs with AMX or AVX512-BF16, or a visible GPU."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        flags = ""
-    if "amx_bf16" in flags or "avx512_bf16" in flags:
-        return True
-    return bool(os.environ.get("CUDA_VISIBLE_DEVICES", "unset") not in ("", "-1") and Path("/dev/nvidia0").exists())
+    return Hardware.detect().fast_bfloat16()
 
 
-def resolve_precision(precision: str) -> str:
+def resolve_precision(precision: str, hardware: Hardware | None = None) -> str:
+    """``auto``: bfloat16 where it is fast, else int8 where an int8 runtime is installed, else float32."""
     if precision == "auto":
-        return "bfloat16" if hardware_bfloat16() else "float32"
-    if precision not in ("float32", "bfloat16"):
-        raise ValueError(f"unknown precision {precision!r}: use auto, float32 or bfloat16")
+        hw = hardware or Hardware.detect()
+        return "bfloat16" if hw.fast_bfloat16() else "int8" if hw.int8_runtime else "float32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: use auto, {', '.join(PRECISIONS)}")
     return precision
+
+
+def resolve_runtime(runtime: str, precision: str) -> str:
+    """``auto``: Keras for float32/bfloat16, OpenVINO (else ONNX Runtime) for int8."""
+    if runtime == "auto":
+        if precision != "int8":
+            return "keras"
+        from workers.detect.onnx_backbone import installed
+
+        return "openvino" if installed("openvino") or not installed("onnxruntime") else "onnxruntime"
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown VGG16 runtime {runtime!r}: use auto, {', '.join(RUNTIMES)}")
+    if precision not in RUNTIME_PRECISIONS[runtime]:  # a setting the user can fix: one line, no traceback
+        raise BackboneUnavailable(
+            f"VGG16 runtime {runtime} does not compute {precision}: it runs "
+            f"{' or '.join(RUNTIME_PRECISIONS[runtime])} (TT_VGG16_PRECISION / TT_VGG16_RUNTIME)"
+        )
+    return runtime

@@ -104,12 +104,15 @@ class ClassifierTarget(Target):
 
 @dataclass(frozen=True)
 class ClassifierSettings:
-    """The classifier kind's settings: which VGG16 weights, preprocessing and precision
-    its backbone runs with (``overrides``: the CLI's --backbone-weights/--backbone-preprocessing)."""
+    """The classifier kind's settings: which VGG16 weights, preprocessing, precision and runtime
+    its backbone runs with (``overrides``: the CLI's --backbone-weights/--backbone-preprocessing),
+    and where converted models are cached."""
 
     weights: str
     preprocessing: str | None
     precision: str
+    runtime: str = "auto"
+    cache_dir: Path | None = None
 
     @classmethod
     def from_settings(cls, settings, overrides: Mapping[str, object] = {}) -> "ClassifierSettings":
@@ -117,6 +120,8 @@ class ClassifierSettings:
             weights=overrides.get("weights") or settings.vgg16_weights,
             preprocessing=overrides.get("preprocessing") or settings.vgg16_preprocessing,
             precision=overrides.get("precision") or settings.vgg16_precision,
+            runtime=overrides.get("runtime") or settings.vgg16_runtime,
+            cache_dir=Path(settings.data_dir) / "cache" / "backbones",
         )
 
 
@@ -124,6 +129,6 @@ KIND = DetectorKind(
     key=ClassifierTarget.kind,
     target=ClassifierTarget,
     settings=ClassifierSettings.from_settings,
-    extractor=lambda s: VGG16Backbone(s.weights, s.preprocessing, precision=s.precision),
+    extractor=lambda s: VGG16Backbone(s.weights, s.preprocessing, precision=s.precision, runtime=s.runtime, cache_dir=s.cache_dir),
     needs_full_frames=False,  # the head reads VGG16 features of 224x224 frames
 )

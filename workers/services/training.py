@@ -107,9 +107,9 @@ def plan_training(settings: Settings, request: TrainRequest) -> TrainingPlan:
         reviewed = len(extra)
     # Training features are computed in float32 whatever the scan precision: a head
     # trained on bfloat16 features is less stable; one trained on float32 scores
-    # bfloat16 features with the same verdicts (README, "Speed").
-    backbone = CLASSIFIER.make_extractor(
-        settings, {"weights": r.backbone_weights, "preprocessing": r.backbone_preprocessing, "precision": "float32"})
+    # bfloat16 or int8 features with the same verdicts (README, "Speed").
+    backbone = CLASSIFIER.make_extractor(settings, {
+        "weights": r.backbone_weights, "preprocessing": r.backbone_preprocessing, "precision": "float32", "runtime": "keras"})
     options = TrainOptions(
         head=r.head, epochs=r.epochs, folds=r.folds, threshold=r.threshold,
         rule=VerdictRule(r.min_fraction, r.min_frames), positive_class=r.positive_class,

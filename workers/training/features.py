@@ -39,9 +39,9 @@ def augmenter(seed: int):
 
 
 def _cache_folder(cache_dir: Path, backbone: VGG16Backbone) -> Path:
-    ident = backbone.backbone_identity
+    ident = backbone.backbone_identity  # variant: the precision, and the runtime unless Keras
     key = hashlib.sha256(
-        f"{ident.weights_id}|{ident.preprocessing}|{ident.input_size}|{backbone.precision}".encode()
+        f"{ident.weights_id}|{ident.preprocessing}|{ident.input_size}|{backbone.variant}".encode()
     ).hexdigest()[:16]
     return Path(cache_dir) / "features" / key
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -122,15 +122,20 @@ def grouped_validation(
     pos: int,
     opts: TrainOptions,
     on_step: OnStep | None = None,
+    eval_features: Mapping[str, np.ndarray] | None = None,
 ) -> dict:
     """K-fold validation where a group (block of near-duplicate images) never
     straddles train and validation. Augmented views train only; validation
-    uses the original images. ``on_step``: progress after every epoch."""
+    uses the original images. ``on_step``: progress after every epoch.
+    ``eval_features``: other computations of the same rows (another precision or
+    runtime), whose held-out rows the same fold heads also score; their metrics
+    go in ``metrics["eval_features"][name]`` (the agreement gate)."""
     tracker = _Tracker("validation", opts.folds, opts, on_step)
     unique = np.unique(groups)
     fold_of_group = {g: i % opts.folds for i, g in enumerate(unique)}
     fold = np.array([fold_of_group[g] for g in groups])
     truth, predicted = [], []
+    others: dict[str, list[np.ndarray]] = {name: [] for name in eval_features or {}}
     for k in range(opts.folds):
         train, val = fold != k, (fold == k) & is_original
         if not val.any() or len(np.unique(labels[train])) < 2:
@@ -140,9 +145,13 @@ def grouped_validation(
         probs = np.asarray(head.predict_on_batch(features[val]))[:, pos]
         truth.append(labels[val] == pos)
         predicted.append(probs >= opts.frame_threshold)
+        for name, other in (eval_features or {}).items():
+            others[name].append(np.asarray(head.predict_on_batch(other[val]))[:, pos] >= opts.frame_threshold)
     if not truth:
         return {}
     metrics = binary_metrics(np.concatenate(truth), np.concatenate(predicted))
+    if others:
+        metrics["eval_features"] = {name: binary_metrics(np.concatenate(truth), np.concatenate(p)) for name, p in others.items()}
     metrics["folds"] = opts.folds
     metrics["threshold"] = opts.frame_threshold
     metrics["split"] = "grouped k-fold (blocks of consecutive images)"
@@ -158,16 +167,18 @@ def train_classifier(
     backbone: VGG16Backbone,
     opts: TrainOptions = TrainOptions(),
     on_step: OnStep | None = None,
+    eval_features: Mapping[str, np.ndarray] | None = None,
 ) -> ClassifierTarget:
     """Validate with grouped folds, then fit the final head on every example.
-    ``on_step`` is told after every epoch where training is (``TrainingStep``)."""
+    ``on_step`` is told after every epoch where training is (``TrainingStep``);
+    ``eval_features``: see ``grouped_validation``."""
     labels = np.array([data.examples[i].label for i in example_index])
     groups = np.array([data.examples[i].group for i in example_index])
     n_classes = len(data.class_names)
     pos = positive_class(data.class_names, name, opts.positive_class)
     metrics: dict = {}
     if validation_folds(opts):
-        metrics = grouped_validation(features, labels, groups, is_original, n_classes, pos, opts, on_step)
+        metrics = grouped_validation(features, labels, groups, is_original, n_classes, pos, opts, on_step, eval_features)
     head = _fit(features, labels, n_classes, opts, _Tracker("final fit", 0, opts, on_step).epoch_callback(0))
     metrics.update(
         {

@@ -1,0 +1,70 @@
+"""The agreement gate on the seed set (needs ../shared): every VGG16 computation that is a
+default somewhere (int8 on OpenVINO without fast bfloat16; bfloat16 on Keras where it is
+fast) keeps the float32 head's every frame on its side of the threshold, its verdicts on
+Trump.mp4 and Biden.mp4, and its grouped validation accuracy within 0.01.
+
+Features are cached under pytest's cache folder (keyed by image content, backbone and
+computation), so only the first run pays for them. The printed lines go to README, "Speed".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from workers.detect.backbone import Hardware
+
+
+def default_variants() -> list[tuple[str, str]]:
+    variants = [("int8", "openvino")]
+    if Hardware.detect().fast_bfloat16():
+        variants.append(("bfloat16", "keras"))
+    return variants
+
+
+@pytest.mark.seed
+def test_default_computations_agree_with_float32_on_the_seed_set(seed_dir, seed_weights, request, tmp_path, capsys):
+    pytest.importorskip("openvino")
+    pytest.importorskip("tf2onnx")
+    from workers.services.agreement import ACCURACY_TOLERANCE, backbone_agreement
+    from workers.services.training import TrainRequest
+    from workers.settings import Settings
+
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    root = cache.mkdir("backbone-agreement") if cache is not None else tmp_path
+    settings = Settings(
+        data_dir=root / "data", models_dir=root / "models", vgg16_weights=str(seed_weights), vgg16_preprocessing="torch",
+        database_url=None,
+    )
+    found = backbone_agreement(
+        settings, TrainRequest("trump", seed_dir / "images", seed_dir / "mapping_trump.csv"), default_variants(),
+        [seed_dir / "Trump.mp4", seed_dir / "Biden.mp4"],
+    )
+    with capsys.disabled():
+        print()
+        for agreement in found:
+            print("agreement gate:", agreement.line())
+    for agreement in found:
+        assert {v.video: v.frames for v in agreement.videos} == {"Trump.mp4": 18, "Biden.mp4": 61}
+        assert agreement.same_side == agreement.frames, agreement.line()
+        assert agreement.same_verdicts, agreement.line()
+        assert [v.verdict for v in agreement.videos] == ["positive", "negative"]
+        assert abs(agreement.accuracy - agreement.accuracy_float32) <= ACCURACY_TOLERANCE, agreement.line()
+        assert agreement.accuracy_float32 >= 0.85
+        assert agreement.holds
+
+
+def test_fold_heads_score_other_features_of_the_same_rows():
+    """``eval_features``: the fold heads score the other rows; the same rows give the same metrics."""
+    from workers.training.train import TrainOptions, grouped_validation
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 20)
+    features = rng.normal(size=(40, 7, 7, 512)).astype(np.float32) + labels[:, None, None, None] * 0.5
+    groups, original = np.arange(40) // 4, np.ones(40, bool)
+    flipped = features[::-1].copy()  # each row now looks like the other class
+    opts = TrainOptions(epochs=2, folds=2)
+    metrics = grouped_validation(features, labels, groups, original, 2, 1, opts, eval_features={"same": features, "flipped": flipped})
+    same, worse = metrics["eval_features"]["same"], metrics["eval_features"]["flipped"]
+    assert {k: same[k] for k in ("accuracy", "tp", "fp", "fn", "tn")} == {k: metrics[k] for k in ("accuracy", "tp", "fp", "fn", "tn")}
+    assert worse["accuracy"] < metrics["accuracy"]
