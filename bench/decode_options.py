@@ -1,6 +1,6 @@
 """Frame extraction with FFmpeg's loop filter skipped: CPU saved against what it does to the frames.
 
-    python bench/decode_options.py                      # what produces the README numbers
+    python bench/decode_options.py --seed-variants 10   # what produces the README numbers (~5 min)
     python bench/decode_options.py --quick              # smoke: one repeat, 20 s generated video
 
 ``workers.video.sampling`` already tells the decoder to drop non-reference frames
@@ -27,7 +27,8 @@ best of ``--repeats``), sampled frames per CPU-second, the max and mean absolute
 pixel difference of the sampled frames against ``current``, and, with the
 ``trump`` target trained on the seed CSV as bench/run.py trains it (its bundle and
 feature cache under bench/.work), how many sampled frames change side of the
-threshold and the largest score change. Decision rule (issue #13): keep a
+threshold, the largest score change, and how close the closest frame is to the
+threshold (min margin: a change larger than that may flip it). Decision rule (issue #13): keep a
 variant only if no frame changes side AND it saves CPU.
 """
 
@@ -118,6 +119,8 @@ def main() -> None:
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--precision", default=os.environ.get("TT_VGG16_PRECISION", "float32"),
                     help="VGG16 precision for the score check (float32, bfloat16, int8 where available)")
+    ap.add_argument("--seed-variants", type=int, default=0,
+                    help="also this many H.264 copies of bench/run.py's seed variants (crops, mirrors, rescales)")
     ap.add_argument("--no-scores", action="store_true", help="skip the classifier check (no weights needed)")
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / ".work")
     args = ap.parse_args()
@@ -135,12 +138,15 @@ def main() -> None:
         memory.make_video(generated.with_suffix(".part.mp4"), args.minutes).replace(generated)
     videos = [p for p in (run.SEED / "Trump.mp4", run.SEED / "Biden.mp4") if p.is_file()]
     videos.append(h264_copy(generated, work / "decode" / f"generated-{round(args.minutes * 60)}s-h264.mp4"))
+    if args.seed_variants:
+        for v in run.make_videos(work / "videos", args.seed_variants):
+            videos.append(h264_copy(v, work / "decode" / f"{v.stem}-h264.mp4"))
     model = None if args.no_scores or not run.WEIGHTS.is_file() else classifier(work, args.precision)
     names = args.variants.split(",")
     print(f"frame rate {rate}/s, max side {max_side}, best of {args.repeats}, VGG16 {args.precision}; "
           f"CPU: {os.cpu_count()} cores, ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}", flush=True)
     print(f"\n{'video':<24}{'variant':<9}{'frames':>7}{'CPU s':>8}{'frames/CPU s':>13}{'saved':>7}"
-          f"{'max px':>7}{'mean px':>8}{'side changes':>13}{'max |d score|':>14}")
+          f"{'max px':>7}{'mean px':>8}{'side changes':>13}{'max |d score|':>14}{'min margin':>11}")
     verdict = {}
     for video in videos:
         base_frames, base_cpu, base_scores = None, None, None
@@ -156,7 +162,7 @@ def main() -> None:
             diffs = [np.abs(a.image.astype(np.int16) - b.image.astype(np.int16)) for a, b in zip(frames, base_frames)]
             max_px = max(int(d.max()) for d in diffs)
             mean_px = float(np.mean([d.mean() for d in diffs]))
-            side, dscore = "-", "-"
+            side, dscore, margin = "-", "-", "-"
             if model is not None:
                 got = scores(frames, *model)
                 if base_scores is None:
@@ -164,10 +170,11 @@ def main() -> None:
                 t = model[0].threshold
                 flips = sum((a >= t) != (b >= t) for a, b in zip(got, base_scores))
                 side, dscore = f"{flips}/{len(got)}", f"{max(abs(a - b) for a, b in zip(got, base_scores)):.4f}"
+                margin = f"{min(abs(b - t) for b in base_scores):.4f}"  # the current frame closest to the threshold
                 verdict.setdefault(name, []).append(flips == 0 and cpu < base_cpu)
             saved = f"{100 * (1 - cpu / base_cpu):.0f}%"
             print(f"{video.name:<24}{name:<9}{len(frames):>7}{cpu:>8.3f}{len(frames) / cpu:>13.1f}{saved:>7}"
-                  f"{max_px:>7}{mean_px:>8.2f}{side:>13}{dscore:>14}", flush=True)
+                  f"{max_px:>7}{mean_px:>8.2f}{side:>13}{dscore:>14}{margin:>11}", flush=True)
     if verdict:
         print("\nkeep (no side change on any video and CPU saved on every one): "
               + ", ".join(f"{n} {'yes' if all(v) else 'no'}" for n, v in verdict.items() if n != "current"))

@@ -1,11 +1,15 @@
 """How cost grows with targets, video length and score processes, against a cost model.
 
-    python bench/growth.py --precision float32        # what produces the README tables (~10 min on 2 quiet cores)
-    python bench/growth.py --quick                    # smoke (< 2 min once the videos and targets exist)
+    python bench/growth.py --precision float32 --json growth-f32.json               # README tables (~6 min, 2 quiet cores)
+    python bench/growth.py --precision float32 --all-frames --json growth-all.json  # every frame scored (~10 min)
+    python bench/growth.py --quick                                                  # smoke (~2 min)
+
+The first run also generates the videos (2 x 15 s, 60 s, 10 min at 720p: about 2
+minutes) and the targets (bench/run.py's training when its cache is cold: minutes).
 
 The cost model (CPU seconds of one video):
 
-    decode x video seconds                                   (frames stage: decode, resize, frame batch)
+    frames stage x video seconds      (decode, 224x224 copies, the frame batch; JPEG full frames when a face target reads them)
   + VGG16 x frames through VGG16 + head x sum over classifier targets of their frames
   + face pass x frames through the face models + face compare x sum over face targets of their frames
 
@@ -26,10 +30,12 @@ bench/run.py (``bench_pipeline``: io, cpu and K score workers on the local Redis
 and Postgres, warm before the clock starts). Product defaults: 1 sampled frame
 a second, early verdict and near-duplicate reuse on (so "frames through the
 models" is read from the detections, not assumed). Classifier targets are
-copies of bench/run.py's ``trump`` target (the seed CSV, real VGG16 weights;
-negative on these videos, so its frames run to the end); face targets copies of
-the astronaut enrolled from ``workers.demo_media``'s photo (positive: decided
-early). A copy costs what a distinct target costs (the same head or gallery size).
+copies of bench/run.py's ``trump`` target (the seed CSV, real VGG16 weights; it
+calls these videos positive, decided early, as the face targets, copies of
+the astronaut enrolled from ``workers.demo_media``'s photo, do): with the early
+verdict a target stops after ~16 frames whatever the video's length, so
+``--all-frames`` (every sampled frame through the models) shows the per-frame
+term grow. A copy costs what a distinct target costs (the same head or gallery size).
 
 Printed per case: wall seconds; CPU seconds measured per worker (cpu worker =
 frames + verdict stages, score workers = score stage, io = download + alert)
@@ -109,6 +115,8 @@ def videos_of(work: Path, seconds: int, count: int) -> list[Path]:
 
 
 def _cpu(fn, repeats: int) -> float:
+    """CPU seconds of one call of ``fn``, the mean of ``repeats`` after one unmeasured call."""
+    fn()
     cpu0 = time.process_time()
     for _ in range(repeats):
         fn()
@@ -122,11 +130,14 @@ def unit_costs(env: dict, video: Path, frames: int) -> dict[str, float]:
     from workers.detect.registry import make_extractors
     from workers.settings import Settings
     from workers.targets.bundle import load_target
-    from workers.video.sampling import read_sampled, probe_video
+    from workers.video.sampling import probe_video, read_sampled
 
     settings = Settings()
-    per_core, _n, cpu = gpu_score.decode_rate([video])
-    decode = cpu / probe_video(video).duration
+    seconds = probe_video(video).duration
+    units = {"decode + resize per video-second": _cpu(lambda: gpu_score.decode_rate([video]), 2) / seconds}
+    for full in (False, True):
+        units[f"frames stage per video-second{', full frames' if full else ''}"] = (
+            _cpu(lambda: frames_stage(video, settings, full), 2) / seconds)
     cls, face = load_target(settings.models_dir, "trump"), load_target(settings.models_dir, FACE)
     extractors = make_extractors({cls.extractor_key, face.extractor_key}, settings)
     vgg, faces = extractors[cls.extractor_key], extractors[face.extractor_key]
@@ -135,16 +146,30 @@ def unit_costs(env: dict, video: Path, frames: int) -> dict[str, float]:
     small = [resize_frame(i) for i in full]
     idx, ts = [f.index for f in sampled], [f.timestamp for f in sampled]
     b = settings.batch_size
-    vgg.extract(small[:b])  # load and trace
     forward = _cpu(lambda: [vgg.extract(small[i : i + b]) for i in range(0, len(small), b)], 1) / len(small)
     feats = vgg.extract(small)
-    head = _cpu(lambda: cls.score(feats, idx, ts), 3) / len(small)
-    faces.extract(full[:1])
+    chunks = range(0, len(small), b)  # heads score a pass's chunk at a time, as the score stage does
+    head = _cpu(lambda: [cls.score(feats[i : i + b], idx[i : i + b], ts[i : i + b]) for i in chunks], 3) / len(small)
     found = faces.extract(full)
     face_pass = _cpu(lambda: faces.extract(full), 1) / len(full)
-    compare = _cpu(lambda: face.score(found, idx, ts), 3) / len(full)
-    return {"decode per video-second": decode, "VGG16 per frame": forward, "head per frame and target": head,
+    compare = _cpu(lambda: [face.score(found[i : i + b], idx[i : i + b], ts[i : i + b]) for i in chunks], 3) / len(full)
+    return {**units, "VGG16 per frame": forward, "head per frame and target": head,
             "face pass per frame": face_pass, "face compare per frame and target": compare}
+
+
+def frames_stage(video: Path, settings, full_frames: bool) -> int:
+    """The frames stage's work on ``video`` without its database: sample (with the PDQ hashes
+    when repost matching is on), write the frame batch (backbone copies; JPEG full frames for
+    face targets) into memory. Returns the frames written."""
+    import io
+
+    from workers import processing
+    from workers.detect.backbone import INPUT_SIZE
+    from workers.media.batches import write_frame_stream
+
+    with processing.sample(video, settings, []) as (reader, frames):
+        return write_frame_stream(io.BytesIO(), frames, lambda: reader.info, backbone_size=INPUT_SIZE,
+                                  full_frames=full_frames, extra=lambda: reader.decoding().to_json())
 
 
 def predict(units: dict, case: Case, videos: list[Path], detections: list, classifiers: set, faces: set) -> dict:
@@ -152,7 +177,8 @@ def predict(units: dict, case: Case, videos: list[Path], detections: list, class
     frames each target actually took through the models (the detections)."""
     from workers.video.sampling import probe_video
 
-    frames_cpu = units["decode per video-second"] * sum(probe_video(v).duration for v in videos)
+    unit = units["frames stage per video-second" + (", full frames" if case.split[1] else "")]
+    frames_cpu = unit * sum(probe_video(v).duration for v in videos)
     score_cpu, vgg_frames, face_frames = 0.0, 0, 0
     for video in {d[0] for d in detections}:
         mine = [d for d in detections if d[0] == video]
@@ -178,6 +204,8 @@ def main() -> None:
     ap.add_argument("--unit-frames", type=int, default=32, help="frames the unit costs are measured on")
     ap.add_argument("--precision", default=os.environ.get("TT_VGG16_PRECISION", "auto"),
                     help="VGG16 precision (TT_VGG16_PRECISION): auto, float32, bfloat16, int8 where the runtime exists")
+    ap.add_argument("--all-frames", action="store_true", help="early verdict and near-duplicate reuse off (TT_EARLY_VERDICT, "
+                    "TT_DUPLICATE_TOLERANCE): every sampled frame through the models")
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / ".work")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
@@ -188,6 +216,8 @@ def main() -> None:
 
     work = args.work.resolve()
     env = {**run.env_for(work, True), "TT_VGG16_PRECISION": args.precision}
+    if args.all_frames:
+        env.update(TT_EARLY_VERDICT="false", TT_DUPLICATE_TOLERANCE="0")
     bt, bs, bw = (int(x) for x in args.base.split(","))
     cases = {"targets": [Case(int(t), bs, bw) for t in args.targets.split(",")],
              "length": [Case(bt, int(s), bw) for s in args.lengths.split(",")],
