@@ -3,7 +3,7 @@
     python bench/decode_options.py --seed-variants 10   # what produces the README numbers (~5 min)
     python bench/decode_options.py --quick              # smoke: one repeat, 20 s generated video
 
-``workers.video.sampling`` already tells the decoder to drop non-reference frames
+``workers.video.sampling`` tells the decoder to drop non-reference frames
 it does not sample (``skip_frame = "NONREF"``, per packet). The next knob is
 ``skip_loop_filter`` (FFmpeg's AVDiscard option of the H.264/HEVC decoders:
 no deblocking on the frames it selects). PyAV exposes it only as a decoder option
@@ -11,7 +11,7 @@ given when the codec opens (``codec_context.options``; there is no per-packet
 attribute as there is for ``skip_frame``), so one value holds for the whole
 stream:
 
-  current   what sampling.py does
+  exact     skip_frame only (the setting skip_loop_filter=false: OpenCV's pixels)
   noref     + skip_loop_filter=noref: only non-reference frames, i.e. here only
             the *sampled* ones (unsampled non-reference frames are not decoded at
             all): nothing drifts, the sampled B-frames lose their deblocking
@@ -24,7 +24,7 @@ For each video (the seed Trump.mp4 and Biden.mp4, TikTok H.264, and an H.264
 re-encode with B-frames of a generated 720p video) it prints the CPU seconds of
 the frames stage's decoding (decode + RGB conversion of the sampled frames, the
 best of ``--repeats``), sampled frames per CPU-second, the max and mean absolute
-pixel difference of the sampled frames against ``current``, and, with the
+pixel difference of the sampled frames against ``exact``, and, with the
 ``trump`` target trained on the seed CSV as bench/run.py trains it (its bundle and
 feature cache under bench/.work), how many sampled frames change side of the
 threshold, the largest score change, and how close the closest frame is to the
@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import memory  # noqa: E402  (bench/memory.py: the generated video)
 import run  # noqa: E402  (bench/run.py: seed paths, the trump target)
 
-VARIANTS = {"current": None, "noref": "noref", "bidir": "bidir", "nokey": "nokey", "all": "all"}
+VARIANTS = {"exact": None, "noref": "noref", "bidir": "bidir", "nokey": "nokey", "all": "all"}
 
 
 def h264_copy(src: Path, dst: Path, bframes: int = 3) -> Path:
@@ -170,14 +170,14 @@ def main() -> None:
                 t = model[0].threshold
                 flips = sum((a >= t) != (b >= t) for a, b in zip(got, base_scores))
                 side, dscore = f"{flips}/{len(got)}", f"{max(abs(a - b) for a, b in zip(got, base_scores)):.4f}"
-                margin = f"{min(abs(b - t) for b in base_scores):.4f}"  # the current frame closest to the threshold
+                margin = f"{min(abs(b - t) for b in base_scores):.4f}"  # the exact frame closest to the threshold
                 verdict.setdefault(name, []).append(flips == 0 and cpu < base_cpu)
             saved = f"{100 * (1 - cpu / base_cpu):.0f}%"
             print(f"{video.name:<24}{name:<9}{len(frames):>7}{cpu:>8.3f}{len(frames) / cpu:>13.1f}{saved:>7}"
                   f"{max_px:>7}{mean_px:>8.2f}{side:>13}{dscore:>14}{margin:>11}", flush=True)
     if verdict:
         print("\nkeep (no side change on any video and CPU saved on every one): "
-              + ", ".join(f"{n} {'yes' if all(v) else 'no'}" for n, v in verdict.items() if n != "current"))
+              + ", ".join(f"{n} {'yes' if all(v) else 'no'}" for n, v in verdict.items() if n != "exact"))
 
 
 if __name__ == "__main__":

@@ -143,13 +143,16 @@ def _steps(fps: float) -> int:
 
 def decode_rate(videos: list[Path]) -> tuple[float, int, float]:
     """(sampled frames per CPU-second, sampled frames, CPU seconds) for the frames stage's work:
-    ``workers.video.sampling`` (non-reference frames not sampled are skipped) + the backbone resize."""
+    ``workers.video.sampling`` (non-reference frames not sampled are skipped; the loop filter as
+    the settings say) + the backbone resize."""
     from workers.detect.backbone import resize_frame
+    from workers.settings import Settings
     from workers.video.sampling import read_sampled
 
+    skip = Settings().skip_loop_filter
     cpu0, frames = time.process_time(), 0
     for video in videos:
-        sampled = read_sampled(video, 1.0, 1280)
+        sampled = read_sampled(video, 1.0, 1280, skip)
         for f in sampled.frames:
             resize_frame(f.image)
         frames += len(sampled.frames)

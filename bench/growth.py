@@ -231,7 +231,7 @@ def main() -> None:
           f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}) ...", flush=True)
     units = unit_costs(env, videos_of(work / "growth", bs, 1)[0], args.unit_frames)
     for k, v in units.items():
-        print(f"  {k:<36} {v * 1000:9.2f} CPU ms")
+        print(f"  {k:<44} {v * 1000:9.2f} CPU ms")
 
     cores = os.cpu_count() or 1
     done: dict[Case, dict] = {}
