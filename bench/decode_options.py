@@ -145,7 +145,8 @@ def main() -> None:
     names = args.variants.split(",")
     print(f"frame rate {rate}/s, max side {max_side}, best of {args.repeats}, VGG16 {args.precision}; "
           f"CPU: {os.cpu_count()} cores, ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}", flush=True)
-    print(f"\n{'video':<24}{'variant':<9}{'frames':>7}{'CPU s':>8}{'frames/CPU s':>13}{'saved':>7}"
+    w = max(len(v.name) for v in videos) + 2
+    print(f"\n{'video':<{w}}{'variant':<9}{'frames':>7}{'CPU s':>8}{'frames/CPU s':>13}{'saved':>7}"
           f"{'max px':>7}{'mean px':>8}{'side changes':>13}{'max |d score|':>14}{'min margin':>11}")
     verdict = {}
     for video in videos:
@@ -173,7 +174,7 @@ def main() -> None:
                 margin = f"{min(abs(b - t) for b in base_scores):.4f}"  # the exact frame closest to the threshold
                 verdict.setdefault(name, []).append(flips == 0 and cpu < base_cpu)
             saved = f"{100 * (1 - cpu / base_cpu):.0f}%"
-            print(f"{video.name:<24}{name:<9}{len(frames):>7}{cpu:>8.3f}{len(frames) / cpu:>13.1f}{saved:>7}"
+            print(f"{video.name:<{w}}{name:<9}{len(frames):>7}{cpu:>8.3f}{len(frames) / cpu:>13.1f}{saved:>7}"
                   f"{max_px:>7}{mean_px:>8.2f}{side:>13}{dscore:>14}{margin:>11}", flush=True)
     if verdict:
         print("\nkeep (no side change on any video and CPU saved on every one): "
