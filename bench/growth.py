@@ -1,7 +1,7 @@
 """How cost grows with targets, video length and score processes, against a cost model.
 
     python bench/growth.py --precision float32 --json growth-f32.json               # README tables (~6 min, 2 quiet cores)
-    python bench/growth.py --precision float32 --all-frames --json growth-all.json  # every frame scored (~10 min)
+    python bench/growth.py --precision float32 --all-frames --json growth-all.json  # every frame scored (~12 min)
     python bench/growth.py --quick                                                  # smoke (~2 min)
 
 The first run also generates the videos (2 x 15 s, 60 s, 10 min at 720p: about 2
