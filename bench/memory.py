@@ -40,7 +40,8 @@ print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss 
 """
 
 
-def make_video(path: Path, minutes: float, fps: int = 10, size=(1280, 720)) -> Path:
+def make_video(path: Path, minutes: float, fps: int = 10, size=(1280, 720), phase: float = 0.0) -> Path:
+    """The astronaut drifting over a blurred backdrop; another ``phase`` gives another path (distinct bytes)."""
     import cv2
     import numpy as np
     from skimage import data
@@ -57,7 +58,7 @@ def make_video(path: Path, minutes: float, fps: int = 10, size=(1280, 720)) -> P
         frame = backdrop.copy()
         side = int(height * (0.45 + 0.1 * np.sin(40 * t)))
         face = cv2.resize(portrait, (side, side), interpolation=cv2.INTER_AREA)
-        x = int((width - side) * (0.5 + 0.4 * np.sin(25 * t)))
+        x = int((width - side) * (0.5 + 0.4 * np.sin(25 * t + phase)))
         y = int((height - side) * 0.5)
         frame[y : y + side, x : x + side] = face
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))

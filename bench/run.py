@@ -28,8 +28,9 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TT_SHARED_DIR", ROOT.parent / "shared"))
@@ -47,6 +48,7 @@ class Measure:
     scored: int  # frames that went through VGG16 (not those skipped by the early verdict or reusing a near-duplicate's score)
     peak_rss_mb: float
     note: str = ""
+    stats: dict = field(default_factory=dict)  # pipeline runs: CPU and busy seconds, per-detection rows
 
     @property
     def videos_per_min(self) -> float:
@@ -240,7 +242,11 @@ def _process_tree_cpu_s(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def bench_pipeline(videos: list[Path], env: dict, score_workers: int, cpu_processes: int = 1) -> tuple[Measure, dict, dict]:
+def bench_pipeline(
+    videos: list[Path], env: dict, score_workers: int, cpu_processes: int = 1, targets: Sequence[str] = ("trump",)
+) -> tuple[Measure, dict, dict]:
+    """The pipeline run; ``Measure.stats`` holds CPU seconds per worker, busy seconds per stage
+    and one row (video, target, verdict, frames, frames through the models) per detection."""
     import psycopg
     import redis
 
@@ -264,7 +270,7 @@ def bench_pipeline(videos: list[Path], env: dict, score_workers: int, cpu_proces
         _wait_ready(logs, list(procs), timeout=120)
         cpu_before = {w: _process_tree_cpu_s(p.pid) for w, p in procs.items()}
         start = time.perf_counter()
-        proc = subprocess.run([*CLI, "enqueue", *map(str, videos), "-t", "trump", "--json"], env=penv, capture_output=True, text=True, check=True)
+        proc = subprocess.run([*CLI, "enqueue", *map(str, videos), *(a for t in targets for a in ("-t", t)), "--json"], env=penv, capture_output=True, text=True, check=True)
         jobs = [json.loads(line)["job_id"] for line in proc.stdout.splitlines() if line.startswith("{")]
         from sqlalchemy import create_engine, text
 
@@ -283,7 +289,8 @@ def bench_pipeline(videos: list[Path], env: dict, score_workers: int, cpu_proces
         peaks = {w: round(_process_tree_peak_mb(p.pid)) for w, p in procs.items()}
         with engine.connect() as c:
             rows = c.execute(text(
-                "select v.source, d.verdict, d.frames, d.scored_frames - d.reused_frames from videos v join detections d on d.video_id = v.id"
+                "select v.source, d.verdict, d.frames, d.scored_frames - d.reused_frames, d.target_name "
+                "from videos v join detections d on d.video_id = v.id"
             )).all()
             timeline = c.execute(text(
                 "select v.source, t.stage, t.worker, t.started_at, t.finished_at from stage_timings t join videos v on v.id = t.video_id order by t.started_at"
@@ -305,15 +312,18 @@ def bench_pipeline(videos: list[Path], env: dict, score_workers: int, cpu_proces
                 os.killpg(p.pid, signal.SIGKILL)
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.close()
-    verdicts = {Path(r[0]).name: r[1] for r in rows}
+    verdicts = {Path(r[0]).name: r[1] for r in rows if r[4] == targets[0]}
     t0 = timeline[0][3] if timeline else None
     (logs / f"timeline-x{score_workers}.tsv").write_text("".join(
         f"{Path(src).name}\t{stage}\t{worker}\t{(a - t0).total_seconds():.2f}\t{(b - t0).total_seconds():.2f}\n"
         for src, stage, worker, a, b in timeline))
-    m = Measure(f"pipeline x{score_workers}", len(rows), seconds, sum(r[2] for r in rows), sum(r[3] for r in rows),
+    one = [r for r in rows if r[4] == targets[0]]  # one detection per video (the first target's)
+    m = Measure(f"pipeline x{score_workers}", len(one), seconds, sum(r[2] for r in one), sum(r[3] for r in one),
                 max(peaks.values()), f"io + cpu ({cpu_processes} processes) + {score_workers} score worker(s); peak MB per worker {peaks}; "
                 "busy seconds per stage " + ", ".join(f"{k} {float(v):.1f}" for k, v in sorted(busy.items()))
-                + f"; CPU seconds per worker {cpu}")
+                + f"; CPU seconds per worker {cpu}",
+                stats={"cpu": cpu, "busy": {k: float(v) for k, v in busy.items()},
+                       "detections": [(Path(r[0]).name, r[4], r[1], r[2], r[3]) for r in rows]})
     return m, verdicts, peaks
 
 

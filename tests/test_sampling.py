@@ -109,22 +109,29 @@ def _opencv_sampled(path, step):
     return out
 
 
-def test_b_frame_video_matches_opencv_and_skips_unwanted_frames(tmp_path):
-    """An H.264 file with B-frames at 23.976 fps (as phones and TikTok encode):
-    the same frame numbers and pixels as OpenCV, and fewer frames decoded than it has."""
+def _h264_with_b_frames(tmp_path, *options: str):
+    """A 6 s, 24 fps generated video re-encoded as H.264 with B-frames, one keyframe (as phones
+    and TikTok encode), with extra ffmpeg output ``options``."""
     import subprocess
 
     import imageio_ffmpeg
 
-    from workers.video.sampling import _every, _Reader
-
     src = write_video(tmp_path / "src.mp4", seconds=6.0, fps=24, size=(320, 240))
     h264 = tmp_path / "bframes.mp4"
     subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(src), "-r", "24000/1001",
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(src), *options,
          "-c:v", "libx264", "-bf", "3", "-g", "250", "-pix_fmt", "yuv420p", str(h264)],
         check=True,
     )
+    return h264
+
+
+def test_b_frame_video_matches_opencv_and_skips_unwanted_frames(tmp_path):
+    """An H.264 file with B-frames at 23.976 fps (as phones and TikTok encode):
+    the same frame numbers and pixels as OpenCV, and fewer frames decoded than it has."""
+    from workers.video.sampling import _every, _Reader
+
+    h264 = _h264_with_b_frames(tmp_path, "-r", "24000/1001")
     sampled = read_sampled(h264)
     expected = _opencv_sampled(h264, frame_step(sampled.info.fps))
     assert sampled.indices == sorted(expected)
@@ -132,3 +139,27 @@ def test_b_frame_video_matches_opencv_and_skips_unwanted_frames(tmp_path):
     with _Reader(h264) as reader:
         decoded = sum(1 for _ in reader._decoded(_every(23)))
         assert decoded < reader.info.frame_count  # non-reference frames not wanted were never decoded
+
+
+def test_skip_loop_filter_keeps_keyframes_and_frame_numbers_and_is_what_the_setting_decodes(tmp_path):
+    """``skip_loop_filter``: the same frames (numbers, times, sizes), the keyframe pixel for pixel,
+    later frames of an H.264 stream slightly different from the exact decode (the filter is
+    really skipped); evidence re-decoding gives the same pixels as sampling; and the frames
+    stage decodes as the setting says (on by default; off: the exact, OpenCV-equal frames)."""
+    from workers.processing.steps import sample
+    from workers.settings import Settings
+
+    h264 = _h264_with_b_frames(tmp_path, "-crf", "32")  # coarse: visible deblocking
+    exact = read_sampled(h264)
+    fast = read_sampled(h264, skip_loop_filter=True)
+    assert fast.indices == exact.indices and fast.timestamps == exact.timestamps and len(fast.frames) == 6
+    assert np.array_equal(fast.frames[0].image, exact.frames[0].image)  # frame 0: the only keyframe
+    diffs = [np.abs(a.image.astype(int) - b.image.astype(int)).mean() for a, b in zip(fast.frames, exact.frames)]
+    assert any(d > 0 for d in diffs[1:]) and max(diffs) < 5
+    again = read_frames_at(h264, [3 * 24, 5 * 24], skip_loop_filter=True)
+    assert all(np.array_equal(a.image, fast.frames[a.index // 24].image) for a in again)
+
+    assert Settings().skip_loop_filter is True
+    for setting, expected in ((True, fast), (False, exact)):
+        with sample(h264, Settings(skip_loop_filter=setting)) as (_reader, frames):
+            assert all(np.array_equal(f.image, e.image) for f, e in zip(frames, expected.frames, strict=True))

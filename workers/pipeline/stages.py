@@ -363,7 +363,7 @@ def _evidence_frames(ctx: StageContext, video: Video, wanted: list[int]) -> list
     if not wanted:
         return []
     with ctx.store.local_path(_video_key(video)) as path:
-        return read_frames_at(path, wanted, ctx.settings.max_frame_side)
+        return read_frames_at(path, wanted, ctx.settings.max_frame_side, ctx.settings.skip_loop_filter)
 
 
 # --- alert ----------------------------------------------------------------------

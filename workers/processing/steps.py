@@ -44,7 +44,7 @@ def sample(path, settings, hashes: list[FrameHash] | None = None) -> Iterator[tu
     """The video's sampled frames (``frame_rate`` per second, at most ``max_frame_side``),
     streamed, as ``(reader, frames)``; with ``hashes`` (and ``repost_matching`` on) each frame's
     PDQ hashes are appended to it on the way. Raises ``BadVideo``."""
-    with open_sampled(path, settings.frame_rate, settings.max_frame_side) as (reader, frames):
+    with open_sampled(path, settings.frame_rate, settings.max_frame_side, settings.skip_loop_filter) as (reader, frames):
         if hashes is not None and settings.repost_matching:
             frames = hashed(frames, hashes)
         yield reader, frames

@@ -90,7 +90,7 @@ def frame_embeddings(
     out: dict[int, np.ndarray] = {}
     with video_file(store, video) as path:
         if path is not None:
-            decoded = {f.index: f.image for f in read_frames_at(path, [f.frame_index for f in frames], settings.max_frame_side)}
+            decoded = {f.index: f.image for f in read_frames_at(path, [f.frame_index for f in frames], settings.max_frame_side, settings.skip_loop_filter)}
             for frame in frames:
                 if frame.frame_index in decoded:
                     face = _nearest_face(embedder.extract([decoded[frame.frame_index]])[0], frame.box)

@@ -63,7 +63,7 @@ def reviewed_examples(settings: Settings, target: str, data: LabelledSet, positi
         if missing:
             with video_file(store, videos[video_id]) as path:
                 if path is not None:
-                    for frame in read_frames_at(path, missing, settings.max_frame_side):
+                    for frame in read_frames_at(path, missing, settings.max_frame_side, settings.skip_loop_filter):
                         cv2.imwrite(str(paths[frame.index]), cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
         for index in wanted:
             key = evidence.get((video_id, index))

@@ -10,6 +10,14 @@ kept: knowing each packet's place in display order beforehand (one cheap pass
 over the packets), the decoder is told to drop non-reference frames that are
 not wanted. That cut Trump.mp4's decoding CPU time in half and Biden.mp4's by
 a third; files without B-frames decode as before.
+
+With ``skip_loop_filter`` (the ``skip_loop_filter`` setting, on by default) the
+H.264/HEVC decoder also skips its deblocking filter on every frame but
+keyframes. PyAV sets that option only when the decoder opens, so it cannot be
+limited to the unsampled frames as ``skip_frame`` is; reference frames decoded
+without it make the frames predicted from them differ slightly from an exact
+decode (bench/decode_options.py: 8-19% less CPU, the seed set's classifier
+scores on the same side of the threshold). Off, frames are OpenCV's exactly.
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ _FALLBACK_FPS = 30.0
 DECODE_THREADS = 1
 # OpenCV's colour conversion, so that frames (and scores) match its, bit for bit.
 _INTERPOLATION = "BICUBIC"
+# FFmpeg's AVDiscard value for skip_loop_filter when it is asked for: every frame but keyframes.
+LOOP_FILTER_SKIPPED_ON = "nokey"
 
 
 @dataclass(frozen=True)
@@ -105,12 +115,14 @@ def _display_order(path: str | Path) -> dict[int, int] | None:
 class _Reader:
     """An open video: its facts, and its frames decoded in order."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, skip_loop_filter: bool = False) -> None:
         self.path = Path(path)
         self.order = _display_order(path)
         self.container = _open(path)
         self.stream = self.container.streams.video[0]
         self.stream.thread_count = DECODE_THREADS
+        if skip_loop_filter:  # applied when the decoder opens (first packet): one value for the stream
+            self.stream.codec_context.options = {"skip_loop_filter": LOOP_FILTER_SKIPPED_ON}
         self.turns = 0  # quarter turns that make the frames upright (known once a frame is decoded)
         self.reached = 0  # frames of the stream decoded up to (1 + the highest display number seen)
         self.broken = False  # decoding ended in an error (a truncated or corrupt stream)
@@ -232,15 +244,16 @@ def probe_video(path: str | Path) -> VideoInfo:
 
 
 def sample_frames(
-    path: str | Path, rate: float = 1.0, max_side: int | None = None
+    path: str | Path, rate: float = 1.0, max_side: int | None = None, skip_loop_filter: bool = False
 ) -> Iterator[Frame]:
     """Yield one frame every ``1/rate`` seconds (frame index divisible by the step).
 
     Raises ``BadVideo`` when the file cannot be opened or yields no frame at all.
     A stream that breaks off midway (truncated file) ends the iteration with the
     frames decoded so far; the caller sees fewer frames, not an exception.
+    ``skip_loop_filter``: see the module docstring.
     """
-    with _Reader(path) as reader:
+    with _Reader(path, skip_loop_filter) as reader:
         yield from reader.frames(_every(frame_step(reader.info.fps, rate)), max_side)
 
 
@@ -265,29 +278,33 @@ class SampledVideo:
         return [f.timestamp for f in self.frames]
 
 
-def read_sampled(path: str | Path, rate: float = 1.0, max_side: int | None = None) -> SampledVideo:
+def read_sampled(
+    path: str | Path, rate: float = 1.0, max_side: int | None = None, skip_loop_filter: bool = False
+) -> SampledVideo:
     """Probe and sample a whole video, opening it once (raises ``BadVideo``)."""
-    with open_sampled(path, rate, max_side) as (reader, frames):
+    with open_sampled(path, rate, max_side, skip_loop_filter) as (reader, frames):
         kept = list(frames)
         return SampledVideo(reader.info, kept, reader.decoding())
 
 
 @contextmanager
 def open_sampled(
-    path: str | Path, rate: float = 1.0, max_side: int | None = None
+    path: str | Path, rate: float = 1.0, max_side: int | None = None, skip_loop_filter: bool = False
 ) -> Iterator[tuple[_Reader, Iterator[Frame]]]:
     """The open video and its sampled frames as the decoder yields them (one in memory at a
     time); ``reader.info`` and ``reader.decoding()`` are complete once the frames are exhausted.
     The iterator raises ``BadVideo`` when the video gives no frame at all."""
-    with _Reader(path) as reader:
+    with _Reader(path, skip_loop_filter) as reader:
         yield reader, reader.frames(_every(frame_step(reader.info.fps, rate)), max_side)
 
 
-def read_frames_at(path: str | Path, indices: Iterable[int], max_side: int | None = None) -> list[Frame]:
+def read_frames_at(
+    path: str | Path, indices: Iterable[int], max_side: int | None = None, skip_loop_filter: bool = False
+) -> list[Frame]:
     """The frames numbered ``indices``, numbered and converted as ``read_sampled``
-    does (the same pixels), decoding only up to the last of them."""
+    does with the same ``skip_loop_filter`` (the same pixels), decoding only up to the last of them."""
     wanted = set(indices)
     if not wanted:
         return []
-    with _Reader(path) as reader:
+    with _Reader(path, skip_loop_filter) as reader:
         return list(reader.frames(wanted.__contains__, max_side, last=max(wanted)))
