@@ -41,6 +41,14 @@ def test_sizes_vgg16_cannot_take_are_refused(side):
         input_size_of(side)
 
 
+def test_a_bundle_of_a_size_vgg16_cannot_take_fails_clearly():
+    from workers.detect.registry import make_extractor
+    from workers.settings import Settings
+
+    with pytest.raises(BadInputSize, match="input size 100"):
+        make_extractor("vgg16@100", Settings(_env_file=None, vgg16_weights="random"))
+
+
 def test_registry_builds_a_backbone_of_the_keys_size():
     from workers.detect.registry import make_extractors
     from workers.settings import Settings

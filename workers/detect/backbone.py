@@ -121,7 +121,7 @@ def resolve_identity(
     weights: str, preprocessing: str | None, seed: int = 0, input_size: tuple[int, int] = INPUT_SIZE
 ) -> BackboneIdentity:
     """Identity of the backbone these settings describe (no model is built)."""
-    input_size = tuple(input_size)
+    input_size = tuple(input_size_of(side)[0] for side in input_size)  # BadInputSize for a side VGG16 cannot take
     if weights == "imagenet":
         return BackboneIdentity("vgg16", "imagenet", KERAS_IMAGENET_ID, preprocessing or "caffe", input_size)
     if weights == RANDOM_PREFIX:
