@@ -159,8 +159,14 @@ def red_target(tmp_path_factory) -> Path:
 
     Trained once per session: modules that import this fixture get their own
     copy of it, so the folder itself is the cache."""
-    root = tmp_path_factory.getbasetemp() / "red-target"
-    if (root / "models" / "red" / "target.json").is_file():
+    return train_colour_target(tmp_path_factory.getbasetemp() / "red-target", "red")
+
+
+def train_colour_target(root: Path, name: str, *options: str) -> Path:
+    """``root/models`` with a target ``name`` trained through the CLI on red vs blue images
+    (random-weight VGG16, no validation), with the extra ``target train`` ``options``; a
+    target already there is kept (the folder is the cache)."""
+    if (root / "models" / name / "target.json").is_file():
         return root / "models"
     images = root / "images"
     for cls, colour in (("red", RED), ("other", BLUE)):
@@ -169,8 +175,8 @@ def red_target(tmp_path_factory) -> Path:
             write_image(images / cls / f"{i}.jpg", colour, seed=i)
     env = {**base_env(root / "data", root / "models"), "TT_DATABASE_URL": f"sqlite:///{root / 'train.db'}"}
     proc = subprocess.run(
-        [*CLI, "target", "train", "red", "--images", str(images), "--positive-class", "red",
-         "--epochs", "30", "--folds", "0", "--augment", "0"],
+        [*CLI, "target", "train", name, "--images", str(images), "--positive-class", "red",
+         "--epochs", "30", "--folds", "0", "--augment", "0", *options],
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr

@@ -23,10 +23,12 @@ from tests.pipeline_support import (
     ROOT,
     Cluster,
     base_env,
+    assert_scan_matches_pipeline,
     make_videos,
     module_postgres_url,  # noqa: F401  (fixture)
     red_target,  # noqa: F401  (fixture)
     redis_url,  # noqa: F401  (fixture)
+    train_colour_target,
 )
 from workers.storage.db import session_scope
 from workers.storage.models import Video
@@ -38,12 +40,14 @@ TARGETS = ("red", "astronaut")
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, red_target):  # noqa: F811
-    """A models folder with the classifier ``red`` and the face target ``astronaut``."""
+    """A models folder with the classifier ``red``, the face target ``astronaut`` and
+    ``red160`` (``red`` at VGG16 input size 160)."""
     from workers.demo_media import demo_reference_photo
 
     root = tmp_path_factory.mktemp("one-core-models")
     folder = root / "models"
     shutil.copytree(red_target, folder)
+    shutil.copytree(train_colour_target(root / "red160", "red160", "--input-size", "160") / "red160", folder / "red160")
     photo = demo_reference_photo(root / "photo")
     env = {**base_env(root / "data", folder), "TT_DATABASE_URL": f"sqlite:///{root / 'enrol.db'}"}
     proc = subprocess.run([*CLI, "target", "add-face", "astronaut", str(photo)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -160,3 +164,19 @@ def test_seed_videos_score_the_same_in_scan_pipeline_and_eval(tmp_path, cluster,
     positive, negative = [seed_dir / "Trump.mp4"], [seed_dir / "Biden.mp4"]
     scanned, piped, evals = run_all_three(tmp_path, cluster, models, positive, negative, monkeypatch)
     assert_same(scanned, piped, evals, positive + negative)
+
+
+def test_a_target_of_another_input_size_scores_the_same_in_scan_and_pipeline(tmp_path, cluster, models):
+    """``red160``'s backbone resizes the frames it is given to 160x160: the frame batch's
+    224x224 copies in the pipeline, the same copies in scan (``scoring_frames``)."""
+    from workers.settings import Settings
+
+    videos = make_videos(tmp_path / "videos", 2)
+    jobs = cluster.enqueue(*map(str, videos), "--target", "red160")
+    cluster.wait(jobs, timeout=300)
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path / "data", models_dir=models, vgg16_weights="random",
+        database_url=f"sqlite:///{tmp_path / 'scan.db'}", early_verdict=False, duplicate_tolerance=0,
+    )
+    scanned = assert_scan_matches_pipeline(cluster, settings, "red160", dict(zip(videos, jobs)))
+    assert all(rows[0].scored_frames == rows[0].frames > 0 for rows in scanned.values())

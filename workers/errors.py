@@ -26,6 +26,10 @@ class BackboneUnavailable(TrackerError):
     """No VGG16 weights can be loaded with the current settings."""
 
 
+class BadInputSize(TrackerError):
+    """A VGG16 input size it cannot take (not a multiple of 32 from 64 to 448)."""
+
+
 class NoFace(TrackerError):
     """A reference photo holds no usable face."""
 

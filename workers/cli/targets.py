@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from workers.cli.common import BackbonePreprocessing, BackboneWeights, PhaseProgress, cell, console, progress_bar, settings, warn
+from workers.errors import BadInputSize
 from workers.targets import bundle, published
 from workers.verdict import VerdictRule
 
@@ -33,6 +34,7 @@ def train(
     with_reviews: bool = typer.Option(False, "--with-reviews", help="Add the frames reviewers marked (target / not the target) as labelled examples."),
     backbone_weights: Optional[str] = BackboneWeights,
     backbone_preprocessing: Optional[str] = BackbonePreprocessing,
+    input_size: int = typer.Option(224, "--input-size", help="VGG16 input side in pixels: 224, 192, 160 (a multiple of 32, 64-448); recorded in the bundle, scans resize frames to it."),
 ) -> None:
     """Train a classifier target from labelled images (and, with --with-reviews, reviewed frames)."""
     from workers.services.training import TrainRequest, UnknownHead, plan_training, run_training
@@ -42,11 +44,14 @@ def train(
         name=name, images=images, labels=labels, head=head, epochs=epochs, augment=augment, folds=folds, block=block,
         positive_class=positive_class, threshold=threshold, min_fraction=min_fraction, min_frames=min_frames,
         with_reviews=with_reviews, backbone_weights=backbone_weights, backbone_preprocessing=backbone_preprocessing,
+        input_size=input_size,
     )
     try:
         plan = plan_training(cfg, request)
     except UnknownHead as exc:
         raise typer.BadParameter(str(exc), param_hint="--head") from None
+    except BadInputSize as exc:
+        raise typer.BadParameter(str(exc), param_hint="--input-size") from None
     for problem in plan.problems:
         warn(problem)
     if with_reviews:

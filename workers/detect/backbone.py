@@ -24,10 +24,12 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from workers.detect.base import Extractor
-from workers.errors import BackboneUnavailable
+from workers.errors import BackboneUnavailable, BadInputSize
 
 INPUT_SIZE = (224, 224)
 FEATURE_SHAPE = (7, 7, 512)
+KEY = "vgg16"  # the extractor key of the 224x224 backbone; other sizes: "vgg16@160" (``backbone_key``)
+INPUT_SIDES = range(64, 449, 32)  # VGG16 halves the input five times: multiples of 32
 # Keras' own notop file (weights="imagenet"): its published md5, so that the
 # identity is known without downloading or hashing the file.
 KERAS_IMAGENET_ID = "keras-imagenet:6d6bbae143d832006294945121d1f1fc"
@@ -82,7 +84,43 @@ class BackboneIdentity:
         )
 
     def describe(self) -> str:
-        return f"{self.architecture} weights={self.weights} ({self.weights_id[:24]}) preprocessing={self.preprocessing}"
+        size = "" if tuple(self.input_size) == INPUT_SIZE else f" input={self.input_size[0]}x{self.input_size[1]}"
+        return f"{self.architecture} weights={self.weights} ({self.weights_id[:24]}) preprocessing={self.preprocessing}{size}"
+
+
+def input_size_of(side: int) -> tuple[int, int]:
+    """The (w, h) input of a square VGG16 of ``side`` pixels (the --input-size option)."""
+    if side not in INPUT_SIDES:
+        raise BadInputSize(f"input size {side}: use a multiple of 32 from {INPUT_SIDES[0]} to {INPUT_SIDES[-1]} (default 224)")
+    return (side, side)
+
+
+def feature_shape(input_size: tuple[int, int] = INPUT_SIZE) -> tuple[int, int, int]:
+    """VGG16's feature map for an input of ``input_size`` (w, h): 224 -> 7x7x512, 160 -> 5x5x512."""
+    return (input_size[1] // 32, input_size[0] // 32, FEATURE_SHAPE[2])
+
+
+def backbone_key(input_size: tuple[int, int]) -> str:
+    """The extractor key of a VGG16 of that input: ``vgg16`` at 224x224, ``vgg16@160`` otherwise
+    (one backbone, and one forward pass per batch, per size); ``parse_backbone_key`` reads it."""
+    w, h = input_size
+    if (w, h) == INPUT_SIZE:
+        return KEY
+    return f"{KEY}@{w}" if w == h else f"{KEY}@{w}x{h}"
+
+
+def parse_backbone_key(key: str) -> tuple[int, int] | None:
+    """The input size a ``backbone_key`` names, or None when ``key`` is no VGG16 key."""
+    name, _, size = key.partition("@")
+    if name != KEY:
+        return None
+    if not size:
+        return INPUT_SIZE
+    w, _, h = size.partition("x")
+    try:
+        return (int(w), int(h or w))
+    except ValueError:
+        return None
 
 
 @lru_cache(maxsize=8)
@@ -94,12 +132,15 @@ def _file_sha256(path: str, size: int, mtime: float) -> str:
     return digest.hexdigest()
 
 
-def resolve_identity(weights: str, preprocessing: str | None, seed: int = 0) -> BackboneIdentity:
+def resolve_identity(
+    weights: str, preprocessing: str | None, seed: int = 0, input_size: tuple[int, int] = INPUT_SIZE
+) -> BackboneIdentity:
     """Identity of the backbone these settings describe (no model is built)."""
+    input_size = tuple(input_size_of(side)[0] for side in input_size)  # BadInputSize for a side VGG16 cannot take
     if weights == "imagenet":
-        return BackboneIdentity("vgg16", "imagenet", KERAS_IMAGENET_ID, preprocessing or "caffe")
+        return BackboneIdentity("vgg16", "imagenet", KERAS_IMAGENET_ID, preprocessing or "caffe", input_size)
     if weights == RANDOM_PREFIX:
-        return BackboneIdentity("vgg16", "random", f"random:seed={seed}", preprocessing or "caffe")
+        return BackboneIdentity("vgg16", "random", f"random:seed={seed}", preprocessing or "caffe", input_size)
     path = Path(weights).expanduser()
     if not path.is_file():
         raise BackboneUnavailable(f"VGG16 weights file not found: {path}; {_HOW_TO}")
@@ -110,7 +151,7 @@ def resolve_identity(weights: str, preprocessing: str | None, seed: int = 0) -> 
         )
     st = path.stat()
     sha = _file_sha256(str(path.resolve()), st.st_size, st.st_mtime)
-    return BackboneIdentity("vgg16", path.name, f"sha256:{sha}", preprocessing)
+    return BackboneIdentity("vgg16", path.name, f"sha256:{sha}", preprocessing, input_size)
 
 
 def resize_frame(image: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
@@ -124,10 +165,12 @@ def resize_frame(image: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.nd
 
 
 def resize_for_backbone(images: Sequence[np.ndarray], size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
-    """Each RGB frame resized to ``size``, as one float32 batch."""
+    """Each RGB frame resized to ``size``, as one float32 batch. Another size than 224 is
+    resized from the frame's 224x224 copy (the one the pipeline's frame batch stores), so
+    that a full frame (scan, training images) and that copy give the same pixels."""
     out = np.empty((len(images), size[1], size[0], 3), dtype=np.float32)
     for i, img in enumerate(images):
-        out[i] = resize_frame(img, size)
+        out[i] = resize_frame(resize_frame(img), size)
     return out
 
 
@@ -139,9 +182,10 @@ def preprocess(batch: np.ndarray, mode: str) -> np.ndarray:
 
 
 class VGG16Backbone(Extractor):
-    """VGG16 conv blocks; ``extract`` returns (N, 7, 7, 512) float32 feature maps."""
+    """VGG16 conv blocks; ``extract`` returns (N, 7, 7, 512) float32 feature maps at
+    224x224 (``input_size`` (w, h) another multiple of 32: (N, h/32, w/32, 512))."""
 
-    key = "vgg16"
+    key = KEY
 
     def __init__(
         self,
@@ -149,6 +193,7 @@ class VGG16Backbone(Extractor):
         preprocessing: str | None = None,
         seed: int = 0,
         precision: str = "float32",
+        input_size: tuple[int, int] = INPUT_SIZE,
         runtime: str = "auto",
         cache_dir: Path | str | None = None,
     ) -> None:
@@ -158,7 +203,8 @@ class VGG16Backbone(Extractor):
         self.precision = resolve_precision(precision)
         self.runtime = resolve_runtime(runtime, self.precision)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self._identity = resolve_identity(weights, preprocessing, seed)
+        self._identity = resolve_identity(weights, preprocessing, seed, input_size)
+        self.key = backbone_key(self._identity.input_size)
         self.model = None
         self._run: Callable[[np.ndarray], np.ndarray] | None = None
         self._pad_batches = True
@@ -174,8 +220,7 @@ class VGG16Backbone(Extractor):
 
     @property
     def feature_shape(self) -> tuple[int, int, int]:
-        w, h = self._identity.input_size
-        return (h // 32, w // 32, 512)
+        return feature_shape(self._identity.input_size)
 
     @property
     def identity(self) -> dict:

@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from workers.detect.backbone import BackboneIdentity, VGG16Backbone
+from workers.detect.backbone import INPUT_SIZE, BackboneIdentity, VGG16Backbone, backbone_key, parse_backbone_key
 from workers.detect.base import Extractor, Target
 from workers.detect.kind import DetectorKind
 from workers.errors import BackboneMismatch
@@ -20,7 +20,7 @@ DEFAULT_RULE = VerdictRule(min_fraction=1 / 3, min_frames=1)  # the tutorial's r
 
 class ClassifierTarget(Target):
     kind = "classifier"
-    extractor_key = VGG16Backbone.key
+    extractor_key = VGG16Backbone.key  # a target's own: its backbone's input size (``backbone_key``)
 
     def __init__(
         self,
@@ -38,6 +38,7 @@ class ClassifierTarget(Target):
         super().__init__(name, threshold, rule, version)
         self.head = head
         self.backbone = backbone
+        self.extractor_key = backbone_key(tuple(backbone.input_size))
         self.class_names = class_names
         self.positive_index = positive_index
         self.head_kind = head_kind
@@ -106,11 +107,13 @@ class ClassifierTarget(Target):
 class ClassifierSettings:
     """The classifier kind's settings: which VGG16 weights, preprocessing, precision and runtime
     its backbone runs with (``overrides``: the CLI's --backbone-weights/--backbone-preprocessing),
-    and where converted models are cached."""
+    its input size (``input_size``: from the extractor key, or training's --input-size), and
+    where converted models are cached."""
 
     weights: str
     preprocessing: str | None
     precision: str
+    input_size: tuple[int, int] = INPUT_SIZE
     runtime: str = "auto"
     cache_dir: Path | None = None
 
@@ -120,15 +123,24 @@ class ClassifierSettings:
             weights=overrides.get("weights") or settings.vgg16_weights,
             preprocessing=overrides.get("preprocessing") or settings.vgg16_preprocessing,
             precision=overrides.get("precision") or settings.vgg16_precision,
+            input_size=tuple(overrides.get("input_size") or INPUT_SIZE),
             runtime=overrides.get("runtime") or settings.vgg16_runtime,
             cache_dir=Path(settings.data_dir) / "cache" / "backbones",
         )
+
+
+def _size_variant(extractor_key: str) -> dict | None:
+    size = parse_backbone_key(extractor_key)
+    return None if size is None else {"input_size": size}
 
 
 KIND = DetectorKind(
     key=ClassifierTarget.kind,
     target=ClassifierTarget,
     settings=ClassifierSettings.from_settings,
-    extractor=lambda s: VGG16Backbone(s.weights, s.preprocessing, precision=s.precision, runtime=s.runtime, cache_dir=s.cache_dir),
-    needs_full_frames=False,  # the head reads VGG16 features of 224x224 frames
+    extractor=lambda s: VGG16Backbone(
+        s.weights, s.preprocessing, precision=s.precision, input_size=s.input_size, runtime=s.runtime, cache_dir=s.cache_dir
+    ),
+    needs_full_frames=False,  # the head reads VGG16 features of (resized from) 224x224 frames
+    variant=_size_variant,  # vgg16@160: a VGG16 of 160x160 input
 )

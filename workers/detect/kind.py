@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Optional
 
 from workers.detect.base import Extractor, Target
 
@@ -23,10 +23,20 @@ class DetectorKind:
     settings: Callable[[Any, Mapping[str, Any]], Any]  # (Settings, CLI overrides) -> the kind's typed settings
     extractor: Callable[[Any], Extractor]  # typed settings -> a (lazily loading) extractor
     needs_full_frames: bool  # False: frames resized to the VGG16 input suffice
+    # Extractor keys beyond ``extractor_key`` that the kind serves (``vgg16@160``): key ->
+    # the settings overrides that make its extractor, or None when the key is not its own.
+    variant: Optional[Callable[[str], Optional[Mapping[str, Any]]]] = None
 
     @property
     def extractor_key(self) -> str:
         return self.target.extractor_key
+
+    def overrides_for(self, extractor_key: str) -> Mapping[str, Any] | None:
+        """The settings overrides of this kind's extractor for ``extractor_key``, or None
+        when the key names another kind's extractor."""
+        if extractor_key == self.extractor_key:
+            return {}
+        return self.variant(extractor_key) if self.variant else None
 
     def make_extractor(self, settings, overrides: Mapping[str, Any] | None = None) -> Extractor:
         return self.extractor(self.settings(settings, overrides or {}))

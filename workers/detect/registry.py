@@ -41,11 +41,12 @@ def needs_full_frames(kind_keys: Iterable[str]) -> bool:
 
 
 def make_extractor(key: str, settings, weights: str | None = None, preprocessing: str | None = None) -> Extractor:
-    """The extractor of ``key`` (``vgg16``, ``faces``); ``weights``/``preprocessing``
+    """The extractor of ``key`` (``vgg16``, ``vgg16@160``, ``faces``); ``weights``/``preprocessing``
     override the backbone's settings (the CLI's --backbone-* options)."""
     for kind in kinds().values():
-        if kind.extractor_key == key:
-            return kind.make_extractor(settings, {"weights": weights, "preprocessing": preprocessing})
+        variant = kind.overrides_for(key)
+        if variant is not None:
+            return kind.make_extractor(settings, {**variant, "weights": weights, "preprocessing": preprocessing})
     raise ValueError(f"unknown extractor {key!r}")
 
 

@@ -91,6 +91,7 @@ def retrain_command(meta: dict) -> list[str]:
     args += ["--head", meta.get("head", "pooled"), "--positive-class", str(meta["positive_class"])]
     args += ["--threshold", repr(float(meta["threshold"]))]
     args += ["--min-fraction", repr(float(rule.get("min_fraction", 1 / 3))), "--min-frames", str(int(rule.get("min_frames", 1)))]
+    args += ["--input-size", str(int((meta.get("backbone") or {}).get("input_size", [224])[0]))]
     return [*args, "--with-reviews"]
 
 

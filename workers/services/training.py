@@ -56,6 +56,7 @@ class TrainRequest:
     with_reviews: bool = False
     backbone_weights: str | None = None
     backbone_preprocessing: str | None = None
+    input_size: int = 224  # VGG16's input side (``--input-size``), recorded in the bundle's backbone
 
 
 @dataclass
@@ -85,6 +86,7 @@ class TrainingResult:
 
 def plan_training(settings: Settings, request: TrainRequest) -> TrainingPlan:
     """Check the name and head, load the labelled images (and the reviewed frames), pick the backbone."""
+    from workers.detect.backbone import input_size_of
     from workers.detect.classifier import KIND as CLASSIFIER
     from workers.training.dataset import load_csv, load_folders
     from workers.training.heads import HEADS
@@ -94,6 +96,7 @@ def plan_training(settings: Settings, request: TrainRequest) -> TrainingPlan:
     if request.head not in HEADS:
         raise UnknownHead(f"choose one of {', '.join(HEADS)}")
     r = request
+    input_size = input_size_of(r.input_size)
     data = load_csv(r.labels, r.images, r.block) if r.labels else load_folders(r.images, r.block)
     problems = list(data.problems)
     reviewed = 0
@@ -109,7 +112,8 @@ def plan_training(settings: Settings, request: TrainRequest) -> TrainingPlan:
     # trained on bfloat16 features is less stable; one trained on float32 scores
     # bfloat16 or int8 features with the same verdicts (README, "Speed").
     backbone = CLASSIFIER.make_extractor(settings, {
-        "weights": r.backbone_weights, "preprocessing": r.backbone_preprocessing, "precision": "float32", "runtime": "keras"})
+        "weights": r.backbone_weights, "preprocessing": r.backbone_preprocessing, "precision": "float32",
+        "runtime": "keras", "input_size": input_size})
     options = TrainOptions(
         head=r.head, epochs=r.epochs, folds=r.folds, threshold=r.threshold,
         rule=VerdictRule(r.min_fraction, r.min_frames), positive_class=r.positive_class,

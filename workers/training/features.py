@@ -3,7 +3,8 @@
 A head is trained on VGG16 feature maps, so the expensive forward pass runs
 once per (image content, backbone, augmentation copy) and is reused across
 epochs, folds and later trainings. Augmented copies come from Keras
-preprocessing layers applied to the resized image before the backbone.
+preprocessing layers applied to the resized image (at the backbone's input
+size) before the backbone.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from workers.detect.backbone import FEATURE_SHAPE, VGG16Backbone, preprocess, resize_for_backbone
+from workers.detect.backbone import VGG16Backbone, feature_shape, preprocess, resize_for_backbone
 from workers.images import read_rgb
 from workers.training.dataset import Example
 
@@ -93,7 +94,7 @@ def dataset_features(
                 images.append(rgb)
                 ok.append(i)
         if images:
-            resized = resize_for_backbone(images)
+            resized = resize_for_backbone(images, backbone.backbone_identity.input_size)
             for v in range(views):
                 batch = resized if v == 0 else np.asarray(augs[v - 1](resized, training=True), np.float32)
                 feats = backbone.features(preprocess(batch.copy(), backbone.backbone_identity.preprocessing))
@@ -104,6 +105,6 @@ def dataset_features(
             progress(len(chunk))
     order = sorted(cached)
     if not order:
-        return np.zeros((0, *FEATURE_SHAPE), np.float32), np.zeros(0, int), np.zeros(0, int), problems
+        return np.zeros((0, *feature_shape(backbone.backbone_identity.input_size)), np.float32), np.zeros(0, int), np.zeros(0, int), problems
     features = np.stack([cached[k] for k in order])
     return features, np.array([i for i, _ in order]), np.array([v for _, v in order]), problems

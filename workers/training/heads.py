@@ -1,4 +1,5 @@
-"""Classifier heads on VGG16 feature maps (7x7x512), on the Keras 3 API.
+"""Classifier heads on VGG16 feature maps (7x7x512 at 224x224 input; 5x5x512 at 160 ...),
+on the Keras 3 API. A head takes the shape of its training features.
 
 - ``pooled`` (default): global average pooling -> per-channel standardisation
   -> Dense 64 (relu) with dropout -> softmax; five of them trained from
@@ -20,7 +21,6 @@ from typing import Callable
 
 import numpy as np
 
-from workers.detect.backbone import FEATURE_SHAPE
 from workers.detect.runtime import keras as keras_runtime
 
 HEADS = ("pooled", "seed")
@@ -34,7 +34,7 @@ def build_member(kind: str, n_classes: int, features: np.ndarray, seed: int = 0)
     keras = keras_runtime()
     layers = keras.layers
     keras.utils.set_random_seed(seed)
-    inputs = keras.Input(shape=FEATURE_SHAPE, name="vgg16_features")
+    inputs = keras.Input(shape=np.shape(features)[1:], name="vgg16_features")
     if kind == "seed":
         # The tutorial divided features by their maximum over the training set.
         peak = float(np.max(features)) or 1.0
@@ -83,6 +83,6 @@ def fit_head(
         members.append(member)
     if len(members) == 1:
         return members[0]
-    inputs = keras.Input(shape=FEATURE_SHAPE, name="vgg16_features")
+    inputs = keras.Input(shape=np.shape(features)[1:], name="vgg16_features")
     outputs = keras.layers.Average(name="ensemble_mean")([m(inputs) for m in members])
     return keras.Model(inputs, outputs, name=f"head_{kind}_x{len(members)}")
