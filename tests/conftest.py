@@ -19,6 +19,9 @@ SHARED = Path(os.environ.get("TT_SHARED_DIR", ROOT.parent / "shared"))
 SEED = SHARED / "data" / "seed"
 WEIGHTS = SHARED / "weights" / "vgg16_imagenet_notop.weights.h5"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# One cache of converted VGG16 models for the whole run (and the next): where `auto` picks int8
+# (CPUs without fast bfloat16), each test's own data folder would export and quantise again.
+os.environ.setdefault("TT_BACKBONE_CACHE_DIR", str(ROOT / ".pytest_cache" / "d" / "backbones"))
 
 
 def need(condition: bool, why: str) -> None:

@@ -87,8 +87,15 @@ class Settings(BaseSettings):
         "auto",
         description=(
             "What runs the VGG16 forward pass: 'keras' (float32, bfloat16), 'openvino' or 'onnxruntime' "
-            "(float32, int8; the Keras model exported to ONNX once and cached in data_dir/cache/backbones), "
+            "(float32, int8; the Keras model exported to ONNX once and cached in backbone_cache_dir), "
             "or 'auto' (keras for float32/bfloat16, openvino for int8)."
+        ),
+    )
+    backbone_cache_dir: Path | None = Field(
+        None,
+        description=(
+            "Where VGG16 models converted for OpenVINO/ONNX Runtime are cached (keyed by backbone identity, "
+            "precision and tool versions); default: data_dir/cache/backbones."
         ),
     )
     frame_rate: float = Field(1.0, gt=0, description="Frames sampled per second of video.")
@@ -395,6 +402,10 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.data_dir / "cache"
+
+    @property
+    def backbones_dir(self) -> Path:
+        return self.backbone_cache_dir or self.cache_dir / "backbones"
 
     @property
     def media_dir(self) -> Path:

@@ -125,7 +125,7 @@ class ClassifierSettings:
             precision=overrides.get("precision") or settings.vgg16_precision,
             input_size=tuple(overrides.get("input_size") or INPUT_SIZE),
             runtime=overrides.get("runtime") or settings.vgg16_runtime,
-            cache_dir=Path(settings.data_dir) / "cache" / "backbones",
+            cache_dir=settings.backbones_dir,
         )
 
 
