@@ -145,7 +145,7 @@ def test_skip_loop_filter_keeps_keyframes_and_frame_numbers_and_is_what_the_sett
     """``skip_loop_filter``: the same frames (numbers, times, sizes), the keyframe pixel for pixel,
     later frames of an H.264 stream slightly different from the exact decode (the filter is
     really skipped); evidence re-decoding gives the same pixels as sampling; and the frames
-    stage decodes as the setting says (on by default; off: the exact, OpenCV-equal frames)."""
+    stage decodes as the setting says (off by default: the exact, OpenCV-equal frames)."""
     from workers.processing.steps import sample
     from workers.settings import Settings
 
@@ -159,7 +159,7 @@ def test_skip_loop_filter_keeps_keyframes_and_frame_numbers_and_is_what_the_sett
     again = read_frames_at(h264, [3 * 24, 5 * 24], skip_loop_filter=True)
     assert all(np.array_equal(a.image, fast.frames[a.index // 24].image) for a in again)
 
-    assert Settings().skip_loop_filter is True
+    assert Settings().skip_loop_filter is False
     for setting, expected in ((True, fast), (False, exact)):
         with sample(h264, Settings(skip_loop_filter=setting)) as (_reader, frames):
             assert all(np.array_equal(f.image, e.image) for f, e in zip(frames, expected.frames, strict=True))

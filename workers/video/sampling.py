@@ -11,13 +11,14 @@ over the packets), the decoder is told to drop non-reference frames that are
 not wanted. That cut Trump.mp4's decoding CPU time in half and Biden.mp4's by
 a third; files without B-frames decode as before.
 
-With ``skip_loop_filter`` (the ``skip_loop_filter`` setting, on by default) the
+With ``skip_loop_filter`` (the ``skip_loop_filter`` setting, off by default) the
 H.264/HEVC decoder also skips its deblocking filter on every frame but
 keyframes. PyAV sets that option only when the decoder opens, so it cannot be
 limited to the unsampled frames as ``skip_frame`` is; reference frames decoded
 without it make the frames predicted from them differ slightly from an exact
-decode (bench/decode_options.py: 8-19% less CPU, the seed set's classifier
-scores on the same side of the threshold). Off, frames are OpenCV's exactly.
+decode (bench/decode_options.py: 8-19% less CPU; the seed set's classifier
+scores stayed on their side of the threshold, but moved by up to 0.1, more than
+the closest frame's margin, hence off by default). Off, frames are OpenCV's exactly.
 """
 
 from __future__ import annotations
