@@ -34,6 +34,10 @@ OPSET = 17
 CALIBRATION_IMAGES = 64
 # Change when the calibration photos, crops or count change: it is part of the cache key.
 CALIBRATION_ID = f"skimage-photos-v1-{CALIBRATION_IMAGES}"
+# int8 weights in 7 bits: CPUs without VNNI (AVX2 only) multiply uint8 x int8 pairs into int16,
+# which saturates with 8-bit weights: measured under ONEDNN_MAX_CPU_ISA=AVX2, OpenVINO int8
+# moved seed scores by up to 0.37 and 4 of 79 frames across the threshold. Part of the cache key.
+QUANTISATION = "qdq-per-channel-s7-weights-u8-activations-minmax"
 _PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "hubble_deep_field", "immunohistochemistry", "coins")
 _TOOLS = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime")
 # How often this process exported or quantised a model (tests: a cached model is not redone).
@@ -92,7 +96,7 @@ def model_path(cache_dir: Path, key: ModelKey) -> Path:
     stored = "int8" if key.precision == "int8" else "float32"
     parts = [key.weights_id, key.preprocessing, f"{key.input_size[0]}x{key.input_size[1]}", stored, _versions()]
     if stored == "int8":
-        parts.append(CALIBRATION_ID)
+        parts += [CALIBRATION_ID, QUANTISATION]
     digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
     return Path(cache_dir) / f"vgg16-{stored}-{digest}.onnx"
 
@@ -164,8 +168,8 @@ def calibration_images(count: int = CALIBRATION_IMAGES) -> list[np.ndarray]:
 
 
 def quantise_int8(float_model: Path, prepare: Callable[[Sequence[np.ndarray]], np.ndarray], out: Path) -> None:
-    """Static int8 (QDQ; per-channel int8 weights, uint8 activations, MinMax), calibrated on
-    ``calibration_images`` through the backbone's own resize and preprocessing."""
+    """Static int8 (QDQ; per-channel weights in 7 bits, uint8 activations, MinMax), calibrated
+    on ``calibration_images`` through the backbone's own resize and preprocessing."""
     _require("onnxruntime", "onnx", why="int8 quantisation of VGG16")
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -186,6 +190,7 @@ def quantise_int8(float_model: Path, prepare: Callable[[Sequence[np.ndarray]], n
         quantize_static(
             str(pre), str(out), Frames(), quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+            reduce_range=True,  # QUANTISATION: no int16 saturation on AVX2 without VNNI
         )
     conversions["quantise"] += 1
 
