@@ -214,6 +214,20 @@ class VGG16Backbone(Extractor):
         """How features are computed: ``float32``/``bfloat16`` on Keras, else ``int8@openvino`` ..."""
         return self.precision if self.runtime == "keras" else f"{self.precision}@{self.runtime}"
 
+    @property
+    def computation(self) -> str:
+        """``variant`` plus what else changes the numbers: the int8 model's calibration and
+        quantisation, and a cap on oneDNN's instruction set (other int8/bfloat16 kernels)."""
+        parts = [self.variant]
+        if self.precision == "int8":
+            from workers.detect.onnx_backbone import CALIBRATION_ID, QUANTISATION
+
+            parts += [CALIBRATION_ID, QUANTISATION]
+        isa = os.environ.get("ONEDNN_MAX_CPU_ISA")
+        if isa and self.variant != "float32":  # Keras float32's features move by ~1e-6 only
+            parts.append(f"isa={isa}")
+        return "|".join(parts)
+
     def describe(self) -> str:
         """The identity and how it is computed, for log lines."""
         return f"{self._identity.describe()} precision={self.precision} runtime={self.runtime}"

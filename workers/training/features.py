@@ -10,7 +10,6 @@ size) before the backbone.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -41,12 +40,10 @@ def augmenter(seed: int):
 
 
 def _cache_folder(cache_dir: Path, backbone: VGG16Backbone) -> Path:
-    ident = backbone.backbone_identity  # variant: the precision, and the runtime unless Keras
-    parts = f"{ident.weights_id}|{ident.preprocessing}|{ident.input_size}|{backbone.variant}"
-    isa = os.environ.get("ONEDNN_MAX_CPU_ISA")
-    if isa:  # other kernels, other numbers (int8 without VNNI above all): not the same features
-        parts += f"|isa={isa}"
-    key = hashlib.sha256(parts.encode()).hexdigest()[:16]
+    ident = backbone.backbone_identity  # computation: precision, runtime, int8 model, ISA cap
+    key = hashlib.sha256(
+        f"{ident.weights_id}|{ident.preprocessing}|{ident.input_size}|{backbone.computation}".encode()
+    ).hexdigest()[:16]
     return Path(cache_dir) / "features" / key
 
 
