@@ -252,15 +252,7 @@ class VGG16Backbone(Extractor):
         from workers.detect.runtime import keras as keras_runtime
 
         keras = keras_runtime()
-
-        shape = (*self._identity.input_size[::-1], 3)
-        previous = keras.mixed_precision.global_policy()
-        # Layers take the global dtype policy when they are built; restore it after.
-        keras.mixed_precision.set_global_policy("mixed_bfloat16" if self.precision == "bfloat16" else "float32")
-        try:
-            self.model = self._build(keras, shape)
-        finally:
-            keras.mixed_precision.set_global_policy(previous)
+        self.model = self._keras_model("mixed_bfloat16" if self.precision == "bfloat16" else "float32")
         # JAX compiles once per input shape: pad batches to a few sizes there. TensorFlow
         # relaxes the batch dimension after a few shapes, and padding would only cost
         # (a 9-frame batch: 0.12 s as it is, 0.21 s padded to 16, bfloat16 here).
@@ -270,26 +262,30 @@ class VGG16Backbone(Extractor):
     def _load_exported(self) -> None:
         """The float32 Keras model exported to ONNX (and quantised for int8), cached on disk."""
         from workers.detect import onnx_backbone
-        from workers.detect.runtime import keras as keras_runtime
-
-        def build_float32():
-            keras = keras_runtime()
-            previous = keras.mixed_precision.global_policy()
-            keras.mixed_precision.set_global_policy("float32")
-            try:
-                return self._build(keras, (*self._identity.input_size[::-1], 3))
-            finally:
-                keras.mixed_precision.set_global_policy(previous)
+        from workers.settings import get_settings
 
         ident = self._identity
         self._run = onnx_backbone.load(
             onnx_backbone.ModelKey(ident.weights_id, ident.preprocessing, tuple(ident.input_size), self.precision),
             runtime=self.runtime,
-            cache_dir=self.cache_dir or _default_cache_dir(),
-            build_model=build_float32,
+            cache_dir=self.cache_dir or get_settings().backbones_dir,
+            build_model=lambda: self._keras_model("float32"),
             prepare=lambda images: preprocess(resize_for_backbone(images, ident.input_size), ident.preprocessing),
         )
         self._pad_batches = False
+
+    def _keras_model(self, policy: str):
+        """The Keras VGG16 built under dtype ``policy``: layers take the global policy when
+        they are built, so it is set for the build and restored after."""
+        from workers.detect.runtime import keras as keras_runtime
+
+        keras = keras_runtime()
+        previous = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            return self._build(keras, (*self._identity.input_size[::-1], 3))
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
 
     def _build(self, keras, shape):
         if self.weights == "imagenet":
@@ -339,12 +335,6 @@ class VGG16Backbone(Extractor):
             batch = np.concatenate([batch, np.zeros((padded - n, *batch.shape[1:]), batch.dtype)])
         out = self._run(np.ascontiguousarray(batch, dtype=np.float32))
         return np.asarray(out, dtype=np.float32)[:n]
-
-
-def _default_cache_dir() -> Path:
-    from workers.settings import get_settings
-
-    return get_settings().data_dir / "cache" / "backbones"
 
 
 # ONEDNN_MAX_CPU_ISA values that keep oneDNN (TensorFlow's, OpenVINO's) from bfloat16 dot products.
