@@ -77,7 +77,7 @@ def backbone_agreement(
     from workers.detect.classifier import KIND as CLASSIFIER
     from workers.training.features import dataset_features
     from workers.training.train import train_classifier
-    from workers.verdict import FrameScore, verdict_for
+    from workers.verdict import verdict_for
     from workers.video.sampling import read_sampled
 
     plan = plan_training(settings, request)
@@ -94,11 +94,11 @@ def backbone_agreement(
         backbones[backbone.variant], originals[backbone.variant] = backbone, rows
     target = train_classifier(r.name, plan.data, feats, index, view == 0, plan.backbone, plan.options, eval_features=originals)
 
-    def scores(backbone, frames) -> np.ndarray:
-        return target.probabilities(backbone.extract([f.image for f in frames]))
+    def scores(backbone, frames) -> list:
+        return target.score(backbone.extract([f.image for f in frames]), [f.index for f in frames], [f.timestamp for f in frames])
 
-    def verdict(frames, probs) -> str:
-        return verdict_for([FrameScore(f.index, f.timestamp, float(p)) for f, p in zip(frames, probs)], target.threshold, target.rule).label
+    def verdict(scored) -> str:
+        return verdict_for(scored, target.threshold, target.rule).label
 
     sampled = {Path(v).name: read_sampled(v, settings.frame_rate, settings.max_frame_side).frames for v in videos}
     reference = {name: scores(plan.backbone, frames) for name, frames in sampled.items()}
@@ -106,10 +106,11 @@ def backbone_agreement(
     for variant, backbone in backbones.items():
         per_video = []
         for name, frames in sampled.items():
-            ref, got = reference[name], scores(backbone, frames)
+            scored = scores(backbone, frames)
+            ref, got = (np.array([s.score for s in x]) for x in (reference[name], scored))
             per_video.append(VideoAgreement(
                 name, len(frames), int(np.sum((ref >= target.threshold) == (got >= target.threshold))),
-                float(np.max(np.abs(ref - got), initial=0.0)), verdict(frames, ref), verdict(frames, got),
+                float(np.max(np.abs(ref - got), initial=0.0)), verdict(reference[name]), verdict(scored),
             ))
         metrics = target.metrics
         found.append(Agreement(variant, tuple(per_video), metrics["accuracy"], metrics["eval_features"][variant]["accuracy"]))
