@@ -35,9 +35,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHARED = Path(os.environ.get("TT_SHARED_DIR", ROOT.parent / "shared"))
-SEED = SHARED / "data" / "seed"
-WEIGHTS = SHARED / "weights" / "vgg16_imagenet_notop.weights.h5"
+from run import SEED, WEIGHTS, cpu_summary  # noqa: E402  (bench/run.py: seed paths, the CPU line)
+
 VIDEOS = ("Trump.mp4", "Biden.mp4")
 
 
@@ -136,7 +135,7 @@ def main() -> int:
         print(f"# {side}: done", json.dumps(rows[-1]), flush=True)
     base = rows[0]
     print(f"\nVGG16 {args.precision}, batch 16; grouped {args.folds}-fold validation, {args.epochs} epochs, "
-          f"augment {args.augment}, every {args.every} image(s); cpu: {cpu_name()}\n")
+          f"augment {args.augment}, every {args.every} image(s); cpu: {cpu_summary()}, ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}\n")
     print("| size | images | accuracy | precision | recall | features s | heads s | f/s | x f/s | d acc | "
           + " | ".join(f"{v} (pos/frames)" for v in VIDEOS) + " |")
     print("| --- " * (10 + len(VIDEOS)) + "|")
@@ -149,16 +148,6 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip() + (f", ONEDNN_MAX_CPU_ISA={os.environ['ONEDNN_MAX_CPU_ISA']}" if "ONEDNN_MAX_CPU_ISA" in os.environ else "")
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

@@ -42,9 +42,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHARED = Path(os.environ.get("TT_SHARED_DIR", ROOT.parent / "shared"))
-SEED = SHARED / "data" / "seed"
-WEIGHTS = SHARED / "weights" / "vgg16_imagenet_notop.weights.h5"
+from run import SEED, WEIGHTS  # noqa: E402  (bench/run.py: the seed paths)
 
 # name: (precision, runtime)
 CONFIGS = {
