@@ -130,3 +130,19 @@ def test_exact_repeats_change_no_score_and_no_verdict(runs, early):
     n = len(reused.scores)
     assert [s.score for s in reused.scores] == [s.score for s in every.scores[:n]]
     assert sum(model.batches) == n - reused.verdict.reused_frames
+
+
+def test_early_verdict_sends_only_the_frames_that_could_decide():
+    # 18 frames, 1/3 rule: 6 positives decide. The first pass takes 6 frames, not 16.
+    model = MeanBrightness()
+    scores = collect_scores(frames_of([250] * 18), [Bright("b", 0.5, THIRD)], {"vgg16": model}, batch_size=16)["b"]
+    assert model.batches == [6] and len(scores) == 6
+    # A negative one is decided by 13 negatives; each pass takes what could decide it:
+    # 6 (could all be positive), 6 (could still all be), then the 1 that leaves too few.
+    model = MeanBrightness()
+    scores = collect_scores(frames_of([5] * 18), [Bright("b", 0.5, THIRD)], {"vgg16": model}, batch_size=16)["b"]
+    assert model.batches == [6, 6, 1] and len(scores) == 13
+    # Without the early verdict every frame goes through, in full batches.
+    model = MeanBrightness()
+    collect_scores(frames_of([250] * 18), [Bright("b", 0.5, THIRD)], {"vgg16": model}, batch_size=16, early_verdict=False)
+    assert model.batches == [16, 2]

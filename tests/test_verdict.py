@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers.verdict import FrameScore, VerdictRule, is_decided, verdict_for
+from workers.verdict import FrameScore, VerdictRule, frames_to_decide, is_decided, verdict_for
 
 THIRD = VerdictRule(1 / 3, 1)
 
@@ -48,3 +48,23 @@ def test_early_verdict_never_changes_the_verdict(values, fraction, min_frames):
             assert early.positive == full.positive
             assert early.frames == len(values) and early.scored_frames == k
             break
+
+
+@given(
+    st.integers(0, 40),
+    st.floats(0, 1),
+    st.integers(0, 5),
+    st.data(),
+)
+def test_frames_to_decide_is_the_fewest_frames_that_can_decide(total, fraction, min_frames, data):
+    rule = VerdictRule(fraction, min_frames)
+    scored = data.draw(st.integers(0, total))
+    positive = data.draw(st.integers(0, scored))
+    k = frames_to_decide(rule, total, scored, positive)
+    assert (k == 0) == is_decided(rule, total, scored, positive)
+    if k:
+        assert k <= total - scored
+        # After k frames, all positive or all negative, it is decided; after k - 1 it is not, either way.
+        assert is_decided(rule, total, scored + k, positive + k) or is_decided(rule, total, scored + k, positive)
+        assert not is_decided(rule, total, scored + k - 1, positive + k - 1)
+        assert not is_decided(rule, total, scored + k - 1, positive)

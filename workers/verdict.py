@@ -77,8 +77,18 @@ def verdict_for(
     )
 
 
-def is_decided(rule: VerdictRule, total_frames: int, scored: int, positive: int) -> bool:
-    """True when the remaining ``total_frames - scored`` frames cannot change the verdict."""
+def frames_to_decide(rule: VerdictRule, total_frames: int, scored: int, positive: int) -> int:
+    """The fewest further frames after which the verdict can be decided (0: it is):
+    the positives still needed if all of them are positive, or, if none is, the frames
+    after which too few remain to reach the rule. Scoring more before looking again
+    can only waste work: early verdict sizes its chunks by it."""
     needed = rule.needed(total_frames)
     remaining = total_frames - scored
-    return positive >= needed or positive + remaining < needed
+    to_positive = needed - positive
+    to_negative = positive + remaining - needed + 1
+    return max(0, min(to_positive, to_negative))
+
+
+def is_decided(rule: VerdictRule, total_frames: int, scored: int, positive: int) -> bool:
+    """True when the remaining ``total_frames - scored`` frames cannot change the verdict."""
+    return frames_to_decide(rule, total_frames, scored, positive) == 0

@@ -9,9 +9,10 @@ frame that went through the models (mean absolute difference of their 32x32
 grey thumbnails at most the tolerance, on the 0-255 scale) takes that frame's
 scores instead (``FrameScore.reused_from``). Pure logic: no Celery, no database.
 
-A video is scored in chunks of ``batch_size`` frames that need the models
-(``VideoScoring``); one forward pass may carry the next chunk of several videos
-(``score_pass``, ``collect_scores_of``; the score worker's ``SharedPasses``), and
+A video is scored in chunks of ``batch_size`` frames that need the models, or
+fewer where fewer could decide it (``VideoScoring.chunk_size``); one forward
+pass may carry the next chunk of several videos (``score_pass``,
+``collect_scores_of``; the score worker's ``SharedPasses``), and
 each video is still scored exactly as alone: ``collect_scores`` is the same
 code with one video.
 
@@ -31,7 +32,7 @@ import numpy as np
 from workers.detect.backbone import resize_frame
 from workers.detect.base import Extractor, Target
 from workers.detect.registry import needs_full_frames
-from workers.verdict import FrameScore, Verdict, VerdictRule, is_decided, verdict_for
+from workers.verdict import FrameScore, Verdict, VerdictRule, frames_to_decide, is_decided, verdict_for
 from workers.video.sampling import Frame
 
 
@@ -177,10 +178,23 @@ class VideoScoring:
         """The extractors this video's next chunk goes through."""
         return needed_extractors(self.pending)
 
+    def chunk_size(self) -> int:
+        """Frames the next chunk sends through the models: ``batch_size``, or with the early
+        verdict fewer where fewer could decide every pending target (a video whose first 6
+        frames could make it positive is looked at after 6, not 16)."""
+        if not self.early_verdict:
+            return self.batch_size
+        to_decide = max(
+            (frames_to_decide(t.rule, self.total, self.position, _positives(self.scores[t.name], t.threshold)) for t in self.pending),
+            default=0,
+        )
+        return max(1, min(self.batch_size, to_decide))
+
     def next_chunk(self) -> _Chunk:
-        """Read frames up to ``batch_size`` of them that need scoring (near-duplicates ride along)."""
+        """Read frames up to ``chunk_size()`` of them that need scoring (near-duplicates ride along)."""
         chunk = _Chunk(self.position, [], [], {})
-        while self.position < self.total and len(chunk.fresh) < self.batch_size:
+        size = self.chunk_size()
+        while self.position < self.total and len(chunk.fresh) < size:
             frame = next(self._stream, None)
             if frame is None:  # fewer frames than announced
                 self.total = self.position
