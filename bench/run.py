@@ -140,7 +140,8 @@ def env_for(work: Path, real: bool) -> dict:
 
 
 def train_target(env: dict) -> None:
-    if (Path(env["TT_MODELS_DIR"]) / "trump" / "target.json").is_file():
+    bundle = Path(env["TT_MODELS_DIR"]) / "trump"
+    if (bundle / "target.json").is_file() and (bundle / "head.onnx").is_file():  # a bundle as training writes it now
         return
     print("training target 'trump' on the seed CSV (features are cached for later runs) ...", flush=True)
     subprocess.run(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from workers.detect.backbone import INPUT_SIZE, BackboneIdentity, VGG16Backbone, backbone_key, parse_backbone_key
+from workers.detect import onnx_head
 from workers.detect.base import Extractor, Target
 from workers.detect.kind import DetectorKind
 from workers.errors import BackboneMismatch
@@ -25,7 +26,7 @@ class ClassifierTarget(Target):
     def __init__(
         self,
         name: str,
-        head,
+        head,  # the Keras head, or None with ``load_head``
         backbone: BackboneIdentity,
         class_names: list[str],
         positive_index: int,
@@ -34,9 +35,12 @@ class ClassifierTarget(Target):
         head_kind: str = "pooled",
         metrics: dict | None = None,
         version: str = "",
+        predict: Callable[[np.ndarray], np.ndarray] | None = None,
+        load_head: Callable[[], object] | None = None,
     ) -> None:
         super().__init__(name, threshold, rule, version)
-        self.head = head
+        self._head, self._load_head = head, load_head
+        self._predict = predict  # the head's forward pass without Keras (``onnx_head``), if any
         self.backbone = backbone
         self.extractor_key = backbone_key(tuple(backbone.input_size))
         self.class_names = class_names
@@ -53,10 +57,18 @@ class ClassifierTarget(Target):
                 "--backbone-weights/--backbone-preprocessing, or retrain the target"
             )
 
+    @property
+    def head(self):
+        """The Keras head (a bundle's is loaded on first use: scoring may not need it)."""
+        if self._head is None:
+            self._head = self._load_head()
+        return self._head
+
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         if len(features) == 0:
             return np.zeros(0, np.float32)
-        return np.asarray(self.head.predict_on_batch(features), np.float32)[:, self.positive_index]
+        predict = self._predict or self.head.predict_on_batch
+        return np.asarray(predict(features), np.float32)[:, self.positive_index]
 
     def score(self, extracted: np.ndarray, indices: Sequence[int], timestamps: Sequence[float]) -> list[FrameScore]:
         probs = self.probabilities(extracted)
@@ -73,21 +85,26 @@ class ClassifierTarget(Target):
 
     def save_artifacts(self, folder: Path) -> None:
         self.head.save(folder / HEAD_FILE)
+        onnx_head.export(self.head, folder / onnx_head.HEAD_ONNX)
 
     @classmethod
     def from_bundle(cls, meta: dict, folder: Path) -> "ClassifierTarget":
-        from workers.detect.runtime import keras as keras_runtime
-
-        keras = keras_runtime()
-
-        head_path = folder / HEAD_FILE
+        head_path, onnx_path = folder / HEAD_FILE, folder / onnx_head.HEAD_ONNX
         if not head_path.is_file():
             raise FileNotFoundError(f"missing {HEAD_FILE}")
-        head = keras.saving.load_model(head_path, compile=False)
+
+        def load_head():
+            from workers.detect.runtime import keras as keras_runtime
+
+            return keras_runtime().saving.load_model(head_path, compile=False)
+
+        fast = onnx_path.is_file() and onnx_head.can_run()
         class_names = list(meta["class_names"])
         return cls(
             name=meta["name"],
-            head=head,
+            head=None if fast else load_head(),
+            load_head=load_head,
+            predict=onnx_head.session(onnx_path) if fast else None,
             backbone=BackboneIdentity.from_dict(meta["backbone"]),
             class_names=class_names,
             positive_index=class_names.index(meta["positive_class"]),

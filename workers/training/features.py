@@ -97,7 +97,7 @@ def dataset_features(
             resized = resize_for_backbone(images, backbone.backbone_identity.input_size)
             for v in range(views):
                 batch = resized if v == 0 else np.asarray(augs[v - 1](resized, training=True), np.float32)
-                feats = backbone.features(preprocess(batch.copy(), backbone.backbone_identity.preprocessing))
+                feats = backbone.features(preprocess(batch, backbone.backbone_identity.preprocessing))
                 for i, f in zip(ok, feats):
                     np.save(folder / f"{keys[i]}-{v}.npy", f)
                     cached[(i, v)] = f
