@@ -218,17 +218,22 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def ort_session(path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+    """An ONNX Runtime CPU session of the one-input, one-output model at ``path``, as a function."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name, output = sess.get_inputs()[0].name, sess.get_outputs()[0].name
+    return lambda batch: sess.run([output], {name: np.asarray(batch, np.float32)})[0]
+
+
 def session(path: Path, runtime: str, precision: str) -> Callable[[np.ndarray], np.ndarray]:
     """A function from a preprocessed NHWC float32 batch to its feature maps."""
     if runtime == "onnxruntime":
         _require("onnxruntime", why="TT_VGG16_RUNTIME=onnxruntime")
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = cores()
-        sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        output = sess.get_outputs()[0].name
-        return lambda batch: sess.run([output], {INPUT_NAME: batch})[0]
+        return ort_session(path, cores())
     _require("openvino", why="TT_VGG16_RUNTIME=openvino")
     import openvino as ov
 

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from workers.detect.onnx_backbone import OPSET, installed, keras_backend
+from workers.detect.onnx_backbone import OPSET, installed, keras_backend, ort_session
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +56,7 @@ def export(model, out: Path) -> bool:
 def session(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     """A function from VGG16 feature maps to the head's class probabilities (one thread:
     the head is a few hundred thousand multiply-adds a frame, VGG16 has the cores)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
     try:
-        sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return ort_session(path, threads=1)
     except Exception as exc:  # ONNX Runtime's own exception types: a damaged or foreign file
         raise ValueError(f"{path.name} is not a readable ONNX model ({str(exc).splitlines()[0][:200]})") from None
-    name, output = sess.get_inputs()[0].name, sess.get_outputs()[0].name
-    return lambda features: sess.run([output], {name: np.asarray(features, np.float32)})[0]
