@@ -32,7 +32,7 @@ import numpy as np
 from workers.detect.backbone import resize_frame
 from workers.detect.base import Extractor, Target
 from workers.detect.registry import needs_full_frames
-from workers.verdict import FrameScore, Verdict, VerdictRule, frames_to_decide, is_decided, verdict_for
+from workers.verdict import FrameScore, Verdict, VerdictRule, frames_to_decide, verdict_for
 from workers.video.sampling import Frame
 
 
@@ -184,11 +184,12 @@ class VideoScoring:
         frames could make it positive is looked at after 6, not 16)."""
         if not self.early_verdict:
             return self.batch_size
-        to_decide = max(
-            (frames_to_decide(t.rule, self.total, self.position, _positives(self.scores[t.name], t.threshold)) for t in self.pending),
-            default=0,
-        )
-        return max(1, min(self.batch_size, to_decide))
+        return max(1, min(self.batch_size, max(map(self._frames_to_decide, self.pending), default=0)))
+
+    def _frames_to_decide(self, target: Target) -> int:
+        """``frames_to_decide`` for ``target`` on its scores so far (0: its verdict is decided)."""
+        scores = self.scores[target.name]
+        return frames_to_decide(target.rule, self.total, len(scores), _positives(scores, target.threshold))
 
     def next_chunk(self) -> _Chunk:
         """Read frames up to ``chunk_size()`` of them that need scoring (near-duplicates ride along)."""
@@ -225,11 +226,7 @@ class VideoScoring:
         if self.on_batch:
             self.on_batch(len(chunk.window))
         if self.early_verdict:
-            self.pending = [
-                t
-                for t in self.pending
-                if not is_decided(t.rule, self.total, len(self.scores[t.name]), _positives(self.scores[t.name], t.threshold))
-            ]
+            self.pending = [t for t in self.pending if self._frames_to_decide(t)]
         if self.finished and self.on_batch and self.position < self.total:
             self.on_batch(self.total - self.position)  # frames skipped by the early verdict
 
