@@ -117,3 +117,31 @@ def test_migrations_ship_with_the_package():
 ])
 def test_postgres_urls_use_psycopg3(url, expected):
     assert normalise_url(url) == expected
+
+
+def test_upgrade_to_0007_keeps_the_newest_timing_of_each_stage(tmp_path):
+    """Databases from before 0007 may hold two rows for one stage (two deliveries of a task)."""
+    from alembic import command
+
+    from workers.storage.db import _alembic_config
+
+    url = f"sqlite:///{tmp_path / 'v6.db'}"
+    forget_engines(close=True)
+    engine = get_engine(url)
+    with engine.begin() as conn:
+        command.downgrade(_alembic_config(conn), "0006")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO videos (id, source, meta, status, created_at, updated_at) VALUES (1, 'a.mp4', '{}', 'done', '2024-01-01', '2024-01-01')"))
+        for worker in ("first", "second"):
+            conn.execute(text(
+                "INSERT INTO stage_timings (video_id, stage, worker, started_at, finished_at) "
+                "VALUES (1, 'verdict', :w, '2024-01-01', '2024-01-01')"), {"w": worker})
+        conn.execute(text("INSERT INTO stage_timings (video_id, stage, worker, started_at, finished_at) VALUES (1, 'score', 'x', '2024-01-01', '2024-01-01')"))
+    forget_engines(close=True)
+    engine = get_engine(url)
+    assert _revision(engine) == head_revision()
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT stage, worker FROM stage_timings ORDER BY stage")).all()
+    assert [tuple(r) for r in rows] == [("score", "x"), ("verdict", "second")]
+    assert _differences(engine) == []
+    forget_engines(close=True)

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from tests.pipeline_support import red_target  # noqa: F401  (fixture)
+from tests.pipeline_support import postgres_url, red_target  # noqa: F401  (fixtures)
 from tests.videos import write_video
 from workers.pipeline import stages
 from workers.settings import Settings
@@ -92,6 +92,42 @@ def test_timings_are_replaced_not_added(ctx, tmp_path):
     with session_scope(ctx.db_url) as s:
         (row,) = s.scalars(select(StageTiming)).all()
         assert row.worker == "cpu-2@host/2"
+
+
+def test_two_deliveries_timing_one_stage_at_once_leave_one_row(postgres_url):  # noqa: F811
+    """A broker redelivery runs a stage while its first delivery still does:
+    both record the stage's timing in open transactions; one row remains."""
+    import threading
+
+    from sqlalchemy.orm import Session
+
+    from workers.storage.db import get_engine
+
+    engine = get_engine(postgres_url)
+    with Session(engine) as s, s.begin():
+        video = Video(job_id=None, source="x.mp4", meta={})
+        s.add(video)
+        s.flush()
+        vid = video.id
+    now = utcnow()
+    first = Session(engine)
+    first.begin()
+    results.record_timing(first, vid, "verdict", "first", now, now)  # not committed yet
+
+    def second() -> None:  # blocks on the unique index until the first commits
+        with Session(engine) as s, s.begin():
+            results.record_timing(s, vid, "verdict", "second", now, now + timedelta(seconds=1))
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    thread.join(1.0)
+    assert thread.is_alive()  # waiting for the first transaction
+    first.commit()
+    first.close()
+    thread.join(30)
+    assert not thread.is_alive()
+    with Session(engine) as s:
+        assert [t.worker for t in s.scalars(select(StageTiming).where(StageTiming.video_id == vid))] == ["second"]
 
 
 def test_missing_file_and_unknown_url_fail_with_reason(ctx, tmp_path):

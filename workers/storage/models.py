@@ -142,6 +142,9 @@ class FrameScore(Base):
 
 class StageTiming(Base):
     __tablename__ = "stage_timings"
+    # One row per stage of a video: two deliveries of the same task (a broker
+    # redelivery while the first still runs) cannot both add one.
+    __table_args__ = (Index("uq_stage_timings_video_stage", "video_id", "stage", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)

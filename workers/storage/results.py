@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable, Mapping
 
-from sqlalchemy import case, delete, func, select, text
+from sqlalchemy import case, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -234,9 +234,17 @@ def finish_video(
 
 
 def record_timing(session: Session, video_id: int, stage: str, worker: str, started_at, finished_at) -> None:
-    """When ``stage`` ran for the video, replacing a previous run's row (re-runs add no rows)."""
-    session.execute(delete(StageTiming).where(StageTiming.video_id == video_id, StageTiming.stage == stage))
-    session.add(StageTiming(video_id=video_id, stage=stage, worker=worker, started_at=started_at, finished_at=finished_at))
+    """When ``stage`` ran for the video, replacing a previous run's row: re-runs,
+    even two deliveries running at once, leave one row (the unique index decides)."""
+    values = {"worker": worker, "started_at": started_at, "finished_at": finished_at}
+    where = (StageTiming.video_id == video_id, StageTiming.stage == stage)
+    if session.execute(update(StageTiming).where(*where).values(**values)).rowcount:
+        return
+    try:
+        with session.begin_nested():
+            session.add(StageTiming(video_id=video_id, stage=stage, **values))
+    except IntegrityError:  # the other delivery inserted first: its row takes this run's times
+        session.execute(update(StageTiming).where(*where).values(**values))
 
 
 # --- reading ---------------------------------------------------------------------
