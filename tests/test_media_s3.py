@@ -213,6 +213,41 @@ def test_server_stopping_mid_upload_is_retried_and_nothing_is_lost(tmp_path):
         server.kill()
 
 
+def test_multipart_answer_without_upload_id_is_a_transient_error(tmp_path):
+    """A server dying as it answers can leave CreateMultipartUpload's answer without
+    its UploadId: boto3's transfer layer fails with a KeyError, the store retries."""
+    import io
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Truncated(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):  # CreateMultipartUpload: a well-formed answer with no UploadId
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b'<?xml version="1.0"?><InitiateMultipartUploadResult><Bucket>b</Bucket></InitiateMultipartUploadResult>'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Truncated)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        store = S3MediaStore("b", "", endpoint_url=f"http://127.0.0.1:{httpd.server_address[1]}", region="us-east-1",
+                             access_key_id="id", secret_access_key="secret", scratch=tmp_path, max_attempts=1)
+        with pytest.raises(MediaStoreUnavailable, match="incomplete answer") as info:
+            store.put("videos/j1/source.mp4", io.BytesIO(b"x" * (MULTIPART_THRESHOLD + 1)))
+        assert isinstance(info.value, TransientError)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 def test_settings_choose_the_store(moto, tmp_path):
     s3 = store_from_settings(Settings(
         _env_file=None, data_dir=tmp_path / "data", media_url="s3://tt-any/some/prefix", s3_endpoint_url=moto.endpoint,

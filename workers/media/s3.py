@@ -183,7 +183,9 @@ class S3MediaStore(MediaStore):
         return MediaStoreUnavailable(f"media store {where}: could not {what} ({type(exc).__name__}: {exc})")
 
     @contextmanager
-    def _calling(self, action: str, key: str | None = None) -> Iterator[None]:
+    def _calling(self, action: str, key: str | None = None, transfer: bool = False) -> Iterator[None]:
+        """Store errors for the calls inside; ``transfer``: a boto3 transfer-manager call,
+        which reads fields of the server's answers without checking they are there."""
         from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -191,12 +193,20 @@ class S3MediaStore(MediaStore):
             yield
         except (BotoCoreError, ClientError, Boto3Error, ConnectionError) as exc:
             raise self._error(exc, action, key) from None
+        except KeyError as exc:
+            if not transfer:
+                raise
+            # e.g. a CreateMultipartUpload answer without its UploadId, from a server dying as it answered
+            what = f"{action} {key}" if key else action
+            raise MediaStoreUnavailable(
+                f"media store {self.describe()}: incomplete answer from the S3 server (no {exc}) while trying to {what}"
+            ) from None
 
     # --- objects ----------------------------------------------------------------------
 
     def put(self, key: str, data: bytes | BinaryIO) -> None:
         name = self._name(key)
-        with self._calling("store", key):
+        with self._calling("store", key, transfer=True):
             if isinstance(data, (bytes, bytearray, memoryview)):
                 self.client.put_object(Bucket=self.bucket, Key=name, Body=bytes(data))
             else:  # multipart above MULTIPART_THRESHOLD; the object appears when the upload completes
@@ -204,7 +214,7 @@ class S3MediaStore(MediaStore):
 
     def put_file(self, key: str, path: str | Path, move: bool = False) -> None:
         name = self._name(key)
-        with self._calling("store", key):
+        with self._calling("store", key, transfer=True):
             self.client.upload_file(str(path), self.bucket, name, Config=self.transfer)
         if move:
             Path(path).unlink(missing_ok=True)
@@ -238,7 +248,7 @@ class S3MediaStore(MediaStore):
         self.scratch.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="copy-", dir=self.scratch) as folder:
             path = Path(folder) / PurePosixPath(key).name
-            with self._calling("read", key):
+            with self._calling("read", key, transfer=True):
                 self.client.download_file(self.bucket, name, str(path), Config=self.transfer)
             yield path
 
