@@ -39,6 +39,22 @@ def _check_fresh_database(url: str) -> None:
     assert _revision(get_engine(url)) == head_revision()  # second open: nothing to do
 
 
+def _database_at(url: str, revision: str):
+    """A database at an older ``revision`` (made at head, then downgraded), to upgrade by reopening."""
+    from alembic import command
+
+    from workers.storage.db import _alembic_config
+
+    forget_engines(close=True)
+    engine = get_engine(url)
+    with engine.begin() as conn:
+        command.downgrade(_alembic_config(conn), revision)
+    return engine
+
+
+_OLD_VIDEO = "INSERT INTO videos (id, source, meta, status, created_at, updated_at) VALUES (1, 'a.mp4', '{}', 'done', '2024-01-01', '2024-01-01')"
+
+
 def test_sqlite_gets_the_models_schema(tmp_path):
     _check_fresh_database(f"sqlite:///{tmp_path / 'new.db'}")
     forget_engines(close=True)
@@ -73,17 +89,9 @@ def test_database_created_before_migrations_is_adopted(tmp_path):
 def test_upgrade_from_0001_keeps_videos_and_their_verdicts(tmp_path):
     """0002 adds a foreign key to ``videos`` without copying the table (which
     would cascade into detections on SQLite)."""
-    from alembic import command
-
-    from workers.storage.db import _alembic_config
-
     url = f"sqlite:///{tmp_path / 'v1.db'}"
-    forget_engines(close=True)
-    engine = get_engine(url)
-    with engine.begin() as conn:
-        command.downgrade(_alembic_config(conn), "0001")
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO videos (id, source, meta, status, created_at, updated_at) VALUES (1, 'a.mp4', '{}', 'done', '2024-01-01', '2024-01-01')"))
+    with _database_at(url, "0001").begin() as conn:
+        conn.execute(text(_OLD_VIDEO))
         conn.execute(text("INSERT INTO detections (video_id, target_name, target_version, target_kind, verdict, frames, scored_frames, positive_frames, positive_timestamps, threshold, created_at) VALUES (1, 't', 'v', 'classifier', 'positive', 3, 3, 3, '[]', 0.5, '2024-01-01')"))
     forget_engines(close=True)
     engine = get_engine(url)
@@ -121,17 +129,9 @@ def test_postgres_urls_use_psycopg3(url, expected):
 
 def test_upgrade_to_0007_keeps_the_newest_timing_of_each_stage(tmp_path):
     """Databases from before 0007 may hold two rows for one stage (two deliveries of a task)."""
-    from alembic import command
-
-    from workers.storage.db import _alembic_config
-
     url = f"sqlite:///{tmp_path / 'v6.db'}"
-    forget_engines(close=True)
-    engine = get_engine(url)
-    with engine.begin() as conn:
-        command.downgrade(_alembic_config(conn), "0006")
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO videos (id, source, meta, status, created_at, updated_at) VALUES (1, 'a.mp4', '{}', 'done', '2024-01-01', '2024-01-01')"))
+    with _database_at(url, "0006").begin() as conn:
+        conn.execute(text(_OLD_VIDEO))
         for worker in ("first", "second"):
             conn.execute(text(
                 "INSERT INTO stage_timings (video_id, stage, worker, started_at, finished_at) "
