@@ -74,3 +74,55 @@ def test_the_folder_store_keeps_targets_in_models_dir(tmp_path):
     assert isinstance(catalog, published.FolderTargets) and catalog.names() == ["carol"]
     with pytest.raises(TrackerError, match="TT_MEDIA_URL"):
         published.push(settings, "carol")
+
+
+def test_target_list_shows_what_workers_load(tmp_path):
+    """With an S3 store ``target list`` shows, beside what is saved here, the version
+    workers load: the same, another one, not published, or published from another host."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.s3_support import MotoServer
+
+    server = MotoServer(tmp_path / "s3")
+    server.start()
+    try:
+        media = server.env(server.create_bucket("tt-list"))
+
+        def host(name: str) -> Settings:
+            return Settings(
+                _env_file=None, data_dir=tmp_path / name / "data", models_dir=tmp_path / name / "models",
+                media_url=media["TT_MEDIA_URL"], s3_endpoint_url=media["TT_S3_ENDPOINT_URL"], s3_region=media["TT_S3_REGION"],
+                s3_access_key_id=media["TT_S3_ACCESS_KEY_ID"], s3_secret_access_key=media["TT_S3_SECRET_ACCESS_KEY"],
+            )
+
+        publisher, worker = host("publisher"), host("worker")
+        published.save_target(_face("alice"), publisher)  # saved and published
+        published.save_target(_face("bob"), publisher)
+        old_bob = bundle.target_meta(publisher.models_dir, "bob")["version"]
+        bundle.save_target(_face("bob", tolerance=0.4), publisher.models_dir)  # saved again, not pushed
+        bundle.save_target(_face("carol"), publisher.models_dir)  # never pushed
+
+        rows = {e["name"]: e for e in published.listing(publisher)}
+        assert rows["alice"]["published"] == rows["alice"]["version"] and rows["alice"]["saved"]
+        assert rows["bob"]["published"] == old_bob != rows["bob"]["version"]
+        assert rows["carol"]["published"] is None and rows["carol"]["saved"]
+
+        rows = {e["name"]: e for e in published.listing(worker)}  # a worker host: nothing saved
+        assert sorted(rows) == ["alice", "bob"] and not rows["alice"]["saved"]
+        assert rows["bob"]["published"] == old_bob and rows["bob"]["kind"] == "face"
+
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("TT_", "AWS_"))}, **media,
+               "TT_DATA_DIR": str(worker.data_dir), "TT_MODELS_DIR": str(worker.models_dir), "COLUMNS": "160"}
+        proc = subprocess.run([sys.executable, "-m", "workers.cli.main", "target", "list"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert "workers load" in proc.stdout and proc.stdout.count("published elsewhere") == 2
+        env.update(TT_DATA_DIR=str(publisher.data_dir), TT_MODELS_DIR=str(publisher.models_dir))
+        proc = subprocess.run([sys.executable, "-m", "workers.cli.main", "target", "list"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert "this version" in proc.stdout and "not published" in proc.stdout and "target push publishes" in proc.stdout
+    finally:
+        server.kill()

@@ -115,9 +115,10 @@ def push(name: str = typer.Argument(..., help="A target saved in TT_MODELS_DIR."
 
 @app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json", help="One JSON object per target.")) -> None:
-    """List saved targets; a damaged bundle is listed with its error."""
+    """List saved targets and, with an object store (TT_MEDIA_URL=s3://...), the version
+    workers load; a damaged bundle is listed with its error."""
     cfg = settings()
-    entries = [bundle.summary(cfg.models_dir, n) for n in bundle.list_targets(cfg.models_dir)]
+    entries = published.listing(cfg)
     if as_json:
         for entry in entries:
             print(json.dumps(entry))
@@ -125,17 +126,29 @@ def list_(as_json: bool = typer.Option(False, "--json", help="One JSON object pe
     if not entries:
         console.print(f"No targets in {cell(cfg.models_dir, None)}. Create one with `target train` or `target add-face`.")
         return
-    table = Table("name", "kind", "version", "threshold", "verdict rule", "created")
+    publishing = any("published" in e for e in entries)
+    table = Table("name", "kind", "version", "threshold", "verdict rule", "created", *(["workers load"] if publishing else []))
     for e in entries:
+        loads = [_published_cell(e)] if publishing else []
         if e.get("error"):
-            table.add_row(cell(e["name"]), "[red]damaged[/]", "", "", f"[red]{cell(e['error'], 300)}[/]", "")
+            table.add_row(cell(e["name"]), "[red]damaged[/]", "", "", f"[red]{cell(e['error'], 300)}[/]", "", *loads)
             continue
         rule = e["rule"]
         table.add_row(
             cell(e["name"]), cell(e["kind"]), cell(e["version"]), f"{e['threshold']:.2f}",
-            f">= {rule['min_frames']} frames and >= {rule['min_fraction']:.0%}", cell(e["created"], 25),
+            f">= {rule['min_frames']} frames and >= {rule['min_fraction']:.0%}", cell(e["created"], 25), *loads,
         )
     console.print(table)
+
+
+def _published_cell(entry: dict) -> str:
+    """The version workers load, against the one saved here."""
+    version = entry.get("published")
+    if not version:
+        return "[yellow]not published[/] (target push)" if entry.get("saved") else ""
+    if not entry.get("saved"):
+        return f"{cell(version)} (published elsewhere)"
+    return "this version" if version == entry.get("version") else f"[yellow]{cell(version)}[/] (target push publishes this one)"
 
 
 @app.command("show")

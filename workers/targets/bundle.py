@@ -97,6 +97,15 @@ def summary(models_dir: Path, name: str) -> dict:
     so that one damaged bundle does not hide the others."""
     try:
         meta = read_meta(Path(models_dir) / name)
+    except BadTarget as exc:
+        return {"name": name, "error": str(exc)}
+    return summary_of_meta(meta, name, Path(models_dir) / name / META)
+
+
+def summary_of_meta(meta: dict, name: str, where: object) -> dict:
+    """``summary`` of metadata already read (a published target's pointer carries it);
+    ``where`` names its file in the error of a damaged one."""
+    try:
         out = {k: meta.get(k) for k in SUMMARY_FIELDS}
         out["name"] = name
         out["threshold"] = float(out["threshold"])
@@ -105,9 +114,9 @@ def summary(models_dir: Path, name: str) -> dict:
         for key in ("kind", "version", "created"):
             out[key] = str(out[key] or "")
     except BadTarget as exc:
-        return {"name": name, "error": str(exc)}
+        return {"name": name, "error": f"{where}: {exc}"}
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        return {"name": name, "error": f"{Path(models_dir) / name / META}: damaged ({type(exc).__name__}: {exc})"}
+        return {"name": name, "error": f"{where}: damaged ({type(exc).__name__}: {exc})"}
     return out
 
 

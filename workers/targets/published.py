@@ -180,6 +180,29 @@ def push(settings, name: str) -> tuple[str, str]:
     return version, store.location(target_pointer_key(name))
 
 
+def listing(settings) -> list[dict]:
+    """What ``target list`` shows: each target saved in ``models_dir`` (``bundle.summary``)
+    and, with an object store, what workers get: ``published`` (the version they load,
+    None when never pushed) and the targets published from another host (``saved``: False)."""
+    entries = {n: bundle.summary(settings.models_dir, n) for n in bundle.list_targets(settings.models_dir)}
+    store = store_from_settings(settings)
+    if not publishes_targets(store):
+        return list(entries.values())
+    catalog = PublishedTargets(store, published_cache(settings))
+    for entry in entries.values():
+        entry["published"], entry["saved"] = None, True
+    for name in catalog.names():
+        try:
+            meta = catalog.meta(name)
+        except TrackerError as exc:
+            entries.setdefault(name, {"name": name, "saved": False, "error": str(exc)})["published"] = None
+            continue
+        entry = entries.get(name) or {**bundle.summary_of_meta(meta, name, store.location(target_pointer_key(name))), "saved": False}
+        entry["published"] = str(meta.get("version") or "")
+        entries[name] = entry
+    return [entries[n] for n in sorted(entries)]
+
+
 def published_cache(settings) -> Path:
     """Where a worker keeps the published versions it pulled: under the data dir (written by
     every worker anyway), not the models folder, which compose mounts read-only."""
