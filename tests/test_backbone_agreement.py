@@ -22,6 +22,10 @@ from workers.detect.backbone import Hardware
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# On a clean checkout the gate computes float32 and int8 features of every seed image
+# and frame: 15-25 min on a slow 2-core host, past the suite's 900 s (pyproject.toml).
+GATE_TIMEOUT_S = 2700
+
 
 def default_variants() -> list[tuple[str, str]]:
     variants = [("int8", "openvino")]
@@ -69,6 +73,7 @@ def check(found, capsys) -> None:
 
 
 @pytest.mark.seed
+@pytest.mark.timeout(GATE_TIMEOUT_S)
 def test_default_computations_agree_with_float32_on_the_seed_set(seed_dir, seed_weights, request, tmp_path, capsys):
     pytest.importorskip("openvino")
     pytest.importorskip("tf2onnx")
@@ -76,6 +81,7 @@ def test_default_computations_agree_with_float32_on_the_seed_set(seed_dir, seed_
 
 
 @pytest.mark.seed
+@pytest.mark.timeout(GATE_TIMEOUT_S)
 def test_int8_agrees_on_a_cpu_without_vnni(seed_dir, seed_weights, request, tmp_path, capsys):
     """The gate again with oneDNN capped at AVX2, as on most users' CPUs: without VNNI, int8
     kernels sum uint8 x int8 pairs in int16, which 8-bit weights saturate (measured: 4 of 79
@@ -92,7 +98,7 @@ def test_int8_agrees_on_a_cpu_without_vnni(seed_dir, seed_weights, request, tmp_
     env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.run(
         [sys.executable, "-c", code, str(root), str(seed_dir), str(seed_weights), str(tmp_path / "found.pickle")],
-        env=env, capture_output=True, timeout=1800, cwd=ROOT,
+        env=env, capture_output=True, timeout=GATE_TIMEOUT_S - 60, cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-3000:]
     check(pickle.loads((tmp_path / "found.pickle").read_bytes()), capsys)
