@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(VENV)/bin/tiktok-tracker demo
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -ra --durations=25 $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m pip install -q -e '.[test,bench]'
