@@ -180,6 +180,8 @@ class S3MediaStore(MediaStore):
             if code in _TRANSIENT_CODES or (isinstance(status, int) and status >= 500):
                 return MediaStoreUnavailable(f"media store {where}: the S3 server answered {code or status} while trying to {what}")
             return MediaStoreError(f"media store {where}: could not {what} ({code or status}: {error.get('Message', '')})")
+        if isinstance(exc, KeyError):  # e.g. a CreateMultipartUpload answer without its UploadId, from a server dying as it answered
+            return MediaStoreUnavailable(f"media store {where}: incomplete answer from the S3 server (no {exc}) while trying to {what}")
         return MediaStoreUnavailable(f"media store {where}: could not {what} ({type(exc).__name__}: {exc})")
 
     @contextmanager
@@ -196,11 +198,7 @@ class S3MediaStore(MediaStore):
         except KeyError as exc:
             if not transfer:
                 raise
-            # e.g. a CreateMultipartUpload answer without its UploadId, from a server dying as it answered
-            what = f"{action} {key}" if key else action
-            raise MediaStoreUnavailable(
-                f"media store {self.describe()}: incomplete answer from the S3 server (no {exc}) while trying to {what}"
-            ) from None
+            raise self._error(exc, action, key) from None
 
     # --- objects ----------------------------------------------------------------------
 

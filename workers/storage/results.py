@@ -237,14 +237,14 @@ def record_timing(session: Session, video_id: int, stage: str, worker: str, star
     """When ``stage`` ran for the video, replacing a previous run's row: re-runs,
     even two deliveries running at once, leave one row (the unique index decides)."""
     values = {"worker": worker, "started_at": started_at, "finished_at": finished_at}
-    where = (StageTiming.video_id == video_id, StageTiming.stage == stage)
-    if session.execute(update(StageTiming).where(*where).values(**values)).rowcount:
+    replace = update(StageTiming).where(StageTiming.video_id == video_id, StageTiming.stage == stage).values(**values)
+    if session.execute(replace).rowcount:
         return
     try:
         with session.begin_nested():
             session.add(StageTiming(video_id=video_id, stage=stage, **values))
     except IntegrityError:  # the other delivery inserted first: its row takes this run's times
-        session.execute(update(StageTiming).where(*where).values(**values))
+        session.execute(replace)
 
 
 # --- reading ---------------------------------------------------------------------

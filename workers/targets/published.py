@@ -195,7 +195,7 @@ def listing(settings) -> list[dict]:
         try:
             meta = catalog.meta(name)
         except TrackerError as exc:
-            entries.setdefault(name, {"name": name, "saved": False, "error": str(exc)})["published"] = None
+            entries.setdefault(name, {"name": name, "saved": False, "published": None, "error": str(exc)})
             continue
         entry = entries.get(name) or {**bundle.summary_of_meta(meta, name, store.location(target_pointer_key(name))), "saved": False}
         entry["published"] = str(meta.get("version") or "")
