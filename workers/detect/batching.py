@@ -43,7 +43,7 @@ class _Entry:
 class PassStats:
     """What the passes were like (for the bench and the worker log)."""
 
-    passes: int = 0
+    passes: int = 0  # forward passes (a pass whose frames all reused earlier scores runs none)
     frames: int = 0  # frames through the models, summed over passes
     videos: int = 0  # videos in a pass, summed over passes
 
@@ -132,9 +132,10 @@ class SharedPasses:
                     entry.done.set_exception(exc)
                 active = []
                 continue
-            self.stats.passes += 1
-            self.stats.frames += frames
-            self.stats.videos += len(members)
+            if frames:  # a pass whose chunks were all reused or empty ran no model
+                self.stats.passes += 1
+                self.stats.frames += frames
+                self.stats.videos += len(members)
             active = []
             for entry in members:
                 entry.passes += 1
