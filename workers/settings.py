@@ -98,6 +98,13 @@ class Settings(BaseSettings):
             "precision and tool versions); default: data_dir/cache/backbones."
         ),
     )
+    feature_cache_dir: Path | None = Field(
+        None,
+        description=(
+            "Where training caches the VGG16 features of labelled images (keyed by image content and the "
+            "whole computation, so trainings and the agreement gate share them); default: data_dir/cache/features."
+        ),
+    )
     frame_rate: float = Field(1.0, gt=0, description="Frames sampled per second of video.")
     max_frame_side: int = Field(
         1280, ge=64, description="Sampled frames larger than this are downscaled (longest side)."
@@ -407,6 +414,10 @@ class Settings(BaseSettings):
     @property
     def backbones_dir(self) -> Path:
         return self.backbone_cache_dir or self.cache_dir / "backbones"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.feature_cache_dir or self.cache_dir / "features"
 
     @property
     def media_dir(self) -> Path:

@@ -129,7 +129,7 @@ def run_training(settings: Settings, plan: TrainingPlan, progress: Progress | No
     progress = progress or NoProgress()
     r, data = plan.request, plan.data
     feats, index, view, problems = dataset_features(
-        data.examples, plan.backbone, settings.cache_dir, r.augment, settings.batch_size,
+        data.examples, plan.backbone, settings.features_dir, r.augment, settings.batch_size,
         lambda n: progress.advance(BACKBONE_PHASE, n, "images"),
     )
     target = train_classifier(

@@ -10,6 +10,7 @@ size) before the backbone.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -39,12 +40,20 @@ def augmenter(seed: int):
     )
 
 
-def _cache_folder(cache_dir: Path, backbone: VGG16Backbone) -> Path:
+def _cache_folder(features_dir: Path, backbone: VGG16Backbone) -> Path:
     ident = backbone.backbone_identity  # computation: precision, runtime, int8 model, ISA cap
     key = hashlib.sha256(
         f"{ident.weights_id}|{ident.preprocessing}|{ident.input_size}|{backbone.computation}".encode()
     ).hexdigest()[:16]
-    return Path(cache_dir) / "features" / key
+    return Path(features_dir) / key
+
+
+def _save(path: Path, features: np.ndarray) -> None:
+    """Write a cache file whole or not at all: processes that train at once share the cache."""
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    with open(part, "wb") as fh:
+        np.save(fh, features)
+    os.replace(part, path)
 
 
 def _file_key(path: Path) -> str:
@@ -54,7 +63,7 @@ def _file_key(path: Path) -> str:
 def dataset_features(
     examples: Sequence[Example],
     backbone: VGG16Backbone,
-    cache_dir: Path,
+    features_dir: Path,
     augment_copies: int = 0,
     batch_size: int = 16,
     progress: Progress | None = None,
@@ -64,9 +73,10 @@ def dataset_features(
     Returns ``(features, example_index, view, problems)``: row ``i`` of
     ``features`` is view ``view[i]`` (0 = the original image) of
     ``examples[example_index[i]]``. Unreadable images are reported in
-    ``problems`` and left out.
+    ``problems`` and left out. Features are cached under ``features_dir``
+    (``Settings.features_dir``).
     """
-    folder = _cache_folder(cache_dir, backbone)
+    folder = _cache_folder(features_dir, backbone)
     folder.mkdir(parents=True, exist_ok=True)
     views = 1 + augment_copies
     keys = [_file_key(ex.path) for ex in examples]
@@ -99,7 +109,7 @@ def dataset_features(
                 batch = resized if v == 0 else np.asarray(augs[v - 1](resized, training=True), np.float32)
                 feats = backbone.features(preprocess(batch, backbone.backbone_identity.preprocessing))
                 for i, f in zip(ok, feats):
-                    np.save(folder / f"{keys[i]}-{v}.npy", f)
+                    _save(folder / f"{keys[i]}-{v}.npy", f)
                     cached[(i, v)] = f
         if progress:
             progress(len(chunk))
