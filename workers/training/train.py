@@ -123,19 +123,23 @@ def grouped_validation(
     opts: TrainOptions,
     on_step: OnStep | None = None,
     eval_features: Mapping[str, np.ndarray] | None = None,
+    eval_rows: np.ndarray | None = None,
 ) -> dict:
     """K-fold validation where a group (block of near-duplicate images) never
     straddles train and validation. Augmented views train only; validation
     uses the original images. ``on_step``: progress after every epoch.
     ``eval_features``: other computations of the same rows (another precision or
     runtime), whose held-out rows the same fold heads also score; their metrics
-    go in ``metrics["eval_features"][name]`` (the agreement gate)."""
+    go in ``metrics["eval_features"][name]`` (the agreement gate), counted over the
+    held-out rows that ``eval_rows`` (a mask; default all) keeps."""
     tracker = _Tracker("validation", opts.folds, opts, on_step)
     unique = np.unique(groups)
     fold_of_group = {g: i % opts.folds for i, g in enumerate(unique)}
     fold = np.array([fold_of_group[g] for g in groups])
     truth, predicted = [], []
     others: dict[str, list[np.ndarray]] = {name: [] for name in eval_features or {}}
+    counted = np.ones(len(labels), bool) if eval_rows is None else eval_rows
+    other_truth: list[np.ndarray] = []
     for k in range(opts.folds):
         train, val = fold != k, (fold == k) & is_original
         if not val.any() or len(np.unique(labels[train])) < 2:
@@ -145,13 +149,15 @@ def grouped_validation(
         probs = np.asarray(head.predict_on_batch(features[val]))[:, pos]
         truth.append(labels[val] == pos)
         predicted.append(probs >= opts.frame_threshold)
+        rows = val & counted
+        other_truth.append(labels[rows] == pos)
         for name, other in (eval_features or {}).items():
-            others[name].append(np.asarray(head.predict_on_batch(other[val]))[:, pos] >= opts.frame_threshold)
+            others[name].append(np.asarray(head.predict_on_batch(other[rows]))[:, pos] >= opts.frame_threshold)
     if not truth:
         return {}
     metrics = binary_metrics(np.concatenate(truth), np.concatenate(predicted))
     if others:
-        metrics["eval_features"] = {name: binary_metrics(np.concatenate(truth), np.concatenate(p)) for name, p in others.items()}
+        metrics["eval_features"] = {name: binary_metrics(np.concatenate(other_truth), np.concatenate(p)) for name, p in others.items()}
     metrics["folds"] = opts.folds
     metrics["threshold"] = opts.frame_threshold
     metrics["split"] = "grouped k-fold (blocks of consecutive images)"
@@ -168,17 +174,18 @@ def train_classifier(
     opts: TrainOptions = TrainOptions(),
     on_step: OnStep | None = None,
     eval_features: Mapping[str, np.ndarray] | None = None,
+    eval_rows: np.ndarray | None = None,
 ) -> ClassifierTarget:
     """Validate with grouped folds, then fit the final head on every example.
     ``on_step`` is told after every epoch where training is (``TrainingStep``);
-    ``eval_features``: see ``grouped_validation``."""
+    ``eval_features``, ``eval_rows``: see ``grouped_validation``."""
     labels = np.array([data.examples[i].label for i in example_index])
     groups = np.array([data.examples[i].group for i in example_index])
     n_classes = len(data.class_names)
     pos = positive_class(data.class_names, name, opts.positive_class)
     metrics: dict = {}
     if validation_folds(opts):
-        metrics = grouped_validation(features, labels, groups, is_original, n_classes, pos, opts, on_step, eval_features)
+        metrics = grouped_validation(features, labels, groups, is_original, n_classes, pos, opts, on_step, eval_features, eval_rows)
     head = _fit(features, labels, n_classes, opts, _Tracker("final fit", 0, opts, on_step).epoch_callback(0))
     metrics.update(
         {
