@@ -4,6 +4,9 @@
 VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
+# Two pytest-xdist workers, each running whole modules (their module fixtures once), slow ones first
+# (tests/conftest.py); `make test PYTEST_WORKERS=` runs everything in one process.
+PYTEST_WORKERS ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 .PHONY: demo test install bench clean wheelhouse compose-smoke
 
@@ -19,7 +22,7 @@ demo: $(STAMP)
 	$(VENV)/bin/tiktok-tracker demo
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -ra --durations=25 $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest $(PYTEST_WORKERS) -ra --durations=25 $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m pip install -q -e '.[test,bench]'

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import need
+from tests.conftest import made_once, need, run_cache_env
 from tests.videos import write_image, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,21 +153,22 @@ def private_redis(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def red_target(tmp_path_factory) -> Path:
+def red_target() -> Path:
     """A models folder with target 'red' (red frames vs blue), trained through the
     CLI on a random-weight VGG16: red videos come out positive, blue negative.
+    Trained once per run (``made_once``); tests read it, never change it."""
+    return made_once("red-target", lambda root: train_colour_target(root, "red")) / "models"
 
-    Trained once per session: modules that import this fixture get their own
-    copy of it, so the folder itself is the cache."""
-    return train_colour_target(tmp_path_factory.getbasetemp() / "red-target", "red")
+
+@pytest.fixture(scope="session")
+def red160_target() -> Path:
+    """A models folder with ``red160``: ``red`` at VGG16 input size 160, trained once per run."""
+    return made_once("red160-target", lambda root: train_colour_target(root, "red160", "--input-size", "160")) / "models"
 
 
 def train_colour_target(root: Path, name: str, *options: str) -> Path:
     """``root/models`` with a target ``name`` trained through the CLI on red vs blue images
-    (random-weight VGG16, no validation), with the extra ``target train`` ``options``; a
-    target already there is kept (the folder is the cache)."""
-    if (root / "models" / name / "target.json").is_file():
-        return root / "models"
+    (random-weight VGG16, no validation), with the extra ``target train`` ``options``."""
     images = root / "images"
     for cls, colour in (("red", RED), ("other", BLUE)):
         (images / cls).mkdir(parents=True, exist_ok=True)
@@ -205,6 +206,7 @@ def base_env(data_dir: Path, models_dir: Path) -> dict:
         TF_CPP_MIN_LOG_LEVEL="3",
         CUDA_VISIBLE_DEVICES="",
         PYTHONUNBUFFERED="1",
+        **run_cache_env(),
     )
     return env
 

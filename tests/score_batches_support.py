@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import made_once, run_cache_env
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -19,20 +21,15 @@ def seed_env(root: Path, weights: Path) -> dict:
     env.update(
         TT_DATA_DIR=str(root / "data"), TT_MODELS_DIR=str(root / "models"), TT_VGG16_WEIGHTS=str(weights),
         TT_VGG16_PREPROCESSING="torch", TT_VGG16_PRECISION="float32", TF_CPP_MIN_LOG_LEVEL="3",
-        CUDA_VISIBLE_DEVICES="", TT_DATABASE_URL=f"sqlite:///{root / 'train.db'}",
+        CUDA_VISIBLE_DEVICES="", TT_DATABASE_URL=f"sqlite:///{root / 'train.db'}", **run_cache_env(),
     )
     return env
 
 
 @pytest.fixture(scope="session")
-def small_trump(seed_dir, seed_weights, tmp_path_factory) -> Path:
-    """The models folder of target ``trump``, trained once per session (the folder is the
-    cache, as for ``red_target``)."""
-    root = tmp_path_factory.getbasetemp() / "small-trump"
-    if (root / "models" / "trump" / "target.json").is_file():
-        return root / "models"
-    root.mkdir(parents=True, exist_ok=True)
-    return train_small_trump(seed_dir, seed_weights, root)
+def small_trump(seed_dir, seed_weights) -> Path:
+    """The models folder of target ``trump``, trained once per run (``made_once``)."""
+    return made_once("small-trump", lambda root: train_small_trump(seed_dir, seed_weights, root)) / "models"
 
 
 def train_small_trump(seed_dir: Path, weights: Path, root: Path) -> Path:

@@ -22,7 +22,7 @@ def run_cli(env: dict, *args: str, check: bool = False) -> subprocess.CompletedP
         env=env,
         capture_output=True,
         text=True,
-        timeout=1500,  # training on the seed set: ~10 min on a slow 2-core host
+        timeout=600,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}")

@@ -8,12 +8,13 @@ Random-weight VGG16 and generated media: what CI can always run.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 
 import numpy as np
 import pytest
 
-from tests.pipeline_support import BLUE, CLI, RED, ROOT, base_env, train_colour_target
+from tests.pipeline_support import BLUE, CLI, RED, ROOT, base_env, red160_target, red_target  # noqa: F401  (fixtures)
 from tests.videos import write_video
 from workers.detect.backbone import (
     INPUT_SIZE,
@@ -88,11 +89,12 @@ def test_retraining_keeps_the_input_size():
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """``red`` (224) and ``red160`` (160) in one models folder, trained through the CLI."""
-    root = tmp_path_factory.mktemp("input-size")
-    train_colour_target(root, "red")
-    return train_colour_target(root, "red160", "--input-size", "160")
+def models(tmp_path_factory, red_target, red160_target):  # noqa: F811
+    """``red`` (224) and ``red160`` (160), trained through the CLI, in one models folder."""
+    folder = tmp_path_factory.mktemp("input-size") / "models"
+    shutil.copytree(red_target, folder)
+    shutil.copytree(red160_target / "red160", folder / "red160")
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +111,9 @@ def test_the_bundle_records_the_input_size(models):
     assert load_target(models, "red160").extractor_key == "vgg16@160"
 
 
-def test_train_refuses_a_size_vgg16_cannot_take(models, tmp_path):
+def test_train_refuses_a_size_vgg16_cannot_take(red_target, tmp_path):  # noqa: F811
     env = base_env(tmp_path / "data", tmp_path / "models")
-    proc = subprocess.run([*CLI, "target", "train", "x", "--images", str(models.parent / "images"), "--input-size", "100"],
+    proc = subprocess.run([*CLI, "target", "train", "x", "--images", str(red_target.parent / "images"), "--input-size", "100"],
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "multiple of 32" in proc.stderr and "Traceback" not in proc.stderr
 

@@ -26,9 +26,9 @@ from tests.pipeline_support import (
     assert_scan_matches_pipeline,
     make_videos,
     module_postgres_url,  # noqa: F401  (fixture)
+    red160_target,  # noqa: F401  (fixture)
     red_target,  # noqa: F401  (fixture)
     redis_url,  # noqa: F401  (fixture)
-    train_colour_target,
 )
 from workers.storage.db import session_scope
 from workers.storage.models import Video
@@ -39,7 +39,7 @@ TARGETS = ("red", "astronaut")
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, red_target):  # noqa: F811
+def models(tmp_path_factory, red_target, red160_target):  # noqa: F811
     """A models folder with the classifier ``red``, the face target ``astronaut`` and
     ``red160`` (``red`` at VGG16 input size 160)."""
     from workers.demo_media import demo_reference_photo
@@ -47,7 +47,7 @@ def models(tmp_path_factory, red_target):  # noqa: F811
     root = tmp_path_factory.mktemp("one-core-models")
     folder = root / "models"
     shutil.copytree(red_target, folder)
-    shutil.copytree(train_colour_target(root / "red160", "red160", "--input-size", "160") / "red160", folder / "red160")
+    shutil.copytree(red160_target / "red160", folder / "red160")
     photo = demo_reference_photo(root / "photo")
     env = {**base_env(root / "data", folder), "TT_DATABASE_URL": f"sqlite:///{root / 'enrol.db'}"}
     proc = subprocess.run([*CLI, "target", "add-face", "astronaut", str(photo)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)

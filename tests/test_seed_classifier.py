@@ -15,12 +15,12 @@ import pytest
 
 from tests.test_classifier_cli import json_rows, run_cli
 
-# The module's fixture trains on the seed set (~10 min on a slow 2-core host): past the suite's 900 s.
-pytestmark = [pytest.mark.seed, pytest.mark.timeout(1800)]
+pytestmark = pytest.mark.seed
 
 
 @pytest.fixture(scope="module")
-def seed_env(seed_dir, seed_weights, tmp_path_factory):
+def seed_env(seed_dir, seed_weights, seed_features, tmp_path_factory):
+    """The seed target trained through the CLI, its backbone features from the run's cache."""
     root = tmp_path_factory.mktemp("seedclf")
     env = {
         **os.environ,
