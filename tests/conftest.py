@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -61,6 +63,9 @@ def pytest_configure_node(node) -> None:
 
 
 def pytest_unconfigure(config) -> None:
+    for proc in _background:
+        proc.kill()
+        proc.wait()
     own = config.stash.get(_OWN_RUN_CACHE, None)
     if own is not None:
         shutil.rmtree(own, ignore_errors=True)
@@ -107,14 +112,21 @@ def need(condition: bool, why: str) -> None:
 
 
 # Modules that take minutes go first, so that pytest-xdist (``make test``: two workers, one
-# module each at a time, in this order) does not leave one of them for the end.
-SLOW_MODULES = ("test_seed_classifier", "test_multihost", "test_backbone_agreement", "test_pipeline_outage",
+# module each at a time, in this order) does not leave one of them for the end. The seed
+# modules come after two others: by then the seed features, computed in the background
+# from the start of the run (``seed_features``), are mostly there.
+SLOW_MODULES = ("test_multihost", "test_pipeline_outage", "test_seed_classifier", "test_backbone_agreement",
                 "test_score_batches_pipeline", "test_one_core")
 
 
 def pytest_collection_modifyitems(items) -> None:
     rank = {name: i for i, name in enumerate(SLOW_MODULES)}
     items.sort(key=lambda item: rank.get(item.module.__name__.rsplit(".", 1)[-1], len(rank)))
+
+
+def pytest_collection_finish(session) -> None:
+    if any("seed_features" in getattr(item, "fixturenames", ()) for item in session.items):
+        start_seed_features()
 
 
 @pytest.fixture(scope="session")
@@ -147,17 +159,41 @@ def tt_env(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def seed_features(seed_dir, seed_weights) -> None:
     """The float32 VGG16 features of every seed image and one augmented view of it (what
-    the seed classifier's training and the agreement gate read), computed once per run
-    into the run's feature cache, while the other processes that need them wait."""
+    the seed classifier's training and the agreement gate read) in the run's feature cache."""
+    make_seed_features()
 
-    def compute(_folder: Path) -> None:
+
+def make_seed_features() -> None:
+    """Compute the seed features once per run; a process that asks while another computes them waits."""
+
+    def compute(folder: Path) -> None:
         from workers.services.training import TrainRequest, plan_training
         from workers.settings import Settings
         from workers.training.features import dataset_features
 
-        settings = Settings(_env_file=None, data_dir=_folder, vgg16_weights=str(seed_weights), vgg16_preprocessing="torch")
-        request = TrainRequest("trump", seed_dir / "images", seed_dir / "mapping_trump.csv")
+        settings = Settings(_env_file=None, data_dir=folder, vgg16_weights=str(WEIGHTS), vgg16_preprocessing="torch")
+        request = TrainRequest("trump", SEED / "images", SEED / "mapping_trump.csv")
         plan = plan_training(settings, request)
         dataset_features(plan.data.examples, plan.backbone, settings.features_dir, request.augment, settings.batch_size)
 
     made_once("seed-features", compute)
+
+
+def start_seed_features() -> None:
+    """Start computing the seed features in a background process (once per run, at a low
+    priority: it takes the CPU that tests waiting on servers and workers leave idle), so
+    that the tests which need them find them made, or partly."""
+    if not (SEED.is_dir() and WEIGHTS.is_file()):
+        return
+    try:
+        os.close(os.open(Path(os.environ["TT_TEST_RUN_CACHE"]) / "seed-features.started", os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return  # another pytest-xdist worker started it
+    _background.append(subprocess.Popen(
+        [sys.executable, "-c", "from tests.conftest import make_seed_features; make_seed_features()"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=lambda: os.nice(10),
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    ))
+
+
+_background: list[subprocess.Popen] = []  # stopped when the run ends, done or not
