@@ -10,8 +10,8 @@ them her. Everything here is a pure function of its output folder.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np

@@ -54,7 +54,5 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
         try:
             return now - timedelta(seconds=parse_duration(raw))
         except BadDuration:
-            raise BadDuration(
-                f"not a date or a duration: {text!r} (use e.g. 2026-01-31, 2026-01-31T08:00 or 24h)"
-            ) from None
+            raise BadDuration(f"not a date or a duration: {text!r} (use e.g. 2026-01-31, 2026-01-31T08:00 or 24h)") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

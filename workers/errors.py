@@ -42,7 +42,6 @@ class BadTarget(TrackerError):
     """A target bundle on disk is missing files or is malformed."""
 
 
-
 class TransientError(TrackerError):
     """Failed in a way that may pass later (timeout, reset connection, HTTP 429 or 5xx): retry it."""
 

@@ -6,15 +6,15 @@ the database: so a video's per-frame scores and verdict here are the scan's."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from workers import processing
 from workers.detect.base import Target
 from workers.detect.registry import make_extractors
-from workers import processing
 from workers.detect.scoring import check_targets
 from workers.errors import TrackerError
 from workers.processing import ScoringOptions
@@ -84,7 +84,7 @@ def evaluate_target(
     scored = [r for r in rows if r.verdict != "failed"]
     truth = np.array([r.expected == "positive" for r in scored], bool)
     predicted = np.array([r.verdict == "positive" for r in scored], bool)
-    frames = {
-        f"positive_rate_in_{k}_videos": (pos / n if n else 0.0) for k, (pos, n) in flagged.items()
-    } | {f"frames_in_{k}_videos": n for k, (_, n) in flagged.items()}
+    frames = {f"positive_rate_in_{k}_videos": (pos / n if n else 0.0) for k, (pos, n) in flagged.items()} | {
+        f"frames_in_{k}_videos": n for k, (_, n) in flagged.items()
+    }
     return EvalReport(rows, binary_metrics(truth, predicted), frames)

@@ -13,10 +13,10 @@ this one is scored.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 from workers import processing
 from workers.detect.base import Extractor, Target
@@ -33,7 +33,6 @@ from workers.targets.bundle import load_target
 from workers.video.sampling import content_hash
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -72,8 +71,6 @@ class ScanRow:
         }
 
 
-
-
 class Scanner:
     """Scans local files for a fixed set of targets, reusing loaded models."""
 
@@ -101,7 +98,7 @@ class Scanner:
         self.store = store_from_settings(settings)
 
     @classmethod
-    def for_names(cls, settings: Settings, names: Sequence[str], **kwargs) -> "Scanner":
+    def for_names(cls, settings: Settings, names: Sequence[str], **kwargs) -> Scanner:
         if not names:
             raise TrackerError("name at least one target (--target NAME); see `tiktok-tracker target list`")
         targets = [load_target(settings.models_dir, n) for n in dict.fromkeys(names)]
@@ -111,7 +108,11 @@ class Scanner:
         return [ScanRow(source, t.name, "failed", error=reason) for t in self.targets]
 
     def scan_file(
-        self, path: Path, force: bool = False, on_frames: Callable[[int], None] | None = None, source: str | None = None,
+        self,
+        path: Path,
+        force: bool = False,
+        on_frames: Callable[[int], None] | None = None,
+        source: str | None = None,
         video_id: int | None = None,
     ) -> list[ScanRow]:
         """Scan one file; never raises for bad input (the rows say ``failed``). ``source``: the
@@ -130,7 +131,7 @@ class Scanner:
                 ahead = pool.submit(self._prepare, paths[i + 1], force) if i + 1 < len(paths) else None
                 yield path, self._finish(prepared)
 
-    def _prepare(self, path: Path, force: bool, source: str | None = None, video_id: int | None = None) -> "_Prepared":
+    def _prepare(self, path: Path, force: bool, source: str | None = None, video_id: int | None = None) -> _Prepared:
         """Identify the file, find stored verdicts, decode the sampled frames (never raises for bad input)."""
         source = source or str(path)
         try:
@@ -156,7 +157,7 @@ class Scanner:
             prepared.error = str(exc)
         return prepared
 
-    def _finish(self, prepared: "_Prepared", on_frames: Callable[[int], None] | None = None) -> list[ScanRow]:
+    def _finish(self, prepared: _Prepared, on_frames: Callable[[int], None] | None = None) -> list[ScanRow]:
         """Score a prepared file and store its verdicts (never raises for bad input)."""
         if prepared.rows is not None:
             return prepared.rows
@@ -188,7 +189,7 @@ class Scanner:
             processing.record(s, s.get(Video, video_id), outcomes, evidence)
         return [prepared.cached.get(t.name) or _row(source, outcomes[t.name], partial) for t in self.targets]
 
-    def _link(self, session, video: Video, prepared: "_Prepared") -> tuple[bool, list[ScanRow] | None]:
+    def _link(self, session, video: Video, prepared: _Prepared) -> tuple[bool, list[ScanRow] | None]:
         """Record the sampling and the repost link (``processing.record_frames``); whether the
         video is partial, and its rows when it took its original's verdicts (a repost of a
         finished video: same bytes, or frames matching strongly) instead of being scored."""
@@ -227,8 +228,16 @@ class _Prepared:
 def _cached_row(source: str, det: Detection, repost_of: str | None = None) -> ScanRow:
     """A row from a stored detection (same video content, or the original it reposts; same target version)."""
     return ScanRow(
-        source, det.target_name, det.verdict, det.frames, det.scored_frames, det.positive_frames,
-        list(det.positive_timestamps or []), det.best_score, cached=True, reused_frames=det.reused_frames or 0,
+        source,
+        det.target_name,
+        det.verdict,
+        det.frames,
+        det.scored_frames,
+        det.positive_frames,
+        list(det.positive_timestamps or []),
+        det.best_score,
+        cached=True,
+        reused_frames=det.reused_frames or 0,
         partial=bool(det.partial),
         repost_of=repost_of,
     )

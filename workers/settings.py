@@ -36,9 +36,7 @@ class Settings(BaseSettings):
         Path("data"),
         description="Where the embedded database, media store and caches live.",
     )
-    models_dir: Path = Field(
-        Path("models"), description="Where target bundles are saved (one folder per target)."
-    )
+    models_dir: Path = Field(Path("models"), description="Where target bundles are saved (one folder per target).")
     database_url: str | None = Field(
         None,
         description="SQLAlchemy URL of the results database; default: SQLite file in data_dir.",
@@ -62,8 +60,7 @@ class Settings(BaseSettings):
     vgg16_weights: str = Field(
         "imagenet",
         description=(
-            "VGG16 backbone weights: 'imagenet' (Keras' own download), a path to a "
-            "local .weights.h5 file, or 'random' (tests only)."
+            "VGG16 backbone weights: 'imagenet' (Keras' own download), a path to a local .weights.h5 file, or 'random' (tests only)."
         ),
     )
     vgg16_preprocessing: Preprocessing | None = Field(
@@ -106,9 +103,7 @@ class Settings(BaseSettings):
         ),
     )
     frame_rate: float = Field(1.0, gt=0, description="Frames sampled per second of video.")
-    max_frame_side: int = Field(
-        1280, ge=64, description="Sampled frames larger than this are downscaled (longest side)."
-    )
+    max_frame_side: int = Field(1280, ge=64, description="Sampled frames larger than this are downscaled (longest side).")
     skip_loop_filter: bool = Field(
         False,
         description=(
@@ -195,9 +190,7 @@ class Settings(BaseSettings):
         lt=1.5,
         description="Max dlib embedding distance for a face match (score = 1 - distance).",
     )
-    face_upsample: int = Field(
-        1, ge=0, le=3, description="Times the HOG face detector upsamples a frame (small faces)."
-    )
+    face_upsample: int = Field(1, ge=0, le=3, description="Times the HOG face detector upsamples a frame (small faces).")
 
     # --- sources -----------------------------------------------------------
     source_limit: int = Field(30, ge=1, description="Videos listed per source run, at most.")
@@ -208,9 +201,7 @@ class Settings(BaseSettings):
             "and hashtag sources (TikTokApi: install the 'tiktok' extra, then `playwright install`)."
         ),
     )
-    tiktok_browser: Literal["chromium", "firefox", "webkit"] = Field(
-        "chromium", description="Playwright browser that TikTokApi drives."
-    )
+    tiktok_browser: Literal["chromium", "firefox", "webkit"] = Field("chromium", description="Playwright browser that TikTokApi drives.")
     folder_settle_seconds: float = Field(
         2.0,
         ge=0,
@@ -226,34 +217,20 @@ class Settings(BaseSettings):
             "metadata addresses (e.g. '127.0.0.1', 'media.internal', '10.1.0.0/16')."
         ),
     )
-    max_download_mb: float = Field(
-        200.0, gt=0, description="Largest video file downloaded (MB); larger ones are refused."
-    )
-    max_video_seconds: float = Field(
-        600.0, gt=0, description="Longest video downloaded (seconds); longer ones are refused."
-    )
-    download_timeout: float = Field(
-        30.0, gt=0, description="Seconds without network progress before a download attempt times out."
-    )
+    max_download_mb: float = Field(200.0, gt=0, description="Largest video file downloaded (MB); larger ones are refused.")
+    max_video_seconds: float = Field(600.0, gt=0, description="Longest video downloaded (seconds); longer ones are refused.")
+    download_timeout: float = Field(30.0, gt=0, description="Seconds without network progress before a download attempt times out.")
     max_download_seconds: float = Field(
         900.0, gt=0, description="Longest one download attempt may take (seconds), however slowly data arrives."
     )
-    download_retries: int = Field(
-        3, ge=0, description="Retries of a download or source listing after a timeout or network error."
-    )
-    download_retry_backoff: float = Field(
-        2.0, ge=0, description="Seconds before the first download retry; doubled for each further one."
-    )
+    download_retries: int = Field(3, ge=0, description="Retries of a download or source listing after a timeout or network error.")
+    download_retry_backoff: float = Field(2.0, ge=0, description="Seconds before the first download retry; doubled for each further one.")
     download_format: str = Field(
         "best[ext=mp4]/best",
         description="yt-dlp format selector; keep single-file formats unless ffmpeg is installed.",
     )
-    proxy: str | None = Field(
-        None, description="Proxy for listing and downloading (http://, https:// or socks5:// URL)."
-    )
-    cookies_file: Path | None = Field(
-        None, description="Netscape-format cookies file passed to yt-dlp (logged-in or age-gated videos)."
-    )
+    proxy: str | None = Field(None, description="Proxy for listing and downloading (http://, https:// or socks5:// URL).")
+    cookies_file: Path | None = Field(None, description="Netscape-format cookies file passed to yt-dlp (logged-in or age-gated videos).")
     impersonate: str | None = Field(
         None,
         description="Browser that yt-dlp impersonates, e.g. 'chrome' or 'chrome-124:windows-10' (needs curl_cffi).",
@@ -310,9 +287,7 @@ class Settings(BaseSettings):
             "is handed to another worker. Keep it above the longest task."
         ),
     )
-    broker_connect_timeout: float = Field(
-        3.0, gt=0, description="Seconds `enqueue` waits for the broker before saying it is unreachable."
-    )
+    broker_connect_timeout: float = Field(3.0, gt=0, description="Seconds `enqueue` waits for the broker before saying it is unreachable.")
     evidence_frames: int = Field(
         6,
         ge=0,
@@ -365,9 +340,7 @@ class Settings(BaseSettings):
             "wait plus stage (download attempts included) and above task_retry_window."
         ),
     )
-    stall_requeues: int = Field(
-        2, ge=0, description="Times the reaper requeues a stalled video before it fails it with the reason."
-    )
+    stall_requeues: int = Field(2, ge=0, description="Times the reaper requeues a stalled video before it fails it with the reason.")
     reaper_interval: float = Field(
         60.0,
         gt=0,
@@ -388,7 +361,11 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "allow_hosts", "alert_webhook_urls", "alert_slack_webhook_urls", "alert_discord_webhook_urls", "smtp_to",
+        "allow_hosts",
+        "alert_webhook_urls",
+        "alert_slack_webhook_urls",
+        "alert_discord_webhook_urls",
+        "smtp_to",
         mode="before",
     )
     @classmethod

@@ -8,8 +8,8 @@ because a person can appear briefly. Pure functions, no I/O.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class VerdictRule:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "VerdictRule":
+    def from_dict(cls, data: dict) -> VerdictRule:
         return cls(float(data["min_fraction"]), int(data["min_frames"]))
 
 
@@ -54,9 +54,7 @@ class Verdict:
         return "positive" if self.positive else "negative"
 
 
-def verdict_for(
-    scores: Sequence[FrameScore], threshold: float, rule: VerdictRule, total_frames: int | None = None
-) -> Verdict:
+def verdict_for(scores: Sequence[FrameScore], threshold: float, rule: VerdictRule, total_frames: int | None = None) -> Verdict:
     """Apply ``rule`` to frame ``scores`` (a frame is positive when score >= threshold).
 
     ``total_frames`` is the number of sampled frames in the video when only a

@@ -147,7 +147,7 @@ class VideoRef:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "VideoRef":
+    def from_json(cls, data: dict[str, Any]) -> VideoRef:
         names = cls.__dataclass_fields__.keys()
         return cls(**{k: v for k, v in data.items() if k in names})
 

@@ -14,7 +14,20 @@ from workers.alerts.message import Alert, Digest, jpeg_thumbnail, sample_alert, 
 from workers.alerts.policy import AlertRecord, Decision, alert_decision, due_digests
 
 __all__ = [
-    "Alert", "AlertRecord", "ChannelResult", "Decision", "DeliveryReport", "Digest", "alert_decision",
-    "channels_from_settings", "deliver", "deliver_with_settings", "delivery_deadline", "due_digests", "jpeg_thumbnail", "sample_alert",
-    "send_test_alert", "thumbnail_from_file",
+    "Alert",
+    "AlertRecord",
+    "ChannelResult",
+    "Decision",
+    "DeliveryReport",
+    "Digest",
+    "alert_decision",
+    "channels_from_settings",
+    "deliver",
+    "deliver_with_settings",
+    "delivery_deadline",
+    "due_digests",
+    "jpeg_thumbnail",
+    "sample_alert",
+    "send_test_alert",
+    "thumbnail_from_file",
 ]

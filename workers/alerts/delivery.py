@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from workers.alerts.channels import (
     Channel,
@@ -72,11 +72,17 @@ def channels_from_settings(settings) -> list[Channel]:
             raise AlertError("e-mail alerts need a sender address: set TT_SMTP_FROM")
         if not settings.smtp_to:
             raise AlertError("e-mail alerts need recipients: set TT_SMTP_TO (comma-separated addresses)")
-        channels.append(SmtpEmail(
-            settings.smtp_host, settings.smtp_port, sender, settings.smtp_to, user=settings.smtp_user,
-            password=getattr(settings.smtp_password, "get_secret_value", lambda: settings.smtp_password)(),
-            security=settings.smtp_security,
-        ))
+        channels.append(
+            SmtpEmail(
+                settings.smtp_host,
+                settings.smtp_port,
+                sender,
+                settings.smtp_to,
+                user=settings.smtp_user,
+                password=getattr(settings.smtp_password, "get_secret_value", lambda: settings.smtp_password)(),
+                security=settings.smtp_security,
+            )
+        )
     return channels
 
 
@@ -123,19 +129,20 @@ def deliver(
         return DeliveryReport()
     with ThreadPoolExecutor(max_workers=min(8, len(channels)), thread_name_prefix="alert") as pool:
         futures = [
-            pool.submit(send_with_retries, c, message, retries=retries, backoff=backoff, timeout=timeout, sleep=sleep)
-            for c in channels
+            pool.submit(send_with_retries, c, message, retries=retries, backoff=backoff, timeout=timeout, sleep=sleep) for c in channels
         ]
         return DeliveryReport([f.result() for f in futures])
 
 
-def deliver_with_settings(
-    message: AlertMessage, settings, sleep: Callable[[float], None] = time.sleep
-) -> DeliveryReport:
+def deliver_with_settings(message: AlertMessage, settings, sleep: Callable[[float], None] = time.sleep) -> DeliveryReport:
     """``deliver`` through the channels and retry policy in ``settings``."""
     return deliver(
-        message, channels_from_settings(settings), retries=settings.alert_retries,
-        backoff=settings.alert_retry_backoff, timeout=settings.alert_timeout, sleep=sleep,
+        message,
+        channels_from_settings(settings),
+        retries=settings.alert_retries,
+        backoff=settings.alert_retry_backoff,
+        timeout=settings.alert_timeout,
+        sleep=sleep,
     )
 
 

@@ -10,7 +10,7 @@ import base64
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Union
+from typing import Any
 
 import cv2
 import numpy as np
@@ -163,7 +163,7 @@ class Digest:
         return idempotency_key("digest", self.target, *sorted(a.idempotency_key for a in self.alerts))
 
 
-AlertMessage = Union[Alert, Digest]
+AlertMessage = Alert | Digest
 
 
 def alerts_of(message: AlertMessage) -> list[Alert]:

@@ -15,10 +15,10 @@ The caller keeps the history (the ``alerts`` table) and passes it in.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-from typing import Iterable
 
 SENT, HELD, FAILED = "sent", "held", "failed"
 
@@ -71,9 +71,7 @@ def alert_decision(
     return Decision.SEND
 
 
-def due_digests(
-    history: Iterable[AlertRecord], now: datetime, cooldown: timedelta | float
-) -> dict[str, list[str]]:
+def due_digests(history: Iterable[AlertRecord], now: datetime, cooldown: timedelta | float) -> dict[str, list[str]]:
     """Targets whose held alerts may go out now, each with the held video keys (oldest first)."""
     history = list(history)
     window = _as_delta(cooldown)

@@ -46,9 +46,15 @@ def list_(
     with session_scope(cfg.resolved_database_url) as s:
         rows = [
             {
-                "id": a.id, "video_id": a.video_id, "url": a.video.source, "target": a.target_name, "status": a.status,
-                "attempts": a.attempts, "created_at": as_utc(a.created_at).isoformat(),
-                "sent_at": as_utc(a.sent_at).isoformat() if a.sent_at else None, "error": a.error,
+                "id": a.id,
+                "video_id": a.video_id,
+                "url": a.video.source,
+                "target": a.target_name,
+                "status": a.status,
+                "attempts": a.attempts,
+                "created_at": as_utc(a.created_at).isoformat(),
+                "sent_at": as_utc(a.sent_at).isoformat() if a.sent_at else None,
+                "error": a.error,
             }
             for a in alerts.recent(s, limit)
         ]
@@ -63,8 +69,12 @@ def list_(
     table = Table("id", "video", "target", "status", "attempts", "created", "error")
     for r in rows:
         table.add_row(
-            str(r["id"]), f"{r['video_id']} {cell(r['url'], 100)}", cell(r["target"]),
-            f"[{colours.get(r['status'], 'white')}]{r['status']}[/]", str(r["attempts"]), r["created_at"][:19],
+            str(r["id"]),
+            f"{r['video_id']} {cell(r['url'], 100)}",
+            cell(r["target"]),
+            f"[{colours.get(r['status'], 'white')}]{r['status']}[/]",
+            str(r["attempts"]),
+            r["created_at"][:19],
             cell(r["error"], 300),
         )
     console.print(table)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Optional, Sequence
 
 import typer
 from rich.console import Console
@@ -52,7 +52,7 @@ def warn(message: str) -> None:
 
 
 @contextmanager
-def progress_bar(description: str, total: Optional[int] = None, enabled: bool = True) -> Iterator:
+def progress_bar(description: str, total: int | None = None, enabled: bool = True) -> Iterator:
     """A rich progress bar on stderr; yields ``advance(n)``."""
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -93,13 +93,18 @@ class PhaseProgress:
         self.logged: dict[str, tuple[int, str]] = {}
         self.live = self.console.is_terminal
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-            console=self.console, disable=not self.live,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not self.live,
         )
         self.tasks = {name: self.progress.add_task(name, total=total, start=False) for name, total in self.totals.items()}
 
-    def __enter__(self) -> "PhaseProgress":
+    def __enter__(self) -> PhaseProgress:
         self.progress.__enter__()
         self._begin(next(iter(self.totals)))
         return self
@@ -136,4 +141,6 @@ class PhaseProgress:
         elapsed = time.monotonic() - self.started[phase]
         eta = f", about {_duration(elapsed / done * (total - done))} left" if 0 < done < total else ""
         where = f" ({detail})" if detail else ""
-        self.console.print(f"{phase}{where}: {done}/{total}, {_duration(elapsed)} elapsed{eta}", highlight=False, markup=False, soft_wrap=True)
+        self.console.print(
+            f"{phase}{where}: {done}/{total}, {_duration(elapsed)} elapsed{eta}", highlight=False, markup=False, soft_wrap=True
+        )

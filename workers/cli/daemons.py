@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -36,9 +35,16 @@ def beat(
 
 
 def flower(
-    address: str = typer.Option(DEFAULT_FLOWER_ADDRESS, "--address", envvar="FLOWER_ADDRESS", help="Interface to listen on; keep it local or private (docs/pipeline.md, Flower)."),
+    address: str = typer.Option(
+        DEFAULT_FLOWER_ADDRESS,
+        "--address",
+        envvar="FLOWER_ADDRESS",
+        help="Interface to listen on; keep it local or private (docs/pipeline.md, Flower).",
+    ),
     port: int = typer.Option(DEFAULT_FLOWER_PORT, "--port", envvar="FLOWER_PORT", min=1, max=65535),
-    state_file: Optional[Path] = typer.Option(None, "--state-file", envvar="FLOWER_DB", help="Flower's state file.", show_default="DATA_DIR/flower/flower.db"),
+    state_file: Path | None = typer.Option(
+        None, "--state-file", envvar="FLOWER_DB", help="Flower's state file.", show_default="DATA_DIR/flower/flower.db"
+    ),
 ) -> None:
     """Run Flower, the Celery monitor, with basic auth (FLOWER_USER, FLOWER_PASSWORD; required).
 
@@ -46,8 +52,11 @@ def flower(
     from workers.pipeline.monitor import run_flower
 
     opts = FlowerOptions(
-        user=os.environ.get("FLOWER_USER", ""), password=os.environ.get("FLOWER_PASSWORD", ""),
-        address=address, port=port, state_file=state_file,
+        user=os.environ.get("FLOWER_USER", ""),
+        password=os.environ.get("FLOWER_PASSWORD", ""),
+        address=address,
+        port=port,
+        state_file=state_file,
     )
     opts.credentials()  # refuse before connecting to anything
     cfg, app = _app()

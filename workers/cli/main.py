@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.table import Column, Table
@@ -27,13 +26,15 @@ app.add_typer(alerts.app, name="alerts")
 
 @app.command()
 def scan(
-    paths: List[Path] = typer.Argument(..., help="Video files or folders of videos."),
-    target: List[str] = typer.Option(..., "--target", "-t", help="Target name; repeat for several (one shared backbone pass)."),
+    paths: list[Path] = typer.Argument(..., help="Video files or folders of videos."),
+    target: list[str] = typer.Option(..., "--target", "-t", help="Target name; repeat for several (one shared backbone pass)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per (video, target) line."),
     force: bool = typer.Option(False, "--force", help="Rescore videos already scanned for the same target version."),
-    all_frames: bool = typer.Option(False, "--all-frames", help="Score every sampled frame (no early verdict, no reuse of near-duplicate frames' scores)."),
-    backbone_weights: Optional[str] = BackboneWeights,
-    backbone_preprocessing: Optional[str] = BackbonePreprocessing,
+    all_frames: bool = typer.Option(
+        False, "--all-frames", help="Score every sampled frame (no early verdict, no reuse of near-duplicate frames' scores)."
+    ),
+    backbone_weights: str | None = BackboneWeights,
+    backbone_preprocessing: str | None = BackbonePreprocessing,
 ) -> None:
     """Scan local videos in-process; results go to the database (SQLite by default).
 
@@ -75,7 +76,14 @@ def scan(
             if r.reused_frames:
                 scored += f" ({r.reused_frames} near-duplicates)"
             note = r.error or ("cached" if r.cached else "")
-            table.add_row(cell(r.video, None), cell(r.target), f"[{colour}]{r.verdict}[/]", f"{r.positive_frames}/{r.frames}{scored}", stamps, cell(note, 500))
+            table.add_row(
+                cell(r.video, None),
+                cell(r.target),
+                f"[{colour}]{r.verdict}[/]",
+                f"{r.positive_frames}/{r.frames}{scored}",
+                stamps,
+                cell(note, 500),
+            )
         console.print(table)
     if any(r.verdict == "failed" for r in rows):
         raise typer.Exit(1)
@@ -98,9 +106,13 @@ def demo(
     table = Table("video", "verdict", "matching frames", "at")
     for path, r in result.rows:
         colour = {"positive": "green", "negative": "white", "failed": "red"}[r.verdict]
-        table.add_row(path.name, f"[{colour}]{r.verdict}[/]", f"{r.positive_frames}/{r.frames}", ", ".join(f"{t:.0f}s" for t in r.positive_timestamps))
+        table.add_row(
+            path.name, f"[{colour}]{r.verdict}[/]", f"{r.positive_frames}/{r.frames}", ", ".join(f"{t:.0f}s" for t in r.positive_timestamps)
+        )
     console.print(table)
-    console.print(f"Results are in {cfg.resolved_database_url}. Next: `tiktok-tracker target add-face NAME PHOTOS...` and `tiktok-tracker scan VIDEOS --target NAME`.")
+    console.print(
+        f"Results are in {cfg.resolved_database_url}. Next: `tiktok-tracker target add-face NAME PHOTOS...` and `tiktok-tracker scan VIDEOS --target NAME`."
+    )
 
 
 pipeline.register(app)

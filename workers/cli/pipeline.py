@@ -11,7 +11,6 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.markup import escape
@@ -35,7 +34,13 @@ class Format(str, Enum):
 
 def worker(
     queues: str = typer.Option(..., "--queues", "-Q", help="Queue(s) to consume: io, cpu or score (comma-separated for several)."),
-    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", min=1, help="Worker processes (default: score one per GPU, else 1; cpu one per core; io 4); a score-only worker on a CPU host or one GPU: videos in flight (default TT_SCORE_VIDEOS_IN_FLIGHT)."),
+    concurrency: int | None = typer.Option(
+        None,
+        "--concurrency",
+        "-c",
+        min=1,
+        help="Worker processes (default: score one per GPU, else 1; cpu one per core; io 4); a score-only worker on a CPU host or one GPU: videos in flight (default TT_SCORE_VIDEOS_IN_FLIGHT).",
+    ),
     loglevel: str = typer.Option("INFO", "--loglevel", "-l", help="DEBUG, INFO, WARNING or ERROR."),
 ) -> None:
     """Run a Celery worker for the given queue(s) (Ctrl-C: finish the current task, then stop)."""
@@ -55,11 +60,12 @@ def worker(
 
 
 def enqueue(
-    sources: List[str] = typer.Argument(
-        ..., metavar="URL_OR_PATH...",
+    sources: list[str] = typer.Argument(
+        ...,
+        metavar="URL_OR_PATH...",
         help="Video URLs, files, folders of videos, or research-tool exports (zeeschuimer:FILE.ndjson, 4cat:FILE.csv).",
     ),
-    target: List[str] = typer.Option([], "--target", "-t", help="Target name; repeat for several (default: every saved target)."),
+    target: list[str] = typer.Option([], "--target", "-t", help="Target name; repeat for several (default: every saved target)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per job."),
     force: bool = typer.Option(False, "--force", help="Run videos already queued or done again (as a new job of the same video)."),
 ) -> None:
@@ -73,7 +79,12 @@ def enqueue(
     video container, a URL the download address policy refuses (loopback,
     private, metadata addresses; TT_ALLOW_HOSTS)."""
     from workers.pipeline.submit import (
-        BrokerUnavailable, check_sources, list_exports, resolve_sources, resolve_targets, submit,
+        BrokerUnavailable,
+        check_sources,
+        list_exports,
+        resolve_sources,
+        resolve_targets,
+        submit,
     )
     from workers.pipeline.tasks import publisher
 
@@ -109,7 +120,7 @@ def _print_jobs(jobs, as_json: bool) -> None:
 
 
 def status(
-    ident: Optional[str] = typer.Argument(None, metavar="[ID]", help="A job id (or video id): that video's details."),
+    ident: str | None = typer.Argument(None, metavar="[ID]", help="A job id (or video id): that video's details."),
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="Recent videos listed."),
     as_json: bool = typer.Option(False, "--json", help="JSON instead of tables."),
 ) -> None:
@@ -126,14 +137,23 @@ def status(
         console.print("  ".join(f"{k}: [bold]{counts.get(k, 0)}[/]" for k in STATUS_COLOURS))
         table = Table("job", "video", "status", "source", "updated", "error")
         for v in found["videos"]:
-            table.add_row(v["job_id"] or "", str(v["video_id"]), _coloured(v["status"]), cell(v["source"]), v["updated_at"][:19], cell(v["error"], 500))
+            table.add_row(
+                v["job_id"] or "",
+                str(v["video_id"]),
+                _coloured(v["status"]),
+                cell(v["source"]),
+                v["updated_at"][:19],
+                cell(v["error"], 500),
+            )
         console.print(table)
         return
     info = pipeline_status.video_report(cfg, ident)
     if as_json:
         print(json.dumps(info, indent=2))
         return
-    console.print(f"job {info['job_id'] or '-'}  video {info['video_id']}  {_coloured(info['status'])}  {cell(info['source'], 2000)}", soft_wrap=True)
+    console.print(
+        f"job {info['job_id'] or '-'}  video {info['video_id']}  {_coloured(info['status'])}  {cell(info['source'], 2000)}", soft_wrap=True
+    )
     if info["error"]:
         console.print(f"[red]reason:[/] {cell(info['error'], 2000)}", highlight=False)
     for t in info["timings"]:
@@ -150,12 +170,17 @@ def _coloured(state: str) -> str:
 
 # --- results --------------------------------------------------------------------------
 
+
 def results_(
-    since: Optional[str] = typer.Option(None, "--since", help="Only verdicts found since: a date (2026-01-31), a date-time, or a duration ago (24h, 7d)."),
-    target: Optional[str] = typer.Option(None, "--target", "-t", help="Only this target's verdicts."),
+    since: str | None = typer.Option(
+        None, "--since", help="Only verdicts found since: a date (2026-01-31), a date-time, or a duration ago (24h, 7d)."
+    ),
+    target: str | None = typer.Option(None, "--target", "-t", help="Only this target's verdicts."),
     positive: bool = typer.Option(False, "--positive", help="Only positive verdicts."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, csv or json."),
-    wide: bool = typer.Option(False, "--wide", "-w", help="Table: every column (job, author, caption, posted, thumbnail), folded instead of cut."),
+    wide: bool = typer.Option(
+        False, "--wide", "-w", help="Table: every column (job, author, caption, posted, thumbnail), folded instead of cut."
+    ),
 ) -> None:
     """Verdicts stored in the database, newest video first.
 
@@ -177,7 +202,9 @@ def results_(
         if not rows:
             err_console.print("no results yet")
         elif not wide:
-            err_console.print("more columns: --wide; every field: --format csv|json; thumbnails: tiktok-tracker evidence ID --out DIR", highlight=False)
+            err_console.print(
+                "more columns: --wide; every field: --format csv|json; thumbnails: tiktok-tracker evidence ID --out DIR", highlight=False
+            )
 
 
 def _fixed(header: str, **kw) -> Column:
@@ -195,8 +222,15 @@ def results_table(rows: list[dict], wide: bool = False) -> Table:
     when the target shows, source (folded, never cut). ``wide``: every column."""
     columns = [_fixed("video"), _fixed("target"), _fixed("verdict"), _fixed("score"), Column("seen at", min_width=7, max_width=22)]
     if wide:
-        columns += [Column("review", overflow="fold"), Column("job", overflow="fold"), Column("source", overflow="fold", ratio=3), Column("author", overflow="fold", ratio=1),
-                    Column("caption", overflow="fold", ratio=3), Column("posted", overflow="fold"), Column("thumbnail", overflow="fold", ratio=3)]
+        columns += [
+            Column("review", overflow="fold"),
+            Column("job", overflow="fold"),
+            Column("source", overflow="fold", ratio=3),
+            Column("author", overflow="fold", ratio=1),
+            Column("caption", overflow="fold", ratio=3),
+            Column("posted", overflow="fold"),
+            Column("thumbnail", overflow="fold", ratio=3),
+        ]
     else:
         columns.append(Column("source", overflow="fold", min_width=12))
     table = Table(*columns)
@@ -204,11 +238,23 @@ def results_table(rows: list[dict], wide: bool = False) -> Table:
         colour = "green" if r["verdict"] == "positive" else "white"
         best = "" if r["confidence"] is None else f"{r['confidence']:.3f}"
         repost = f" (repost of {r['duplicate_of']})" if r["duplicate_of"] else ""
-        cells = [str(r["video_id"]) + repost, cell(r["target"], 64), f"[{colour}]{r['verdict']}[/]", best,
-                 _timestamps(r["positive_timestamps"], 10 if wide else 3)]
+        cells = [
+            str(r["video_id"]) + repost,
+            cell(r["target"], 64),
+            f"[{colour}]{r['verdict']}[/]",
+            best,
+            _timestamps(r["positive_timestamps"], 10 if wide else 3),
+        ]
         if wide:
-            cells += [cell(r["review"]), cell(r["job_id"]), cell(r["source"], None), cell(r["author"], 80), cell(r["caption"], 300),
-                      cell((r["posted_at"] or "")[:16]), cell(r["thumbnail"], None)]
+            cells += [
+                cell(r["review"]),
+                cell(r["job_id"]),
+                cell(r["source"], None),
+                cell(r["author"], 80),
+                cell(r["caption"], 300),
+                cell((r["posted_at"] or "")[:16]),
+                cell(r["thumbnail"], None),
+            ]
         else:
             cells.append(cell(r["source"], 300))
         table.add_row(*cells)
@@ -221,8 +267,8 @@ def evidence(
 ) -> None:
     """Export a video's evidence thumbnails (the best frame of each positive verdict)
     as VIDEO-TARGET-at-SECONDSs.jpg files; prints each path."""
-    from workers.processing.evidence import export_evidence
     from workers.media import store_from_settings
+    from workers.processing.evidence import export_evidence
     from workers.storage import results
     from workers.storage.db import session_scope
 

@@ -4,16 +4,14 @@ target's new version)."""
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from workers.cli.common import console, settings
 
 
 def web(
-    host: Optional[str] = typer.Option(None, "--host", help="Address to bind (default web_host: 127.0.0.1). Others need TT_WEB_PASSWORD."),
-    port: Optional[int] = typer.Option(None, "--port", "-p", min=1, max=65535, help="Port (default web_port: 8080)."),
+    host: str | None = typer.Option(None, "--host", help="Address to bind (default web_host: 127.0.0.1). Others need TT_WEB_PASSWORD."),
+    port: int | None = typer.Option(None, "--port", "-p", min=1, max=65535, help="Port (default web_port: 8080)."),
 ) -> None:
     """Serve the review app: detections inbox, video timelines, targets, pipeline."""
     from workers.web.app import serve
@@ -24,7 +22,7 @@ def web(
 def review(
     detection: int = typer.Argument(..., help="Detection id (the web app's inbox, `results --format json`)."),
     verdict: str = typer.Argument(..., metavar="confirmed|rejected"),
-    reviewer: Optional[str] = typer.Option(None, "--by", help="Who reviews (recorded with the review)."),
+    reviewer: str | None = typer.Option(None, "--by", help="Who reviews (recorded with the review)."),
 ) -> None:
     """Confirm or reject a detection (a rejected one raises no further alerts)."""
     from workers.review.service import review_detection
@@ -35,7 +33,7 @@ def review(
 
 def rescan(
     target: str = typer.Option(..., "--target", "-t", help="Target whose current version rescores its videos."),
-    since: Optional[str] = typer.Option(None, "--since", help="Only videos with a verdict found since (24h, 7d, a date)."),
+    since: str | None = typer.Option(None, "--since", help="Only videos with a verdict found since (24h, 7d, a date)."),
     all_frames: bool = typer.Option(False, "--all-frames", help="Score every sampled frame (as scan --all-frames)."),
 ) -> None:
     """Rescore stored videos with the target's current version, where the video is still available."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.table import Table
@@ -21,29 +20,49 @@ app = typer.Typer(help="Create and manage targets (what to look for).", no_args_
 def train(
     name: str = typer.Argument(..., help="Name of the target to create (replaces one of that name)."),
     images: Path = typer.Option(..., "--images", help="Image folder (with --labels) or one sub-folder per class."),
-    labels: Optional[Path] = typer.Option(None, "--labels", help="CSV with Image_ID,Class columns."),
+    labels: Path | None = typer.Option(None, "--labels", help="CSV with Image_ID,Class columns."),
     head: str = typer.Option("pooled", "--head", help="Head architecture: pooled (default) or seed (the tutorial's)."),
     epochs: int = typer.Option(20, "--epochs", min=1),
     augment: int = typer.Option(1, "--augment", min=0, help="Augmented copies per image (Keras preprocessing layers)."),
     folds: int = typer.Option(5, "--folds", min=0, help="Grouped validation folds (0: skip validation)."),
     block: int = typer.Option(20, "--block", min=1, help="Consecutive images per validation group."),
-    positive_class: Optional[str] = typer.Option(None, "--positive-class", help="Class the target looks for."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Frame is positive when P(target) >= this.", show_default="0.4 pooled, 0.5 seed"),
+    positive_class: str | None = typer.Option(None, "--positive-class", help="Class the target looks for."),
+    threshold: float | None = typer.Option(
+        None, "--threshold", min=0.0, max=1.0, help="Frame is positive when P(target) >= this.", show_default="0.4 pooled, 0.5 seed"
+    ),
     min_fraction: float = typer.Option(1 / 3, "--min-fraction", min=0.0, max=1.0, help="Verdict: positive frames / sampled frames."),
     min_frames: int = typer.Option(1, "--min-frames", min=1, help="Verdict: at least this many positive frames."),
-    with_reviews: bool = typer.Option(False, "--with-reviews", help="Add the frames reviewers marked (target / not the target) as labelled examples."),
-    backbone_weights: Optional[str] = BackboneWeights,
-    backbone_preprocessing: Optional[str] = BackbonePreprocessing,
-    input_size: int = typer.Option(224, "--input-size", help="VGG16 input side in pixels: 224, 192, 160 (a multiple of 32, 64-448); recorded in the bundle, scans resize frames to it."),
+    with_reviews: bool = typer.Option(
+        False, "--with-reviews", help="Add the frames reviewers marked (target / not the target) as labelled examples."
+    ),
+    backbone_weights: str | None = BackboneWeights,
+    backbone_preprocessing: str | None = BackbonePreprocessing,
+    input_size: int = typer.Option(
+        224,
+        "--input-size",
+        help="VGG16 input side in pixels: 224, 192, 160 (a multiple of 32, 64-448); recorded in the bundle, scans resize frames to it.",
+    ),
 ) -> None:
     """Train a classifier target from labelled images (and, with --with-reviews, reviewed frames)."""
     from workers.services.training import TrainRequest, UnknownHead, plan_training, run_training
 
     cfg = settings()
     request = TrainRequest(
-        name=name, images=images, labels=labels, head=head, epochs=epochs, augment=augment, folds=folds, block=block,
-        positive_class=positive_class, threshold=threshold, min_fraction=min_fraction, min_frames=min_frames,
-        with_reviews=with_reviews, backbone_weights=backbone_weights, backbone_preprocessing=backbone_preprocessing,
+        name=name,
+        images=images,
+        labels=labels,
+        head=head,
+        epochs=epochs,
+        augment=augment,
+        folds=folds,
+        block=block,
+        positive_class=positive_class,
+        threshold=threshold,
+        min_fraction=min_fraction,
+        min_frames=min_frames,
+        with_reviews=with_reviews,
+        backbone_weights=backbone_weights,
+        backbone_preprocessing=backbone_preprocessing,
         input_size=input_size,
     )
     try:
@@ -83,8 +102,10 @@ def _print_metrics(metrics: dict) -> None:
 @app.command("add-face")
 def add_face(
     name: str = typer.Argument(..., help="Name of the face target (replaces one of that name)."),
-    photos: List[Path] = typer.Argument(..., help="Reference photos or folders of photos, one face each."),
-    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Max embedding distance for a match.", show_default="TT_FACE_TOLERANCE, 0.5"),
+    photos: list[Path] = typer.Argument(..., help="Reference photos or folders of photos, one face each."),
+    tolerance: float | None = typer.Option(
+        None, "--tolerance", help="Max embedding distance for a match.", show_default="TT_FACE_TOLERANCE, 0.5"
+    ),
     min_frames: int = typer.Option(2, "--min-frames", min=1, help="Verdict: at least this many matching frames."),
     min_fraction: float = typer.Option(0.0, "--min-fraction", min=0.0, max=1.0, help="Verdict: matching frames / sampled frames."),
 ) -> None:
@@ -135,8 +156,13 @@ def list_(as_json: bool = typer.Option(False, "--json", help="One JSON object pe
             continue
         rule = e["rule"]
         table.add_row(
-            cell(e["name"]), cell(e["kind"]), cell(e["version"]), f"{e['threshold']:.2f}",
-            f">= {rule['min_frames']} frames and >= {rule['min_fraction']:.0%}", cell(e["created"], 25), *loads,
+            cell(e["name"]),
+            cell(e["kind"]),
+            cell(e["version"]),
+            f"{e['threshold']:.2f}",
+            f">= {rule['min_frames']} frames and >= {rule['min_fraction']:.0%}",
+            cell(e["created"], 25),
+            *loads,
         )
     console.print(table)
 
@@ -173,8 +199,8 @@ def eval_(
     positive: Path = typer.Option(..., "--positive", help="Folder of videos that show the target."),
     negative: Path = typer.Option(..., "--negative", help="Folder of videos that do not."),
     as_json: bool = typer.Option(False, "--json"),
-    backbone_weights: Optional[str] = BackboneWeights,
-    backbone_preprocessing: Optional[str] = BackbonePreprocessing,
+    backbone_weights: str | None = BackboneWeights,
+    backbone_preprocessing: str | None = BackbonePreprocessing,
 ) -> None:
     """Per-video verdicts and frame metrics on labelled video folders (every frame scored)."""
     from workers.evaluation import evaluate_target
@@ -182,16 +208,16 @@ def eval_(
     cfg = settings()
     target = bundle.load_target(cfg.models_dir, name)
     with progress_bar("videos") as advance:
-        report = evaluate_target(
-            cfg, target, positive, negative, backbone_weights, backbone_preprocessing, on_video=lambda: advance()
-        )
+        report = evaluate_target(cfg, target, positive, negative, backbone_weights, backbone_preprocessing, on_video=lambda: advance())
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
         return
     table = Table("video", "expected", "verdict", "positive frames", "error")
     for row in report.rows:
         style = "green" if row.correct else "red"
-        table.add_row(cell(row.video, None), row.expected, f"[{style}]{row.verdict}[/]", f"{row.positive_frames}/{row.frames}", cell(row.error, 500))
+        table.add_row(
+            cell(row.video, None), row.expected, f"[{style}]{row.verdict}[/]", f"{row.positive_frames}/{row.frames}", cell(row.error, 500)
+        )
     console.print(table)
     v, f = report.video_metrics, report.frame_metrics
     console.print(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import List, Optional
 
 import typer
 from rich.table import Table
@@ -43,7 +42,7 @@ def watch_json(watch) -> dict:
 def add(
     source: str = typer.Argument(..., help="What to watch: tiktok:trending, @user, #tag, a URL, urls:FILE, a folder, tiktok-json:URL ..."),
     every: str = typer.Option("15m", "--every", help="How often: 30s, 15m, 2h, 1d, 1h30m."),
-    target: List[str] = typer.Option(..., "--target", "-t", help="Target name; repeat for several."),
+    target: list[str] = typer.Option(..., "--target", "-t", help="Target name; repeat for several."),
 ) -> None:
     """Add a watch; it first runs at the next beat tick (or now with `watch run ID`)."""
     from workers.durations import format_duration, parse_duration
@@ -62,8 +61,10 @@ def add(
         watch_id = watch.id
     console.print(f"Watch [bold]{watch_id}[/]: {cell(spec, 500)} every {format_duration(seconds)} for {', '.join(names)}")
     if seconds < cfg.watch_poll_interval:
-        warn(f"beat looks for due watches every {format_duration(cfg.watch_poll_interval)} (watch_poll_interval): "
-             f"this watch runs at most that often")
+        warn(
+            f"beat looks for due watches every {format_duration(cfg.watch_poll_interval)} (watch_poll_interval): "
+            f"this watch runs at most that often"
+        )
 
 
 @app.command("list")
@@ -87,10 +88,18 @@ def list_(as_json: bool = typer.Option(False, "--json", help="One JSON object pe
         problems = [f"[yellow]{cell(w)}[/]" for w in r["last_warnings"]]
         if r["last_error"]:
             problems.append(f"[red]{cell(r['last_error'], 500)}[/]")
-        counts = "" if r["last_run_at"] is None else f"{r['last_listed'] if r['last_listed'] is not None else '-'} / {r['last_enqueued'] or 0}"
+        counts = (
+            "" if r["last_run_at"] is None else f"{r['last_listed'] if r['last_listed'] is not None else '-'} / {r['last_enqueued'] or 0}"
+        )
         table.add_row(
-            str(r["id"]) + ("" if r["enabled"] else " (off)"), cell(r["source"], 300), cell(", ".join(r["targets"])),
-            r["every"], (r["last_run_at"] or "never")[:19], (r["next_run_at"] or "")[:19], counts, "\n".join(problems),
+            str(r["id"]) + ("" if r["enabled"] else " (off)"),
+            cell(r["source"], 300),
+            cell(", ".join(r["targets"])),
+            r["every"],
+            (r["last_run_at"] or "never")[:19],
+            (r["next_run_at"] or "")[:19],
+            counts,
+            "\n".join(problems),
         )
     console.print(table)
 
@@ -110,7 +119,7 @@ def remove(watch_id: int = typer.Argument(..., metavar="ID")) -> None:
 
 @app.command("run")
 def run(
-    watch_id: Optional[int] = typer.Argument(None, metavar="[ID]", help="Run this watch now (default: every watch that is due)."),
+    watch_id: int | None = typer.Argument(None, metavar="[ID]", help="Run this watch now (default: every watch that is due)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per run."),
 ) -> None:
     """Run a watch now, in this process: list its source and queue its new videos for the workers.

@@ -16,10 +16,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class BackboneIdentity:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "BackboneIdentity":
+    def from_dict(cls, d: dict) -> BackboneIdentity:
         return cls(
             architecture=d["architecture"],
             weights=d["weights"],
@@ -75,7 +75,7 @@ class BackboneIdentity:
             input_size=tuple(d["input_size"]),
         )
 
-    def same_as(self, other: "BackboneIdentity") -> bool:
+    def same_as(self, other: BackboneIdentity) -> bool:
         return (self.architecture, self.weights_id, self.preprocessing, tuple(self.input_size)) == (
             other.architecture,
             other.weights_id,
@@ -132,9 +132,7 @@ def _file_sha256(path: str, size: int, mtime: float) -> str:
     return digest.hexdigest()
 
 
-def resolve_identity(
-    weights: str, preprocessing: str | None, seed: int = 0, input_size: tuple[int, int] = INPUT_SIZE
-) -> BackboneIdentity:
+def resolve_identity(weights: str, preprocessing: str | None, seed: int = 0, input_size: tuple[int, int] = INPUT_SIZE) -> BackboneIdentity:
     """Identity of the backbone these settings describe (no model is built)."""
     input_size = tuple(input_size_of(side)[0] for side in input_size)  # BadInputSize for a side VGG16 cannot take
     if weights == "imagenet":
@@ -146,8 +144,7 @@ def resolve_identity(
         raise BackboneUnavailable(f"VGG16 weights file not found: {path}; {_HOW_TO}")
     if preprocessing not in ("caffe", "torch"):
         raise BackboneUnavailable(
-            f"VGG16 weights file {path.name} needs its preprocessing: "
-            "--backbone-preprocessing torch|caffe (or TT_VGG16_PREPROCESSING)"
+            f"VGG16 weights file {path.name} needs its preprocessing: --backbone-preprocessing torch|caffe (or TT_VGG16_PREPROCESSING)"
         )
     st = path.stat()
     sha = _file_sha256(str(path.resolve()), st.st_size, st.st_mtime)
@@ -306,9 +303,7 @@ class VGG16Backbone(Extractor):
             try:
                 model = keras.applications.VGG16(include_top=False, weights="imagenet", input_shape=shape)
             except Exception as exc:  # no network, proxy, corrupt download ...
-                raise BackboneUnavailable(
-                    f"cannot get Keras' ImageNet VGG16 weights ({type(exc).__name__}: {exc}); {_HOW_TO}"
-                ) from None
+                raise BackboneUnavailable(f"cannot get Keras' ImageNet VGG16 weights ({type(exc).__name__}: {exc}); {_HOW_TO}") from None
         else:
             if self.weights == RANDOM_PREFIX:
                 keras.utils.set_random_seed(self.seed)
@@ -318,8 +313,7 @@ class VGG16Backbone(Extractor):
                     model.load_weights(str(Path(self.weights).expanduser()))
                 except Exception as exc:
                     raise BackboneUnavailable(
-                        f"cannot load VGG16 weights from {self.weights}: {exc}; "
-                        "expected a Keras 3 .weights.h5 for VGG16(include_top=False)"
+                        f"cannot load VGG16 weights from {self.weights}: {exc}; expected a Keras 3 .weights.h5 for VGG16(include_top=False)"
                     ) from None
         return model
 
@@ -365,7 +359,7 @@ class Hardware:
     int8_runtime: bool = False  # Keras on TensorFlow, and OpenVINO or ONNX Runtime + tf2onnx installed
 
     @classmethod
-    def detect(cls, cpuinfo: str | None = None, environ: Mapping[str, str] | None = None) -> "Hardware":
+    def detect(cls, cpuinfo: str | None = None, environ: Mapping[str, str] | None = None) -> Hardware:
         environ = os.environ if environ is None else environ
         if cpuinfo is None:
             try:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -26,9 +27,7 @@ _TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 def check_name(name: str) -> str:
     """A target's name becomes its folder's name: 1-64 letters, digits, '.', '_' or '-'."""
     if not _TARGET_NAME.match(name):
-        raise TrackerError(
-            f"invalid target name {name!r}: use 1-64 letters, digits, '.', '_' or '-'"
-        )
+        raise TrackerError(f"invalid target name {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
     return name
 
 
@@ -99,7 +98,7 @@ class Target(ABC):
 
     @classmethod
     @abstractmethod
-    def from_bundle(cls, meta: dict, folder: Path) -> "Target":
+    def from_bundle(cls, meta: dict, folder: Path) -> Target:
         """Rebuild the target from ``target.json`` contents and its ``folder``."""
 
     @abstractmethod

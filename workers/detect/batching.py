@@ -17,9 +17,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 from workers.detect.base import Extractor, Target
 from workers.detect.scoring import VideoScoring, score_chunks
@@ -144,7 +144,10 @@ class SharedPasses:
                 if entry.video.finished:
                     log.info(
                         "scored %d frames in %d passes, shared with up to %d videos (%d frames per pass at most)",
-                        entry.video.total, entry.passes, entry.most_videos, entry.most_frames,
+                        entry.video.total,
+                        entry.passes,
+                        entry.most_videos,
+                        entry.most_frames,
                     )
                     entry.done.set_result(entry.video.scores)
                 else:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from workers.detect.backbone import INPUT_SIZE, BackboneIdentity, VGG16Backbone, backbone_key, parse_backbone_key
 from workers.detect import onnx_head
+from workers.detect.backbone import INPUT_SIZE, BackboneIdentity, VGG16Backbone, backbone_key, parse_backbone_key
 from workers.detect.base import Extractor, Target
 from workers.detect.kind import DetectorKind
 from workers.errors import BackboneMismatch
@@ -72,7 +72,7 @@ class ClassifierTarget(Target):
 
     def score(self, extracted: np.ndarray, indices: Sequence[int], timestamps: Sequence[float]) -> list[FrameScore]:
         probs = self.probabilities(extracted)
-        return [FrameScore(int(i), float(t), float(p)) for i, t, p in zip(indices, timestamps, probs)]
+        return [FrameScore(int(i), float(t), float(p)) for i, t, p in zip(indices, timestamps, probs, strict=True)]
 
     def config(self) -> dict:
         return {
@@ -88,7 +88,7 @@ class ClassifierTarget(Target):
         onnx_head.export(self.head, folder / onnx_head.HEAD_ONNX)
 
     @classmethod
-    def from_bundle(cls, meta: dict, folder: Path) -> "ClassifierTarget":
+    def from_bundle(cls, meta: dict, folder: Path) -> ClassifierTarget:
         head_path, onnx_path = folder / HEAD_FILE, folder / onnx_head.HEAD_ONNX
         if not head_path.is_file():
             raise FileNotFoundError(f"missing {HEAD_FILE}")
@@ -135,7 +135,7 @@ class ClassifierSettings:
     cache_dir: Path | None = None
 
     @classmethod
-    def from_settings(cls, settings, overrides: Mapping[str, object] = {}) -> "ClassifierSettings":
+    def from_settings(cls, settings, overrides: Mapping[str, object] = {}) -> ClassifierSettings:
         return cls(
             weights=overrides.get("weights") or settings.vgg16_weights,
             preprocessing=overrides.get("preprocessing") or settings.vgg16_preprocessing,

@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import importlib.resources
 import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -102,9 +102,7 @@ class FaceEmbedder(Extractor):
 
     key = "faces"
 
-    def __init__(
-        self, upsample: int = DEFAULT_UPSAMPLE, detect_max_side: int | None = DEFAULT_DETECT_MAX_SIDE
-    ) -> None:
+    def __init__(self, upsample: int = DEFAULT_UPSAMPLE, detect_max_side: int | None = DEFAULT_DETECT_MAX_SIDE) -> None:
         super().__init__()
         if upsample < 0:
             raise TrackerError(f"face upsample must be 0 or more, not {upsample}")
@@ -136,9 +134,7 @@ class FaceEmbedder(Extractor):
 
     def _faces(self, image: np.ndarray) -> list[DetectedFace]:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise TrackerError(
-                f"face detection needs RGB uint8 images, got {image.dtype} array of shape {image.shape}"
-            )
+            raise TrackerError(f"face detection needs RGB uint8 images, got {image.dtype} array of shape {image.shape}")
         image = np.ascontiguousarray(image)
         scale = _detection_scale(image.shape, self.detect_max_side)
         small = image
@@ -152,10 +148,7 @@ class FaceEmbedder(Extractor):
         for top, right, bottom, left in boxes:
             shapes.append(self._shapes(image, self._rectangle(left, top, right, bottom)))
         vectors = self._encoder.compute_face_descriptor(image, shapes, 1)
-        return [
-            DetectedFace(box=box, embedding=np.asarray(vec, dtype=np.float32))
-            for box, vec in zip(boxes, vectors)
-        ]
+        return [DetectedFace(box=box, embedding=np.asarray(vec, dtype=np.float32)) for box, vec in zip(boxes, vectors, strict=True)]
 
 
 class FaceTarget(Target):
@@ -177,9 +170,7 @@ class FaceTarget(Target):
         negative_references: Sequence[str] = (),
     ) -> None:
         gallery = np.ascontiguousarray(gallery, dtype=np.float32)
-        negatives = np.ascontiguousarray(
-            np.zeros((0, EMBEDDING_SIZE)) if negatives is None else negatives, dtype=np.float32
-        )
+        negatives = np.ascontiguousarray(np.zeros((0, EMBEDDING_SIZE)) if negatives is None else negatives, dtype=np.float32)
         if negatives.ndim != 2 or negatives.shape[1] != EMBEDDING_SIZE or len(negative_references) != len(negatives):
             raise ValueError(f"negative gallery must be (M, {EMBEDDING_SIZE}) with M names, got {negatives.shape}")
         if gallery.ndim != 2 or gallery.shape[0] == 0 or gallery.shape[1] != EMBEDDING_SIZE:
@@ -200,8 +191,7 @@ class FaceTarget(Target):
         model = extractor.identity.get("model")
         if model != self.embedder.get("model"):
             raise BackboneMismatch(
-                f"face target {self.name!r} was enrolled with {self.embedder.get('model')!r} "
-                f"embeddings, not {model!r}; enrol it again"
+                f"face target {self.name!r} was enrolled with {self.embedder.get('model')!r} embeddings, not {model!r}; enrol it again"
             )
 
     def distances(self, faces: Sequence[DetectedFace], gallery: np.ndarray | None = None) -> np.ndarray:
@@ -220,9 +210,7 @@ class FaceTarget(Target):
             distances = np.where(distances < self.distances(faces, self.negatives), distances, np.inf)
         return distances
 
-    def score(
-        self, extracted: Sequence[list[DetectedFace]], indices: Sequence[int], timestamps: Sequence[float]
-    ) -> list[FrameScore]:
+    def score(self, extracted: Sequence[list[DetectedFace]], indices: Sequence[int], timestamps: Sequence[float]) -> list[FrameScore]:
         """Per frame: ``max(0, 1 - distance)`` of the closest counted face, with its box."""
         scores = []
         for faces, index, timestamp in zip(extracted, indices, timestamps, strict=True):
@@ -247,7 +235,7 @@ class FaceTarget(Target):
             np.save(Path(folder) / NEGATIVES_FILE, self.negatives)
 
     @classmethod
-    def from_bundle(cls, meta: dict, folder: Path) -> "FaceTarget":
+    def from_bundle(cls, meta: dict, folder: Path) -> FaceTarget:
         negatives = Path(folder) / NEGATIVES_FILE
         return cls(
             name=meta["name"],
@@ -263,9 +251,10 @@ class FaceTarget(Target):
 
     def with_corrections(
         self, positives: Sequence[tuple[str, np.ndarray]] = (), negatives: Sequence[tuple[str, np.ndarray]] = ()
-    ) -> "FaceTarget":
+    ) -> FaceTarget:
         """A copy with reviewed faces added: ``positives`` to the gallery, ``negatives`` to the
         negative gallery (each a (name, embedding) pair). Save it for a new version."""
+
         def grown(gallery, names, extra):
             if not extra:
                 return gallery, list(names)
@@ -274,8 +263,14 @@ class FaceTarget(Target):
         gallery, references = grown(self.gallery, self.references, positives)
         negative_gallery, negative_references = grown(self.negatives, self.negative_references, negatives)
         return FaceTarget(
-            self.name, gallery, references, self.tolerance, self.rule, self.embedder,
-            negatives=negative_gallery, negative_references=negative_references,
+            self.name,
+            gallery,
+            references,
+            self.tolerance,
+            self.rule,
+            self.embedder,
+            negatives=negative_gallery,
+            negative_references=negative_references,
         )
 
     def fingerprint(self) -> bytes:
@@ -335,9 +330,7 @@ def enroll_faces(
     if not embeddings:
         detail = "; ".join(problems) or "no photos given"
         raise NoFace(f"no usable reference photo for {name!r}: {detail}")
-    target = FaceTarget(
-        name, np.stack(embeddings), references, tolerance=tolerance, rule=rule, embedder=embedder.identity
-    )
+    target = FaceTarget(name, np.stack(embeddings), references, tolerance=tolerance, rule=rule, embedder=embedder.identity)
     return target, problems
 
 
@@ -349,7 +342,7 @@ class FaceSettings:
     tolerance: float = DEFAULT_TOLERANCE
 
     @classmethod
-    def from_settings(cls, settings: Settings, overrides: Mapping[str, object] = {}) -> "FaceSettings":
+    def from_settings(cls, settings: Settings, overrides: Mapping[str, object] = {}) -> FaceSettings:
         return cls(upsample=settings.face_upsample, tolerance=settings.face_tolerance)
 
 

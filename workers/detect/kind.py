@@ -9,9 +9,10 @@ whether its extractor needs full frames (not just backbone-sized ones).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any
 
 from workers.detect.base import Extractor, Target
 
@@ -25,7 +26,7 @@ class DetectorKind:
     needs_full_frames: bool  # False: frames resized to the VGG16 input suffice
     # Extractor keys beyond ``extractor_key`` that the kind serves (``vgg16@160``): key ->
     # the settings overrides that make its extractor, or None when the key is not its own.
-    variant: Optional[Callable[[str], Optional[Mapping[str, Any]]]] = None
+    variant: Callable[[str], Mapping[str, Any] | None] | None = None
 
     @property
     def extractor_key(self) -> str:

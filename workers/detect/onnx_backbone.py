@@ -18,10 +18,10 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -188,8 +188,14 @@ def quantise_int8(float_model: Path, prepare: Callable[[Sequence[np.ndarray]], n
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(float_model), str(pre))
         quantize_static(
-            str(pre), str(out), Frames(), quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+            str(pre),
+            str(out),
+            Frames(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
             reduce_range=True,  # QUANTISATION: no int16 saturation on AVX2 without VNNI
         )
     conversions["quantise"] += 1

@@ -8,8 +8,8 @@ imported on first use, so code that only reads ``target.json`` loads none.
 from __future__ import annotations
 
 import importlib
-from functools import lru_cache
-from typing import Iterable
+from collections.abc import Iterable
+from functools import cache
 
 from workers.detect.base import Extractor
 from workers.detect.kind import DetectorKind
@@ -21,7 +21,7 @@ KIND_MODULES = (
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def kinds() -> dict[str, DetectorKind]:
     """Every registered kind by its key."""
     declared = [importlib.import_module(name).KIND for name in KIND_MODULES]

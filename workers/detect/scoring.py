@@ -23,8 +23,8 @@ separate steps so that the pipeline can run them as separate stages;
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Callable, Iterable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -52,14 +52,14 @@ class TargetSpec:
     rule: VerdictRule
 
     @classmethod
-    def of(cls, target: Target) -> "TargetSpec":
+    def of(cls, target: Target) -> TargetSpec:
         return cls(target.name, target.kind, target.version, target.threshold, target.rule)
 
     def to_dict(self) -> dict:
         return asdict(self)  # the rule too, as VerdictRule.to_dict does
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TargetSpec":
+    def from_dict(cls, data: dict) -> TargetSpec:
         return cls(data["name"], data["kind"], data["version"], float(data["threshold"]), VerdictRule.from_dict(data["rule"]))
 
 
@@ -72,8 +72,6 @@ class TargetOutcome:
 
 def needed_extractors(targets: Sequence[Target]) -> set[str]:
     return {t.extractor_key for t in targets}
-
-
 
 
 def backbone_frames_suffice(targets: Iterable[Target | TargetSpec | str]) -> bool:
@@ -215,7 +213,7 @@ class VideoScoring:
         batch = [chunk.window[p - chunk.start] for p in chunk.fresh]
         for t in self.pending:
             own = t.score(outputs[t.extractor_key], [f.index for f in batch], [f.timestamp for f in batch]) if batch else []
-            scored = dict(zip(chunk.fresh, own))
+            scored = dict(zip(chunk.fresh, own, strict=True))
             out = self.scores[t.name]
             for p in range(chunk.start, chunk.start + len(chunk.window)):
                 if p in scored:
@@ -256,7 +254,7 @@ def score_chunks(chunks: Sequence[tuple[VideoScoring, _Chunk]], extractors: Mapp
             n = len(chunks[i][1].fresh)
             outputs[i][key] = extracted[offset : offset + n]
             offset += n
-    for (video, chunk), out in zip(chunks, outputs):
+    for (video, chunk), out in zip(chunks, outputs, strict=True):
         video.add(chunk, out)
     return largest
 
@@ -303,10 +301,7 @@ def outcomes_for(
     targets: Sequence[Target | TargetSpec], scores: Mapping[str, Sequence[FrameScore]], total_frames: int
 ) -> dict[str, TargetOutcome]:
     """Each target's verdict on its frame ``scores`` in a video of ``total_frames`` sampled frames."""
-    return {
-        t.name: TargetOutcome(t, list(scores[t.name]), verdict_for(scores[t.name], t.threshold, t.rule, total_frames))
-        for t in targets
-    }
+    return {t.name: TargetOutcome(t, list(scores[t.name]), verdict_for(scores[t.name], t.threshold, t.rule, total_frames)) for t in targets}
 
 
 def score_frames(

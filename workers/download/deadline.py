@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 REPEAT = 1.0  # seconds between two raises once the deadline has passed
 

@@ -31,9 +31,10 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from yt_dlp.utils import DownloadCancelled
 
@@ -91,11 +92,9 @@ def _progress_guard(url: str, settings) -> Callable[[dict], None]:
         total = status.get("total_bytes") or status.get("total_bytes_estimate")
         done = status.get("downloaded_bytes") or 0
         if total and total > limit:
-            raise _Stop(DownloadError(
-                f"{url}: the server announces {_mb(total)}, over the {_mb(limit)} limit (max_download_mb)"))
+            raise _Stop(DownloadError(f"{url}: the server announces {_mb(total)}, over the {_mb(limit)} limit (max_download_mb)"))
         if done > limit:
-            raise _Stop(DownloadError(
-                f"{url}: download passed {_mb(limit)}, the limit (max_download_mb); stopped"))
+            raise _Stop(DownloadError(f"{url}: download passed {_mb(limit)}, the limit (max_download_mb); stopped"))
         if time.monotonic() - started > settings.max_download_seconds:
             raise _Stop(too_slow(url, settings))
 
@@ -106,8 +105,8 @@ def too_slow(url: str, settings) -> DownloadError:
     """Final, not retried: a server that needs longer than the deadline for one attempt
     would hold an io slot that long again on every retry."""
     return DownloadError(
-        f"{url}: download took longer than {settings.max_download_seconds:g} s (max_download_seconds); "
-        "the server is too slow, stopped")
+        f"{url}: download took longer than {settings.max_download_seconds:g} s (max_download_seconds); the server is too slow, stopped"
+    )
 
 
 def refuse_by_metadata(info: dict[str, Any], url: str, settings, policy: UrlPolicy) -> None:
@@ -121,14 +120,11 @@ def refuse_by_metadata(info: dict[str, Any], url: str, settings, policy: UrlPoli
         raise DownloadError(f"{url}: is a live stream; only recorded videos are downloaded")
     duration = info.get("duration")
     if isinstance(duration, (int, float)) and duration > settings.max_video_seconds:
-        raise DownloadError(
-            f"{url}: video is {duration:.0f} s long, over the {settings.max_video_seconds:.0f} s limit "
-            f"(max_video_seconds)")
+        raise DownloadError(f"{url}: video is {duration:.0f} s long, over the {settings.max_video_seconds:.0f} s limit (max_video_seconds)")
     formats = info.get("requested_formats") or [info]
     sizes = [f.get("filesize") or f.get("filesize_approx") for f in formats]
     if all(isinstance(s, (int, float)) for s in sizes) and sum(sizes) > _limit_bytes(settings):
-        raise DownloadError(
-            f"{url}: video is {_mb(sum(sizes))}, over the {_mb(_limit_bytes(settings))} limit (max_download_mb)")
+        raise DownloadError(f"{url}: video is {_mb(sum(sizes))}, over the {_mb(_limit_bytes(settings))} limit (max_download_mb)")
     for fmt in formats:
         media_url = fmt.get("url")
         if isinstance(media_url, str) and media_url.startswith(("http://", "https://")):
@@ -181,8 +177,8 @@ def _check_duration(path: Path, url: str, settings) -> float | None:
     if duration > settings.max_video_seconds + DURATION_SLACK:
         path.unlink(missing_ok=True)
         raise DownloadError(
-            f"{url}: video is {duration:.0f} s long, over the {settings.max_video_seconds:.0f} s limit "
-            f"(max_video_seconds); deleted")
+            f"{url}: video is {duration:.0f} s long, over the {settings.max_video_seconds:.0f} s limit (max_video_seconds); deleted"
+        )
     return duration or None
 
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
 from workers.errors import DownloadError, TransientDownloadError, UnsafeURL
@@ -101,7 +101,7 @@ class UrlPolicy:
     resolver: Resolver = resolve_host
 
     @classmethod
-    def from_allow_list(cls, entries: Iterable[str], resolver: Resolver = resolve_host) -> "UrlPolicy":
+    def from_allow_list(cls, entries: Iterable[str], resolver: Resolver = resolve_host) -> UrlPolicy:
         names: set[str] = set()
         networks: list[IPNetwork] = []
         for raw in entries:
@@ -109,13 +109,13 @@ class UrlPolicy:
             if not entry:
                 continue
             try:
-                networks.append(ipaddress.ip_network(entry, strict=False))
+                networks.append(ipaddress.ip_network(entry, strict=True))
             except ValueError:
                 names.add(entry.rstrip("."))
         return cls(frozenset(names), tuple(networks), resolver)
 
     @classmethod
-    def from_settings(cls, settings) -> "UrlPolicy":
+    def from_settings(cls, settings) -> UrlPolicy:
         return cls.from_allow_list(settings.allow_hosts)
 
     def allows_address(self, ip: IPAddress) -> bool:
@@ -166,8 +166,7 @@ class UrlPolicy:
             if problem:
                 via = "" if literal is not None else f" resolves to {ip}, which"
                 raise UnsafeURL(
-                    f"refused URL {url!r}: host {host!r}{via} is {problem}; "
-                    f"add it to allow_hosts (TT_ALLOW_HOSTS) to fetch it anyway"
+                    f"refused URL {url!r}: host {host!r}{via} is {problem}; add it to allow_hosts (TT_ALLOW_HOSTS) to fetch it anyway"
                 )
         return url
 

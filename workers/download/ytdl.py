@@ -28,7 +28,8 @@ import logging
 import re
 import socket
 import urllib.request
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import yt_dlp
 from yt_dlp.networking.exceptions import HTTPError, RequestError, TransportError
@@ -194,8 +195,9 @@ def _causes(err: BaseException | None) -> Iterator[BaseException]:
         exc_info = getattr(e, "exc_info", None)
         if isinstance(exc_info, tuple) and len(exc_info) > 1:
             stack.append(exc_info[1])
-        stack.extend([getattr(e, "cause", None) if isinstance(getattr(e, "cause", None), BaseException) else None,
-                      e.__cause__, e.__context__])
+        stack.extend(
+            [getattr(e, "cause", None) if isinstance(getattr(e, "cause", None), BaseException) else None, e.__cause__, e.__context__]
+        )
 
 
 def _clean_message(err: BaseException) -> str:

@@ -17,8 +17,7 @@ def store_from_settings(settings) -> MediaStore:
 
         return s3_store_from_settings(settings)
     if url.startswith("file://"):
-        url = url[len("file://"):]
+        url = url[len("file://") :]
     if url.startswith("/"):
         return LocalMediaStore(url)
     raise MediaStoreError(f"TT_MEDIA_URL: {url!r} is neither s3://bucket[/prefix] nor an absolute folder (empty: <data_dir>/media)")
-

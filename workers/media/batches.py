@@ -3,8 +3,9 @@ time (the file format itself: ``workers.media.frame_batch``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import BinaryIO, Callable, Iterable, Iterator
+from typing import BinaryIO
 
 from workers.detect.backbone import resize_frame
 from workers.media.frame_batch import FrameBatch, FrameBatchWriter, NotAFrameBatch, open_batch
@@ -36,15 +37,13 @@ def write_frame_stream(
     return writer.count
 
 
-def write_frames(
-    fh: BinaryIO, sampled: SampledVideo, backbone_size: tuple[int, int] | None = None, full_frames: bool = True
-) -> None:
+def write_frames(fh: BinaryIO, sampled: SampledVideo, backbone_size: tuple[int, int] | None = None, full_frames: bool = True) -> None:
     """A whole sampled video as a frame batch (``write_frame_stream``)."""
     write_frame_stream(fh, sampled.frames, lambda: sampled.info, backbone_size, full_frames)
 
 
 @contextmanager
-def open_frames(store: "MediaStore", key: str) -> Iterator[FrameBatch]:
+def open_frames(store: MediaStore, key: str) -> Iterator[FrameBatch]:
     """The frame batch at ``key``, open for reading its frames one at a time."""
     with store.local_path(key) as path:
         try:
@@ -54,7 +53,7 @@ def open_frames(store: "MediaStore", key: str) -> Iterator[FrameBatch]:
             raise MediaMissing(f"{key}: {exc}") from None
 
 
-def load_frames(store: "MediaStore", key: str, backbone_only: bool = False) -> SampledVideo:
+def load_frames(store: MediaStore, key: str, backbone_only: bool = False) -> SampledVideo:
     """The whole frame batch at ``key`` in memory (small batches, tests): with
     ``backbone_only`` (and a batch that has them), the backbone-sized frames."""
     with open_frames(store, key) as batch:

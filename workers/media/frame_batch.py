@@ -24,10 +24,11 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Iterator
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -101,9 +102,13 @@ class FrameBatchWriter:
     def close(self, info: VideoInfo, extra: dict | None = None) -> None:
         self._flush()
         manifest = {
-            "format": 2, "frames": self.count, "chunks": self.chunks,
+            "format": 2,
+            "frames": self.count,
+            "chunks": self.chunks,
             "info": [info.fps, info.frame_count, info.width, info.height],
-            "backbone": self.backbone is not None, "images": self.full_frames, "extra": extra or {},
+            "backbone": self.backbone is not None,
+            "images": self.full_frames,
+            "extra": extra or {},
         }
         self.zip.writestr(MANIFEST, json.dumps(manifest))
         self.zip.close()
@@ -135,8 +140,8 @@ class FrameBatch:
                 else:
                     data, ends = chunk["jpeg"], chunk["jpeg_ends"]
                     starts = np.concatenate([[0], ends[:-1]])
-                    images = (decode_jpeg(data[a:b]) for a, b in zip(starts, ends))
-                for index, stamp, image in zip(indices, stamps, images):
+                    images = (decode_jpeg(data[a:b]) for a, b in zip(starts, ends, strict=True))
+                for index, stamp, image in zip(indices, stamps, images, strict=True):
                     yield Frame(int(index), float(stamp), image)
 
 
@@ -150,6 +155,11 @@ def open_batch(path: str | Path) -> Iterator[FrameBatch]:
     fps, frame_count, width, height = manifest["info"]
     with archive:
         yield FrameBatch(
-            archive, int(manifest["frames"]), VideoInfo(float(fps), int(frame_count), int(width), int(height)),
-            bool(manifest["backbone"]), bool(manifest["images"]), manifest.get("extra") or {}, int(manifest["chunks"]),
+            archive,
+            int(manifest["frames"]),
+            VideoInfo(float(fps), int(frame_count), int(width), int(height)),
+            bool(manifest["backbone"]),
+            bool(manifest["images"]),
+            manifest.get("extra") or {},
+            int(manifest["chunks"]),
         )

@@ -22,10 +22,11 @@ Credentials are never logged or put into messages.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from workers.media.store import (
@@ -41,8 +42,17 @@ from workers.media.store import (
 MULTIPART_THRESHOLD = 32 << 20
 PART_SIZE = 16 << 20
 _TRANSIENT_CODES = {
-    "InternalError", "ServiceUnavailable", "SlowDown", "Throttling", "ThrottlingException",
-    "RequestTimeout", "RequestTimeTooSkewed", "503", "500", "502", "504",
+    "InternalError",
+    "ServiceUnavailable",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "503",
+    "500",
+    "502",
+    "504",
 }
 _CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken", "ExpiredToken", "403"}
 
@@ -151,16 +161,35 @@ class S3MediaStore(MediaStore):
         while seen is not None and len(chain) < 8:
             chain.append(seen)
             seen = seen.__cause__ or seen.__context__
-        known = (ClientError, NoCredentialsError, PartialCredentialsError, EndpointConnectionError, ConnectTimeoutError,
-                 ReadTimeoutError, ConnectionClosedError, ResponseStreamingError, ConnectionError)
+        known = (
+            ClientError,
+            NoCredentialsError,
+            PartialCredentialsError,
+            EndpointConnectionError,
+            ConnectTimeoutError,
+            ReadTimeoutError,
+            ConnectionClosedError,
+            ResponseStreamingError,
+            ConnectionError,
+        )
         cause = next((e for e in chain if isinstance(e, known)), exc)
         if isinstance(cause, (NoCredentialsError, PartialCredentialsError)):
             return MediaStoreError(
                 f"media store {where}: no S3 credentials (set TT_S3_ACCESS_KEY_ID and TT_S3_SECRET_ACCESS_KEY, "
                 "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials)"
             )
-        if isinstance(cause, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError,
-                              ResponseStreamingError, ConnectionError, OSError)):
+        if isinstance(
+            cause,
+            (
+                EndpointConnectionError,
+                ConnectTimeoutError,
+                ReadTimeoutError,
+                ConnectionClosedError,
+                ResponseStreamingError,
+                ConnectionError,
+                OSError,
+            ),
+        ):
             return MediaStoreUnavailable(f"media store {where} unreachable while trying to {what} ({type(cause).__name__})")
         if isinstance(cause, ClientError):
             error = cause.response.get("Error", {})
@@ -331,10 +360,11 @@ def s3_store_from_settings(settings) -> S3MediaStore:
     bucket, prefix = parse_s3_url(settings.media_url)
     secret = settings.s3_secret_access_key.get_secret_value() if settings.s3_secret_access_key else None
     return S3MediaStore(
-        bucket, prefix,
-        endpoint_url=settings.s3_endpoint_url, region=settings.s3_region,
-        access_key_id=settings.s3_access_key_id, secret_access_key=secret,
+        bucket,
+        prefix,
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=secret,
         scratch=settings.data_dir / "scratch",
     )
-
-

@@ -4,7 +4,7 @@ repr round-trips exactly)."""
 from __future__ import annotations
 
 import json
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from workers.detect.base import Target
 from workers.detect.scoring import TargetSpec
@@ -19,10 +19,7 @@ def encode_scores(targets: Sequence[Target | TargetSpec], scores: Mapping[str, S
             "targets": [
                 {
                     "spec": (t if isinstance(t, TargetSpec) else TargetSpec.of(t)).to_dict(),
-                    "scores": [
-                        [s.index, s.timestamp, s.score, list(s.box) if s.box else None, s.reused_from]
-                        for s in scores[t.name]
-                    ],
+                    "scores": [[s.index, s.timestamp, s.score, list(s.box) if s.box else None, s.reused_from] for s in scores[t.name]],
                 }
                 for t in targets
             ],
@@ -39,6 +36,6 @@ def decode_scores(data: bytes) -> tuple[list[TargetSpec], dict[str, list[FrameSc
             FrameScore(int(i), float(t), float(s), tuple(box) if box else None, None if src is None else int(src))
             for i, t, s, box, src in entry["scores"]
         ]
-        for spec, entry in zip(specs, doc["targets"])
+        for spec, entry in zip(specs, doc["targets"], strict=True)
     }
     return specs, scores, int(doc["total_frames"])

@@ -38,14 +38,21 @@ says how many such reposts came since its previous one.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Sequence
 
 from sqlalchemy import select
 
 from workers.alerts import (
-    Alert, Decision, DeliveryReport, Digest, alert_decision, deliver_with_settings, delivery_deadline, due_digests,
+    Alert,
+    Decision,
+    DeliveryReport,
+    Digest,
+    alert_decision,
+    deliver_with_settings,
+    delivery_deadline,
+    due_digests,
 )
 from workers.alerts.message import AlertMessage, idempotency_key, thumbnail_from_file
 from workers.errors import AlertError
@@ -79,9 +86,7 @@ def thumbnail(store: MediaStore, key: str | None) -> bytes | None:
         return None
 
 
-def alert_message(
-    video: Video, target: str, detection: Detection | None, image: bytes | None, repost_of: str | None = None
-) -> Alert:
+def alert_message(video: Video, target: str, detection: Detection | None, image: bytes | None, repost_of: str | None = None) -> Alert:
     """The alert about ``target`` in ``video``, from the stored rows (text is sanitised when rendered)."""
     listed = (video.meta or {}).get("ref") or {}
     return Alert(
@@ -162,11 +167,7 @@ def alert_video(ctx, video_id: int, now: datetime | None = None) -> bool:
         if video is None or video.status != VideoStatus.DONE:
             return False
         # A detection a person rejected (or the one this repost copies) raises no alert.
-        positives = [
-            (d.id, d.target_name)
-            for d in video.detections
-            if d.verdict == "positive" and not reviews.is_rejected(s, d)
-        ]
+        positives = [(d.id, d.target_name) for d in video.detections if d.verdict == "positive" and not reviews.is_rejected(s, d)]
     for detection_id, target in positives:
         moment = now or utcnow()
         with session_scope(ctx.db_url) as s:
@@ -181,7 +182,12 @@ def alert_video(ctx, video_id: int, now: datetime | None = None) -> bool:
 
 
 def open_alert(
-    session, settings, video_id: int, target: str, detection_id: int | None, moment: datetime,
+    session,
+    settings,
+    video_id: int,
+    target: str,
+    detection_id: int | None,
+    moment: datetime,
     send_as: str = AlertStatus.PENDING,
 ) -> tuple[Decision, int | None]:
     """Decide on one positive (video, target) and insert its row: ``send_as`` (``pending``: the

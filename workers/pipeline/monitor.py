@@ -42,9 +42,7 @@ class FlowerOptions:
     def credentials(self) -> str:
         """``user:password`` for Flower's basic auth; refused when missing or unusable."""
         if not self.user or not self.password:
-            raise TrackerError(
-                "flower: set FLOWER_USER and FLOWER_PASSWORD: the monitor is not served without authentication"
-            )
+            raise TrackerError("flower: set FLOWER_USER and FLOWER_PASSWORD: the monitor is not served without authentication")
         if ":" in self.user or "," in self.user + self.password:
             raise TrackerError("flower: FLOWER_USER may not contain ':' or ',', nor FLOWER_PASSWORD ','")
         return f"{self.user}:{self.password}"

@@ -21,14 +21,14 @@ pass sends it (cooldowns and digests apply as in the alert stage).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Callable
 
 from sqlalchemy import and_, select
 
 from workers.alerts import Decision
-from workers.pipeline import alerting
 from workers.media.keys import media_id
+from workers.pipeline import alerting
 from workers.pipeline.stages import FINISHED, discard_media
 from workers.storage import results
 from workers.storage.db import session_scope
@@ -105,8 +105,12 @@ def backfill_alert_rows(ctx, now: datetime) -> int:
             .join(Video, Video.id == Detection.video_id)
             .outerjoin(AlertRow, and_(AlertRow.video_id == Detection.video_id, AlertRow.target_name == Detection.target_name))
             .where(
-                Detection.verdict == "positive", AlertRow.id.is_(None), Video.status == VideoStatus.DONE,
-                Video.job_id.isnot(None), Video.updated_at < cutoff, Video.updated_at > now - ALERT_LOOKBACK,
+                Detection.verdict == "positive",
+                AlertRow.id.is_(None),
+                Video.status == VideoStatus.DONE,
+                Video.job_id.isnot(None),
+                Video.updated_at < cutoff,
+                Video.updated_at > now - ALERT_LOOKBACK,
             )
             .order_by(Detection.video_id)
         ).all()

@@ -34,8 +34,6 @@ log = logging.getLogger("workers.pipeline.worker")
 _warmed: list[str] = []  # said once the worker's logging is up (worker_ready)
 
 
-
-
 @worker_init.connect
 def _warm_threads_pool(sender=None, **_kwargs) -> None:
     """The threads pool forks no process (no ``worker_process_init``): load the models

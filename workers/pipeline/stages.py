@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Iterable
 
 from sqlalchemy import func, select
 
@@ -36,21 +36,21 @@ from workers.detect.registry import make_extractor
 from workers.detect.scoring import backbone_frames_suffice, needed_extractors
 from workers.download import fetch_ref, fetch_video
 from workers.errors import BadVideo, Postponed, TrackerError
-from workers.pipeline import alerting
 from workers.media import store_from_settings
-from workers.media.store import MediaMissing, MediaStore
-from workers.media.keys import frames_key, media_id, media_of_key, scores_key, video_key
 from workers.media.batches import open_frames, write_frame_stream
+from workers.media.keys import frames_key, media_id, media_of_key, scores_key, video_key
 from workers.media.scores import decode_scores, encode_scores
+from workers.media.store import MediaMissing, MediaStore
+from workers.pipeline import alerting
 from workers.processing import ScoringOptions
 from workers.reposts import linking
 from workers.settings import Settings
-from workers.video_ref import VideoRef
 from workers.storage import results
 from workers.storage.db import session_scope
 from workers.storage.models import Video, VideoStatus, utcnow
 from workers.targets.published import TargetCatalog, catalog_for
 from workers.video.sampling import Frame, content_hash, read_frames_at
+from workers.video_ref import VideoRef
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class StageContext:
     models: LoadedModels = field(repr=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "StageContext":
+    def from_settings(cls, settings: Settings) -> StageContext:
         store = store_from_settings(settings)
         return cls(settings, store, LoadedModels(settings, catalog_for(settings, store)))
 
@@ -266,8 +266,12 @@ def extract_frames(ctx: StageContext, video_id: int) -> bool | str:
             with processing.sample(path, ctx.settings, hashes) as (reader, frames):
                 with ctx.store.writer(frames_key(media)) as fh:
                     count = write_frame_stream(
-                        fh, frames, lambda: reader.info, backbone_size=INPUT_SIZE,
-                        full_frames=full_frames, extra=lambda: reader.decoding().to_json(),
+                        fh,
+                        frames,
+                        lambda: reader.info,
+                        backbone_size=INPUT_SIZE,
+                        full_frames=full_frames,
+                        extra=lambda: reader.decoding().to_json(),
                     )
                 info, decoding = reader.info, reader.decoding()
         except BadVideo as exc:
@@ -283,7 +287,7 @@ def extract_frames(ctx: StageContext, video_id: int) -> bool | str:
     return _act_on_link(ctx, video_id, link)
 
 
-def _act_on_link(ctx: StageContext, video_id: int, link: "linking.RepostLink") -> bool | str:
+def _act_on_link(ctx: StageContext, video_id: int, link: linking.RepostLink) -> bool | str:
     """Reuse a strongly matching original's verdicts (straight to the alert stage), wait
     for them (``Postponed``: this stage runs again), or go on (``processing.repost_action``)."""
     if link.original_id is None:
@@ -327,7 +331,11 @@ def score(ctx: StageContext, video_id: int) -> bool:
         # Streamed: one chunk read, one frame decoded at a time; targets that read only VGG16
         # features get the batch's small, resized frames, the others the frames as sampled.
         scores = processing.score(
-            batch.frames, targets, extractors, ScoringOptions.from_settings(ctx.settings), total,
+            batch.frames,
+            targets,
+            extractors,
+            ScoringOptions.from_settings(ctx.settings),
+            total,
             passes=passes_for(ctx.settings),  # forward passes shared with this process's other videos
         )
     ctx.store.put(scores_key(_media(video)), encode_scores(targets, scores, total))
@@ -420,9 +428,7 @@ def housekeeping(ctx: StageContext, stalled_after: timedelta = timedelta(hours=1
         owners = {head: v for head, v in owners.items() if _media(v) == head}  # an id-named head of a job: stale
         counts = results.status_counts(s)
         stalled = s.scalar(
-            select(func.count()).select_from(Video).where(
-                Video.status.notin_(FINISHED), Video.updated_at < utcnow() - stalled_after
-            )
+            select(func.count()).select_from(Video).where(Video.status.notin_(FINISHED), Video.updated_at < utcnow() - stalled_after)
         )
     for head in sorted(heads):
         video = owners.get(head)

@@ -18,9 +18,10 @@ so this module does not import the tasks (which import the watches, which submit
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from kombu.utils.url import maybe_sanitize_url
 from sqlalchemy import delete
@@ -30,18 +31,18 @@ from workers.download.safety import UrlPolicy
 from workers.errors import BadVideo, TrackerError, UnsafeURL
 from workers.pipeline.stages import is_url
 from workers.settings import Settings
-from workers.video_ref import VideoRef
 from workers.storage import results
 from workers.storage.db import session_scope
 from workers.storage.models import Video, VideoStatus
 from workers.targets.published import catalog_for
+from workers.video_ref import VideoRef
 
 
 class BrokerUnavailable(TrackerError):
     """No broker is configured, or it cannot be reached. ``queued``: the jobs
     that were published before it went away (their ids are valid)."""
 
-    def __init__(self, message: str, queued: Sequence["Job"] = ()) -> None:
+    def __init__(self, message: str, queued: Sequence[Job] = ()) -> None:
         super().__init__(message)
         self.queued = list(queued)
 
@@ -159,9 +160,7 @@ def resolve_targets(settings: Settings, names: Sequence[str]) -> list[str]:
     catalog = catalog_for(settings)  # models_dir, or the targets published in an object store
     names = list(dict.fromkeys(names)) or catalog.names()
     if not names:
-        raise TrackerError(
-            f"no targets saved in {settings.models_dir}: create one with `tiktok-tracker target train` or `target add-face`"
-        )
+        raise TrackerError(f"no targets saved in {settings.models_dir}: create one with `tiktok-tracker target train` or `target add-face`")
     for name in names:
         catalog.meta(name)
     return names
@@ -206,8 +205,13 @@ def requeue(video: Video, target_names: Sequence[str]) -> None:
 
 
 def submit(
-    settings: Settings, sources: Sequence[str | VideoRef], target_names: Sequence[str], publish: Publisher,
-    *, watch_id: int | None = None, force: bool = False,
+    settings: Settings,
+    sources: Sequence[str | VideoRef],
+    target_names: Sequence[str],
+    publish: Publisher,
+    *,
+    watch_id: int | None = None,
+    force: bool = False,
 ) -> list[Job]:
     """Record one queued video per source and ``publish`` its chain; return the jobs.
 

@@ -28,8 +28,8 @@ from __future__ import annotations
 import logging
 import os
 import random
+from collections.abc import Callable
 from pathlib import PurePosixPath
-from typing import Callable
 from urllib.parse import urlsplit
 
 from billiard.process import current_process
@@ -43,10 +43,10 @@ from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.exc import OperationalError as DatabaseError
 
 from workers.errors import Postponed, TrackerError, TransientError
-from workers.retrying import jittered_backoff, retries_spanning
 from workers.pipeline import alerting, reaper, stages, watches
 from workers.pipeline.celery_app import app, task_name
 from workers.pipeline.submit import Publisher
+from workers.retrying import jittered_backoff, retries_spanning
 from workers.settings import get_settings
 from workers.storage.db import forget_engines, get_engine
 from workers.storage.models import utcnow
@@ -141,15 +141,20 @@ class StageTask(Task):
                 stages.record_timing(ctx, video_id, stage, worker, started, utcnow())
         except Postponed as exc:  # e.g. a repost waiting for its original: run again later (a Celery retry without limit)
             logger.info("video %s, %s: %s; again in %ss", video_id, stage, exc, exc.seconds)
-            raise self.retry(countdown=exc.seconds, max_retries=self.request.retries + 1, argsrepr=getattr(self.request, "argsrepr", None))
+            raise self.retry(
+                countdown=exc.seconds, max_retries=self.request.retries + 1, argsrepr=getattr(self.request, "argsrepr", None)
+            ) from exc
         except TRANSIENT as exc:
             settings = ctx.settings
             limit = retries_spanning(settings.task_retry_window, settings.task_retry_backoff, settings.task_retry_backoff_max)
             if self.request.retries < limit:
-                delay = round(jittered_backoff(
-                    self.request.retries, settings.task_retry_backoff, settings.task_retry_backoff_max, random.random), 2)
-                logger.warning("video %s, %s: %s; retry %d/%d in %ss", video_id, stage, _reason(exc), self.request.retries + 1, limit, delay)
-                raise self.retry(exc=exc, countdown=delay, max_retries=limit, argsrepr=getattr(self.request, "argsrepr", None))
+                delay = round(
+                    jittered_backoff(self.request.retries, settings.task_retry_backoff, settings.task_retry_backoff_max, random.random), 2
+                )
+                logger.warning(
+                    "video %s, %s: %s; retry %d/%d in %ss", video_id, stage, _reason(exc), self.request.retries + 1, limit, delay
+                )
+                raise self.retry(exc=exc, countdown=delay, max_retries=limit, argsrepr=getattr(self.request, "argsrepr", None)) from exc
             self._fail(ctx, video_id, stage, worker, started, f"{stage}: gave up after {limit} retries ({_reason(exc)})")
             raise
         except TrackerError as exc:
@@ -239,11 +244,10 @@ def job_label(video_id: int, job_id: str | None = None, source: str | None = Non
 def video_chain(video_id: int, job_id: str | None = None, source: str | None = None, start: str = "download"):
     """The chain of stage tasks for one video from stage ``start`` on; the first task's id is the job id."""
     label = job_label(video_id, job_id, source)
-    tasks = [STAGE_TASKS[name].si(video_id).set(argsrepr=label) for name in stages.STAGES[stages.STAGES.index(start):]]
+    tasks = [STAGE_TASKS[name].si(video_id).set(argsrepr=label) for name in stages.STAGES[stages.STAGES.index(start) :]]
     if job_id:
         tasks[0] = tasks[0].set(task_id=job_id)
     return chain(*tasks)
-
 
 
 def publisher() -> Publisher:

@@ -27,8 +27,8 @@ from workers.settings import Settings
 from workers.sources import list_videos
 from workers.storage import watches as watch_rows
 from workers.storage.db import session_scope
-from workers.storage.results import KnownVideos
 from workers.storage.models import utcnow
+from workers.storage.results import KnownVideos
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,13 @@ class WatchRun:
 
     def to_json(self) -> dict:
         return {
-            "watch_id": self.watch_id, "source": self.source, "listed": self.listed, "enqueued": len(self.jobs),
-            "job_ids": [j.job_id for j in self.jobs], "warnings": self.warnings, "error": self.error,
+            "watch_id": self.watch_id,
+            "source": self.source,
+            "listed": self.listed,
+            "enqueued": len(self.jobs),
+            "job_ids": [j.job_id for j in self.jobs],
+            "warnings": self.warnings,
+            "error": self.error,
         }
 
 
@@ -79,7 +84,11 @@ def run_watch(
         watch_rows.record_run(s, watch_id, run.listed, len(run.jobs), run.warnings, run.error, started_at=now)
     problems = "; ".join([*run.warnings, *([run.error] if run.error else [])])
     (log.warning if problems else log.info)(
-        "watch %s (%s): listed %s, queued %d%s", watch_id, run.source, run.listed, len(run.jobs),
+        "watch %s (%s): listed %s, queued %d%s",
+        watch_id,
+        run.source,
+        run.listed,
+        len(run.jobs),
         f"; {problems}" if problems else "",
     )
     return run

@@ -13,12 +13,37 @@ travel as one ``ScoringOptions``. Layering: below ``workers.pipeline`` and
 from workers.processing.identity import identify_download, identify_file, link_by_content
 from workers.processing.options import ScoringOptions
 from workers.processing.steps import (
-    REUSE, SCORE, WAIT, SampledFile, decide, frames_from, keep_evidence, record, record_frames, repost_action, sample,
-    sample_file, score,
+    REUSE,
+    SCORE,
+    WAIT,
+    SampledFile,
+    decide,
+    frames_from,
+    keep_evidence,
+    record,
+    record_frames,
+    repost_action,
+    sample,
+    sample_file,
+    score,
 )
 
 __all__ = [
-    "REUSE", "SCORE", "WAIT", "SampledFile", "ScoringOptions", "decide", "frames_from", "identify_download",
-    "identify_file", "keep_evidence", "link_by_content", "record", "record_frames", "repost_action", "sample",
-    "sample_file", "score",
+    "REUSE",
+    "SCORE",
+    "WAIT",
+    "SampledFile",
+    "ScoringOptions",
+    "decide",
+    "frames_from",
+    "identify_download",
+    "identify_file",
+    "keep_evidence",
+    "link_by_content",
+    "record",
+    "record_frames",
+    "repost_action",
+    "sample",
+    "sample_file",
+    "score",
 ]

@@ -11,16 +11,16 @@ pipeline alike."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
 
 from workers.detect.scoring import TargetOutcome
 from workers.images import jpeg_thumbnail
-from workers.media.store import MediaStore
 from workers.media.keys import evidence_face_key, evidence_frame_key, evidence_key
+from workers.media.store import MediaStore
 from workers.sanitize import safe_name
 from workers.video.sampling import Frame
 
@@ -119,4 +119,3 @@ def export_evidence(store: MediaStore, video_id: int, detections: Iterable, out_
         path.write_bytes(store.get(d.evidence_key))
         written.append(path)
     return written
-

@@ -12,7 +12,7 @@ does the same for a file scanned before.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from sqlalchemy.orm import Session
 
@@ -84,4 +84,3 @@ def covers(video: Video, target_versions: Mapping[str, str]) -> bool:
     if video.status == VideoStatus.FAILED:
         return False
     return set(target_versions) <= set((video.meta or {}).get("targets", []))
-

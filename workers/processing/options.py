@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class ScoringOptions:
     on_frames: Callable[[int], None] | None = None
 
     @classmethod
-    def from_settings(cls, settings, all_frames: bool = False) -> "ScoringOptions":
+    def from_settings(cls, settings, all_frames: bool = False) -> ScoringOptions:
         """The settings' options; ``all_frames`` (``scan --all-frames``, ``target eval``): every
         sampled frame goes through the models (no early verdict, no reuse)."""
         return cls(
@@ -30,6 +30,6 @@ class ScoringOptions:
             duplicate_tolerance=0.0 if all_frames else settings.duplicate_tolerance,
         )
 
-    def reporting(self, on_frames: Callable[[int], None] | None) -> "ScoringOptions":
+    def reporting(self, on_frames: Callable[[int], None] | None) -> ScoringOptions:
         """The same options with this progress callback."""
         return replace(self, on_frames=on_frames)

@@ -13,14 +13,14 @@ the per-frame scores and verdicts are the same.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from sqlalchemy.orm import Session
 
-from workers.detect.base import Extractor, Target
 from workers.detect.backbone import resize_frame
+from workers.detect.base import Extractor, Target
 from workers.detect.scoring import TargetOutcome, TargetSpec, backbone_frames_suffice, check_targets, collect_scores, outcomes_for
 from workers.media.frame_batch import decode_jpeg, encode_jpeg
 from workers.media.store import MediaStore
@@ -93,8 +93,13 @@ def sample_file(path, settings, targets: Sequence[Target], with_hashes: bool = F
 
 
 def record_frames(
-    session: Session, video: Video, info: VideoInfo, count: int, decoding: Decoding | None,
-    hashes: Sequence[FrameHash], link_at: float,
+    session: Session,
+    video: Video,
+    info: VideoInfo,
+    count: int,
+    decoding: Decoding | None,
+    hashes: Sequence[FrameHash],
+    link_at: float,
 ) -> linking.RepostLink:
     """Store what sampling learnt about ``video`` and link it, by its frames' PDQ hashes, to
     the earlier video it reposts (the hashes are stored for later videos to match)."""
@@ -105,7 +110,11 @@ def record_frames(
 
 
 def repost_action(
-    session: Session, video: Video, link: linking.RepostLink, target_versions: Mapping[str, str], settings,
+    session: Session,
+    video: Video,
+    link: linking.RepostLink,
+    target_versions: Mapping[str, str],
+    settings,
     may_wait: bool = True,
 ) -> str:
     """What a linked video does: ``reuse`` (it took its finished original's verdicts for
@@ -129,8 +138,12 @@ def repost_action(
 
 
 def score(
-    frames_for: Callable[[bool], Iterable[Frame]], targets: Sequence[Target], extractors: Mapping[str, Extractor],
-    options: ScoringOptions, total: int | None = None, passes=None,
+    frames_for: Callable[[bool], Iterable[Frame]],
+    targets: Sequence[Target],
+    extractors: Mapping[str, Extractor],
+    options: ScoringOptions,
+    total: int | None = None,
+    passes=None,
 ) -> dict[str, list[FrameScore]]:
     """Per-frame scores of every target, the work of targets of one kind shared
     (``collect_scores``). ``frames_for(backbone_only)``: the video's frames as those
@@ -143,15 +156,30 @@ def score(
     for n, (backbone_only, group) in enumerate(frame_groups(targets).items()):
         frames = frames_for(backbone_only)
         if passes is not None:
-            scores.update(passes.collect_scores(
-                frames, group, extractors, options.batch_size, options.early_verdict,
-                duplicate_tolerance=options.duplicate_tolerance, total=total,
-            ))
+            scores.update(
+                passes.collect_scores(
+                    frames,
+                    group,
+                    extractors,
+                    options.batch_size,
+                    options.early_verdict,
+                    duplicate_tolerance=options.duplicate_tolerance,
+                    total=total,
+                )
+            )
             continue
-        scores.update(collect_scores(
-            frames, group, extractors, options.batch_size, options.early_verdict,
-            options.on_frames if n == 0 else None, options.duplicate_tolerance, total,
-        ))
+        scores.update(
+            collect_scores(
+                frames,
+                group,
+                extractors,
+                options.batch_size,
+                options.early_verdict,
+                options.on_frames if n == 0 else None,
+                options.duplicate_tolerance,
+                total,
+            )
+        )
     return {t.name: scores[t.name] for t in targets}
 
 
@@ -166,8 +194,11 @@ def decide(
 
 
 def keep_evidence(
-    store: MediaStore, media: str | int, outcomes: Mapping[str, TargetOutcome],
-    frames_at: Callable[[list[int]], Sequence[Frame]], per_detection: int,
+    store: MediaStore,
+    media: str | int,
+    outcomes: Mapping[str, TargetOutcome],
+    frames_at: Callable[[list[int]], Sequence[Frame]],
+    per_detection: int,
 ) -> tuple[dict[str, str], dict[str, dict[int, str]]]:
     """Evidence JPEGs of the positive outcomes (``workers.processing.evidence``); ``frames_at``
     gives the frames of the indices needed (from memory, or decoded again from the video)."""
@@ -183,7 +214,9 @@ def frames_from(frames: Sequence[Frame]) -> Callable[[list[int]], list[Frame]]:
 
 
 def record(
-    session: Session, video: Video, outcomes: Mapping[str, TargetOutcome],
+    session: Session,
+    video: Video,
+    outcomes: Mapping[str, TargetOutcome],
     evidence: tuple[Mapping[str, str], Mapping[str, Mapping[int, str]]] = ({}, {}),
 ) -> None:
     """Store the verdicts, their frame scores and evidence keys; the video is done."""

@@ -11,7 +11,7 @@ stored (bench: ``bench/frame_hash_lookup.py``).
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session
@@ -42,8 +42,9 @@ def store_hashes(session: Session, video_id: int, hashes: Sequence[FrameHash]) -
     if not kept:
         return
     rows = [
-        FrameHashRow(video_id=video_id, frame_index=h.index, timestamp=h.timestamp, quality=h.quality, pdq=h.pdq, centre=h.centre,
-                     chroma=h.chroma)
+        FrameHashRow(
+            video_id=video_id, frame_index=h.index, timestamp=h.timestamp, quality=h.quality, pdq=h.pdq, centre=h.centre, chroma=h.chroma
+        )
         for h in kept
     ]
     session.add_all(rows)
@@ -82,11 +83,14 @@ def near_frames(session: Session, queries: Sequence[str], max_distance: int = MA
     ids = sorted(found)
     for i in range(0, len(ids), _BATCH):
         rows = session.execute(
-            select(FrameHashRow.id, FrameHashRow.video_id, FrameHashRow.pdq, FrameHashRow.centre)
-            .where(FrameHashRow.id.in_(ids[i : i + _BATCH]))
+            select(FrameHashRow.id, FrameHashRow.video_id, FrameHashRow.pdq, FrameHashRow.centre).where(
+                FrameHashRow.id.in_(ids[i : i + _BATCH])
+            )
         ).all()
         if not rows:
             continue
-        close = (distances(queries, [h for r in rows for h in (r.pdq, r.centre)]) <= max_distance).reshape(len(queries), -1, 2).any(axis=(0, 2))
-        near.update((r.id, r.video_id) for r, ok in zip(rows, close) if ok)
+        close = (
+            (distances(queries, [h for r in rows for h in (r.pdq, r.centre)]) <= max_distance).reshape(len(queries), -1, 2).any(axis=(0, 2))
+        )
+        near.update((r.id, r.video_id) for r, ok in zip(rows, close, strict=True) if ok)
     return near

@@ -11,8 +11,8 @@ share: a copy cropped by about 3-7% is within a few bits of that. Frames are shr
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 import cv2
 import numpy as np

@@ -11,14 +11,14 @@ is ``RepostLink.action``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from sqlalchemy.orm import Session
 
+from workers.reposts import hash_index as frame_hashes
 from workers.reposts.hashing import FrameHash
 from workers.reposts.matching import VideoMatch, best_match, usable
-from workers.reposts import hash_index as frame_hashes
 from workers.storage.models import Video, VideoStatus
 
 REUSE, WAIT, SCORE = "reuse", "wait", "score"

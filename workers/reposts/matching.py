@@ -19,8 +19,8 @@ the exact distance of what it finds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -86,7 +86,7 @@ def frame_distances(query: Frames, candidate: Frames) -> np.ndarray:
 
 def usable(frames: Frames, qualities: Sequence[int]) -> list[tuple]:
     """The distinct frames of good-enough quality, in order (vPDQ ignores repeats and poor frames)."""
-    return list(dict.fromkeys(tuple(f) for f, q in zip(frames, qualities) if q >= MIN_QUALITY))
+    return list(dict.fromkeys(tuple(f) for f, q in zip(frames, qualities, strict=True) if q >= MIN_QUALITY))
 
 
 def match_videos(query: Frames, candidate: Frames, max_distance: int = MAX_DISTANCE) -> tuple[float, float]:

@@ -12,19 +12,19 @@ else from the full-resolution face crop kept with the frame's evidence (within
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
 from workers.errors import TrackerError
 from workers.images import read_rgb
 from workers.media import store_from_settings
-from workers.media.store import MediaStore
 from workers.media.keys import evidence_face_key
+from workers.media.store import MediaStore
 from workers.pipeline.stages import is_url
 from workers.settings import Settings
 from workers.storage import results
@@ -90,7 +90,10 @@ def frame_embeddings(
     out: dict[int, np.ndarray] = {}
     with video_file(store, video) as path:
         if path is not None:
-            decoded = {f.index: f.image for f in read_frames_at(path, [f.frame_index for f in frames], settings.max_frame_side, settings.skip_loop_filter)}
+            decoded = {
+                f.index: f.image
+                for f in read_frames_at(path, [f.frame_index for f in frames], settings.max_frame_side, settings.skip_loop_filter)
+            }
             for frame in frames:
                 if frame.frame_index in decoded:
                     face = _nearest_face(embedder.extract([decoded[frame.frame_index]])[0], frame.box)
@@ -115,9 +118,7 @@ def frame_embeddings(
     return out, problems
 
 
-def apply_frame_marks(
-    settings: Settings, detection_id: int, frame_indices: Sequence[int], verdict: str
-) -> Correction:
+def apply_frame_marks(settings: Settings, detection_id: int, frame_indices: Sequence[int], verdict: str) -> Correction:
     """Add the faces of a face detection's frames marked ``target`` to the target's gallery,
     or those marked ``not_target`` to its negative gallery, and save the new version.
     Classifier targets are left as they are (their marks count when retrained with reviews)."""
@@ -191,4 +192,3 @@ def rescan(settings: Settings, name: str, since: datetime | None = None, all_fra
             rows = scanner.scan_file(path, source=video.source, video_id=video_id)
         (report.failed if any(r.verdict == "failed" for r in rows) else report.rescanned).append(video_id)
     return report
-

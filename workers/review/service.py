@@ -10,19 +10,18 @@ session (no web framework): the web pages, the CLI and the tests call these.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from workers.errors import TrackerError
 from workers.settings import Settings
-from workers.storage import reviews
+from workers.storage import results, reviews
 from workers.storage.db import session_scope
 from workers.storage.models import Detection, Review, ReviewVerdict, Video, VideoStatus
-from workers.storage import results
 from workers.targets.bundle import list_targets, target_meta
 
 REVIEW_STATES = (reviews.UNREVIEWED, *ReviewVerdict.DETECTION)
@@ -48,12 +47,7 @@ class InboxItem:
 
 def inbox(session: Session, flt: InboxFilter) -> list[InboxItem]:
     """Detections newest first (positive first only through the filter), with their videos and review state."""
-    query = (
-        select(Detection)
-        .join(Video)
-        .options(selectinload(Detection.video))
-        .order_by(Detection.created_at.desc(), Detection.id.desc())
-    )
+    query = select(Detection).join(Video).options(selectinload(Detection.video)).order_by(Detection.created_at.desc(), Detection.id.desc())
     if flt.target:
         query = query.where(Detection.target_name == flt.target)
     if flt.verdict:
@@ -133,17 +127,21 @@ def video_view(settings: Settings, session: Session, video_id: int) -> VideoView
             meta = None
         frames = [
             FrameView(
-                f.frame_index, f.timestamp, f.score, f.score >= d.threshold, f.reused_from is not None,
-                f.box, f.evidence_key, held[(d.id, f.frame_index)].verdict if (d.id, f.frame_index) in held else None,
+                f.frame_index,
+                f.timestamp,
+                f.score,
+                f.score >= d.threshold,
+                f.reused_from is not None,
+                f.box,
+                f.evidence_key,
+                held[(d.id, f.frame_index)].verdict if (d.id, f.frame_index) in held else None,
             )
             for f in d.frame_scores
         ]
         history = list(session.scalars(select(Review).where(Review.detection_id == d.id).order_by(Review.id)))
         state = held[(d.id, None)].verdict if (d.id, None) in held else reviews.UNREVIEWED
         views.append(DetectionView(d, state, frames, history, rule_text(meta, d), why_text(d)))
-    timings = [
-        (t.stage, (t.finished_at - t.started_at).total_seconds(), t.worker) for t in results.stage_timings(session, video.id)
-    ]
+    timings = [(t.stage, (t.finished_at - t.started_at).total_seconds(), t.worker) for t in results.stage_timings(session, video.id)]
     repost = session.get(Video, video.duplicate_of) if video.duplicate_of else None
     return VideoView(video, views, timings, repost)
 
@@ -219,9 +217,7 @@ def targets_view(settings: Settings, session: Session) -> list[TargetView]:
         except TrackerError as exc:
             meta, error = {}, str(exc)
         current = {"version": meta.get("version"), "created": meta.get("created"), "change": meta.get("change", "created")}
-        views.append(
-            TargetView(name, meta, [*meta.get("history", []), current], counts.get(name, {}), found.get(name, 0), error)
-        )
+        views.append(TargetView(name, meta, [*meta.get("history", []), current], counts.get(name, {}), found.get(name, 0), error))
     return views
 
 
@@ -251,8 +247,6 @@ def queue_lengths(settings: Settings) -> tuple[dict[str, int | None], str | None
 
 def pipeline_view(settings: Settings, session: Session, flower_url: str | None = None) -> PipelineView:
     statuses = {s: 0 for s in VideoStatus.ALL} | results.status_counts(session)
-    failures = list(
-        session.scalars(select(Video).where(Video.status == VideoStatus.FAILED).order_by(Video.updated_at.desc()).limit(20))
-    )
+    failures = list(session.scalars(select(Video).where(Video.status == VideoStatus.FAILED).order_by(Video.updated_at.desc()).limit(20)))
     queues, error = queue_lengths(settings)
     return PipelineView(statuses, queues, error, failures, flower_url)

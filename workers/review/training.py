@@ -17,8 +17,8 @@ import cv2
 from sqlalchemy import select
 
 from workers.errors import TrackerError
-from workers.review.corrections import video_file
 from workers.media import store_from_settings
+from workers.review.corrections import video_file
 from workers.settings import Settings
 from workers.storage import reviews
 from workers.storage.db import session_scope

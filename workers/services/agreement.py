@@ -18,15 +18,15 @@ loads) computes its ``VariantFeatures`` there; the head and the judging stay her
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from workers.detect.backbone import Hardware
-from workers.settings import Settings
 from workers.services.training import TrainRequest, plan_training
+from workers.settings import Settings
 
 ACCURACY_TOLERANCE = 0.01
 
@@ -95,8 +95,14 @@ class Agreement:
 
     def to_dict(self) -> dict:
         """Every field, the derived verdicts and the printed line (``bench/agreement.py --json``)."""
-        return {**asdict(self), "frames": self.frames, "same_side": self.same_side,
-                "same_verdicts": self.same_verdicts, "holds": self.holds, "line": self.line()}
+        return {
+            **asdict(self),
+            "frames": self.frames,
+            "same_side": self.same_side,
+            "same_verdicts": self.same_verdicts,
+            "holds": self.holds,
+            "line": self.line(),
+        }
 
 
 @dataclass
@@ -131,16 +137,21 @@ def variant_features(
 
     plan = plan_training(settings, request)
     r, chosen = request, _held_out(plan.data.examples, groups_every)
-    backbone = CLASSIFIER.make_extractor(settings, {
-        "weights": r.backbone_weights, "preprocessing": r.backbone_preprocessing, "precision": precision, "runtime": runtime})
+    backbone = CLASSIFIER.make_extractor(
+        settings, {"weights": r.backbone_weights, "preprocessing": r.backbone_preprocessing, "precision": precision, "runtime": runtime}
+    )
     images, index, _, _ = dataset_features([plan.data.examples[i] for i in chosen], backbone, settings.features_dir, 0, settings.batch_size)
     frames = {name: backbone.extract([f.image for f in sampled]) for name, sampled in _sampled(settings, videos).items()}
     return VariantFeatures(backbone.variant, os.environ.get("ONEDNN_MAX_CPU_ISA") or "own", np.asarray(chosen)[index], images, frames)
 
 
 def backbone_agreement(
-    settings: Settings, request: TrainRequest, variants: Sequence[tuple[str, str]], videos: Sequence[Path],
-    groups_every: int = 1, computed: Sequence[VariantFeatures] = (),
+    settings: Settings,
+    request: TrainRequest,
+    variants: Sequence[tuple[str, str]],
+    videos: Sequence[Path],
+    groups_every: int = 1,
+    computed: Sequence[VariantFeatures] = (),
 ) -> list[Agreement]:
     """Train ``request``'s head at float32 on every image (features cached in
     ``settings.features_dir``), then compare each ``(precision, runtime)`` of ``variants``,
@@ -166,8 +177,9 @@ def backbone_agreement(
         rows = feats.copy()
         rows[held_out] = vf.images  # held-out rows are originals; augmented views only train
         eval_features[f"{vf.variant}|{vf.isa}"] = rows
-    target = train_classifier(r.name, plan.data, feats, index, view == 0, plan.backbone, plan.options,
-                              eval_features=eval_features, eval_rows=held_out)
+    target = train_classifier(
+        r.name, plan.data, feats, index, view == 0, plan.backbone, plan.options, eval_features=eval_features, eval_rows=held_out
+    )
 
     def scores(extracted, frames) -> list:
         return target.score(extracted, [f.index for f in frames], [f.timestamp for f in frames])
@@ -184,9 +196,15 @@ def backbone_agreement(
         for name, frames in sampled.items():
             scored = scores(vf.frames[name], frames)
             ref, got = (np.array([s.score for s in x]) for x in (reference[name], scored))
-            per_video.append(VideoAgreement(
-                name, len(frames), int(np.sum((ref >= target.threshold) == (got >= target.threshold))),
-                float(np.max(np.abs(ref - got), initial=0.0)), verdict(reference[name]), verdict(scored),
-            ))
+            per_video.append(
+                VideoAgreement(
+                    name,
+                    len(frames),
+                    int(np.sum((ref >= target.threshold) == (got >= target.threshold))),
+                    float(np.max(np.abs(ref - got), initial=0.0)),
+                    verdict(reference[name]),
+                    verdict(scored),
+                )
+            )
         agreements.append(Agreement(vf.variant, vf.isa, tuple(per_video), accuracy["float32"], accuracy[f"{vf.variant}|{vf.isa}"], images))
     return agreements

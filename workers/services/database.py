@@ -3,8 +3,8 @@ for every command and use case (``workers.cli.main`` wraps every command in it).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError

@@ -4,9 +4,9 @@ No broker, no network, no model download."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from workers.settings import Settings
 

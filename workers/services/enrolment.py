@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from workers.settings import Settings
 from workers.verdict import VerdictRule
@@ -23,15 +23,19 @@ def enrol_face(
     settings: Settings, name: str, photos: Sequence[Path], tolerance: float | None = None, rule: VerdictRule | None = None
 ) -> Enrolment:
     """Embed the one face of each photo, save the target (``tolerance`` None: ``face_tolerance``)."""
+    from workers.detect.base import check_name
     from workers.detect.face import enroll_faces
     from workers.detect.registry import make_extractor
-    from workers.detect.base import check_name
     from workers.targets.published import save_target
 
     check_name(name)
     embedder = make_extractor("faces", settings)
     target, problems = enroll_faces(
-        name, list(photos), embedder, tolerance=tolerance if tolerance is not None else settings.face_tolerance, rule=rule,
+        name,
+        list(photos),
+        embedder,
+        tolerance=tolerance if tolerance is not None else settings.face_tolerance,
+        rule=rule,
     )
     path, where = save_target(target, settings)
     return Enrolment(target, path, problems, embedder, where)

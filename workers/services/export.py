@@ -14,10 +14,31 @@ from workers.storage import results, reviews
 from workers.storage.db import session_scope
 
 RESULT_FIELDS = (
-    "job_id", "video_id", "source", "url", "platform", "platform_id", "author", "caption", "posted_at",
-    "target", "target_version", "verdict", "confidence", "positive_frames", "frames", "scored_frames",
-    "reused_frames", "best_timestamp", "positive_timestamps", "thumbnail", "evidence_key", "duplicate_of",
-    "duplicate_match", "created_at", "review",
+    "job_id",
+    "video_id",
+    "source",
+    "url",
+    "platform",
+    "platform_id",
+    "author",
+    "caption",
+    "posted_at",
+    "target",
+    "target_version",
+    "verdict",
+    "confidence",
+    "positive_frames",
+    "frames",
+    "scored_frames",
+    "reused_frames",
+    "best_timestamp",
+    "positive_timestamps",
+    "thumbnail",
+    "evidence_key",
+    "duplicate_of",
+    "duplicate_match",
+    "created_at",
+    "review",
 )
 TEXT_FIELDS = ("source", "url", "platform", "platform_id", "author", "caption", "target", "thumbnail", "evidence_key")
 JSON_TEXT_LIMIT = {"caption": 5000}

@@ -9,6 +9,7 @@ from workers.settings import Settings
 from workers.storage import results
 from workers.storage.db import session_scope
 
+
 def video_json(v) -> dict:
     """A video row as ``status`` shows it."""
     fields = ("job_id", "source", "status", "error", "sampled_frames", "duration")
@@ -32,12 +33,24 @@ def video_report(settings: Settings, ident: str) -> dict:
             raise TrackerError(f"no job or video with id {ident!r}")
         info = video_json(video)
         info["timings"] = [
-            {"stage": t.stage, "worker": t.worker, "started_at": t.started_at.isoformat(), "seconds": round((t.finished_at - t.started_at).total_seconds(), 3)}
+            {
+                "stage": t.stage,
+                "worker": t.worker,
+                "started_at": t.started_at.isoformat(),
+                "seconds": round((t.finished_at - t.started_at).total_seconds(), 3),
+            }
             for t in results.stage_timings(s, video.id)
         ]
         info["detections"] = [
-            {"target": d.target_name, "version": d.target_version, "verdict": d.verdict, "positive_frames": d.positive_frames, "frames": d.frames,
-             "best_timestamp": d.best_timestamp, "evidence": store.location(d.evidence_key) if d.evidence_key else None}
+            {
+                "target": d.target_name,
+                "version": d.target_version,
+                "verdict": d.verdict,
+                "positive_frames": d.positive_frames,
+                "frames": d.frames,
+                "best_timestamp": d.best_timestamp,
+                "evidence": store.location(d.evidence_key) if d.evidence_key else None,
+            }
             for d in video.detections
         ]
     return info

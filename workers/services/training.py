@@ -111,12 +111,23 @@ def plan_training(settings: Settings, request: TrainRequest) -> TrainingPlan:
     # Training features are computed in float32 whatever the scan precision: a head
     # trained on bfloat16 features is less stable; one trained on float32 scores
     # bfloat16 or int8 features with the same verdicts (README, "Speed").
-    backbone = CLASSIFIER.make_extractor(settings, {
-        "weights": r.backbone_weights, "preprocessing": r.backbone_preprocessing, "precision": "float32",
-        "runtime": "keras", "input_size": input_size})
+    backbone = CLASSIFIER.make_extractor(
+        settings,
+        {
+            "weights": r.backbone_weights,
+            "preprocessing": r.backbone_preprocessing,
+            "precision": "float32",
+            "runtime": "keras",
+            "input_size": input_size,
+        },
+    )
     options = TrainOptions(
-        head=r.head, epochs=r.epochs, folds=r.folds, threshold=r.threshold,
-        rule=VerdictRule(r.min_fraction, r.min_frames), positive_class=r.positive_class,
+        head=r.head,
+        epochs=r.epochs,
+        folds=r.folds,
+        threshold=r.threshold,
+        rule=VerdictRule(r.min_fraction, r.min_frames),
+        positive_class=r.positive_class,
     )
     return TrainingPlan(request, data, backbone, options, reviewed, problems)
 
@@ -129,15 +140,32 @@ def run_training(settings: Settings, plan: TrainingPlan, progress: Progress | No
     progress = progress or NoProgress()
     r, data = plan.request, plan.data
     feats, index, view, problems = dataset_features(
-        data.examples, plan.backbone, settings.features_dir, r.augment, settings.batch_size,
+        data.examples,
+        plan.backbone,
+        settings.features_dir,
+        r.augment,
+        settings.batch_size,
         lambda n: progress.advance(BACKBONE_PHASE, n, "images"),
     )
     target = train_classifier(
-        r.name, data, feats, index, view == 0, plan.backbone, plan.options,
+        r.name,
+        data,
+        feats,
+        index,
+        view == 0,
+        plan.backbone,
+        plan.options,
         on_step=lambda step: progress.update(step.phase, step.done, step.where()),
     )
     skipped = {**data.skipped, "unreadable": len(problems)}
-    extra = {"dataset": {"labels": str(r.labels) if r.labels else None, "images": str(r.images), "skipped": skipped, "reviewed_frames": plan.reviewed}}
+    extra = {
+        "dataset": {
+            "labels": str(r.labels) if r.labels else None,
+            "images": str(r.images),
+            "skipped": skipped,
+            "reviewed_frames": plan.reviewed,
+        }
+    }
     if r.with_reviews:
         from workers.review.corrections import history_after
 

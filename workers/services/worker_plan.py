@@ -68,11 +68,16 @@ class WorkerPlan:
         """Arguments of ``app.worker_main``."""
         return [
             "worker",
-            "--queues", ",".join(self.queues),
-            "--concurrency", str(self.concurrency),
-            "--hostname", f"{'+'.join(self.queues)}-{pid}@%h",
-            "--loglevel", loglevel.upper(),
-            "--pool", self.pool,
+            "--queues",
+            ",".join(self.queues),
+            "--concurrency",
+            str(self.concurrency),
+            "--hostname",
+            f"{'+'.join(self.queues)}-{pid}@%h",
+            "--loglevel",
+            loglevel.upper(),
+            "--pool",
+            self.pool,
             "--without-gossip",
             "--without-mingle",
         ]

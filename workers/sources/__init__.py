@@ -6,6 +6,11 @@ from workers.sources.base import BLOCKED_WARNING, Listing, Source
 from workers.sources.registry import SOURCES, canonical_spec, list_videos, source_for
 
 __all__ = [
-    "BLOCKED_WARNING", "Listing", "SOURCES", "Source", "canonical_spec",
-    "list_videos", "source_for",
+    "BLOCKED_WARNING",
+    "Listing",
+    "SOURCES",
+    "Source",
+    "canonical_spec",
+    "list_videos",
+    "source_for",
 ]

@@ -12,9 +12,10 @@ the first suitable one, with the generic yt-dlp URL source last.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Container, Iterator
+from typing import ClassVar
 
 from workers.video_ref import VideoRef
 
@@ -24,7 +25,7 @@ BLOCKED_WARNING = "0 videos: likely blocked or rate limited"
 def without_prefix(spec: str, prefix: str) -> str:
     """``spec`` stripped, and without ``prefix`` (case-insensitive) when it starts with it."""
     spec = spec.strip()
-    return spec[len(prefix):].strip() if spec.lower().startswith(prefix) else spec
+    return spec[len(prefix) :].strip() if spec.lower().startswith(prefix) else spec
 
 
 def spec_path(spec: str, prefix: str) -> Path:
@@ -94,4 +95,3 @@ class Source(ABC):
         Raises ``SourceError`` when the spec or setup cannot work, and
         ``SourceUnavailable`` when trying again later may help.
         """
-

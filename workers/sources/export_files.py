@@ -12,8 +12,9 @@ watch on the folder lists only items it has not seen.
 from __future__ import annotations
 
 import time
+from collections.abc import Container, Iterator
 from pathlib import Path
-from typing import ClassVar, Container, Iterator
+from typing import ClassVar
 
 from workers.errors import SourceError
 from workers.sources.base import Listing, Source, prefixed_path, spec_path

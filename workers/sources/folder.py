@@ -10,12 +10,12 @@ order, ``limit`` at a time.
 from __future__ import annotations
 
 import time
-from typing import Container
+from collections.abc import Container
 
 from workers.errors import SourceError
 from workers.sources.base import Listing, Source, prefixed_path, spec_path
-from workers.video_ref import VideoRef, stable_id
 from workers.video.files import video_files
+from workers.video_ref import VideoRef, stable_id
 
 PREFIX = "folder:"
 

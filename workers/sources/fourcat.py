@@ -12,12 +12,12 @@ author and id when ``tiktok_url`` is missing), with its metadata.
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from workers.video_ref import VideoRef
 from workers.sources.export_files import ExportFileSource
 from workers.sources.tiktok_items import PAGE_URL
+from workers.video_ref import VideoRef
 
 REQUIRED = ("id",)
 
@@ -32,7 +32,7 @@ class FourCatExport(ExportFileSource):
 
     def items(self, path: Path) -> Iterator[tuple[int, VideoRef | str]]:
         with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
-            reader = csv.DictReader((line.replace("\x00", "") for line in fh))
+            reader = csv.DictReader(line.replace("\x00", "") for line in fh)
             missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
             if missing:
                 yield 1, f"not a 4CAT TikTok export: no {', '.join(missing)} column"

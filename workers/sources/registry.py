@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Container
+from collections.abc import Container
 
 from workers.errors import SourceError
 from workers.sources.base import Listing, Source

@@ -7,7 +7,7 @@ Best effort: TikTok guards hashtag pages hardest, and yt-dlp marks its
 from __future__ import annotations
 
 import re
-from typing import Container
+from collections.abc import Container
 from urllib.parse import quote, unquote
 
 from workers.errors import SourceError
@@ -29,7 +29,7 @@ def tag_name(spec: str) -> str | None:
         prefix = next((p for p in _PREFIXES if spec.lower().startswith(p)), None)
         if prefix is None:
             return None
-        name = spec[len(prefix):].lstrip("#")
+        name = spec[len(prefix) :].lstrip("#")
     return name if re.fullmatch(r"\w{1,100}", name) else None
 
 
@@ -54,13 +54,11 @@ class TikTokHashtag(Source):
         limit = limit or settings.source_limit
         listing = Listing(source=f"tiktok:tag:{name}")
         if settings.tiktok_ms_token:
-            items = tiktokapi_items(
-                settings, f"hashtag #{name}", lambda api, n: api.hashtag(name=name).videos(count=n), limit)
+            items = tiktokapi_items(settings, f"hashtag #{name}", lambda api, n: api.hashtag(name=name).videos(count=n), limit)
             refs = refs_from_items(items, keep_media_url=False)
             listing.listed = len(refs)
         else:
-            listing.warnings.append(
-                "no tiktok_ms_token set: trying yt-dlp's TikTok tag extractor, which yt-dlp marks as broken")
+            listing.warnings.append("no tiktok_ms_token set: trying yt-dlp's TikTok tag extractor, which yt-dlp marks as broken")
             refs, listing.listed = list_with_ytdlp(f"https://www.tiktok.com/tag/{quote(name)}", settings, limit, seen)
         if not listing.listed:
             listing.warnings.append(BLOCKED_WARNING)

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from workers.errors import SourceError, SourceUnavailable
 from workers.video_ref import VideoRef
@@ -86,8 +87,12 @@ def ref_from_item(item: dict, *, keep_media_url: bool = True) -> VideoRef | None
     tags += [_get(t, "hashtagName") for t in item.get("textExtra") or [] if isinstance(t, dict)]
     tags += [_get(t, "hashtag_name") for t in item.get("text_extra") or [] if isinstance(t, dict)]
     video = item.get("video") if isinstance(item.get("video"), dict) else {}
-    media = _first(_url_list(video.get("playAddr")), _url_list(video.get("play_addr")),
-                   _url_list(video.get("downloadAddr")), _url_list(video.get("download_addr")))
+    media = _first(
+        _url_list(video.get("playAddr")),
+        _url_list(video.get("play_addr")),
+        _url_list(video.get("downloadAddr")),
+        _url_list(video.get("download_addr")),
+    )
     page = _first(item.get("webVideoUrl"), item.get("shareUrl"), item.get("share_url"), item.get("url"))
     if not isinstance(page, str) or not page.startswith(("http://", "https://")):
         page = PAGE_URL.format(author=author or "_", id=video_id)
@@ -135,9 +140,7 @@ def _run_async(factory: Callable[[], Any]) -> Any:
     return result.get("value")
 
 
-def tiktokapi_items(
-    settings, what: str, videos: Callable[[Any, int], AsyncIterator[Any]], count: int
-) -> list[dict]:
+def tiktokapi_items(settings, what: str, videos: Callable[[Any, int], AsyncIterator[Any]], count: int) -> list[dict]:
     """Items from TikTokApi: ``videos(api, count)`` is e.g. ``api.trending.videos(count=count)``.
 
     Raises ``SourceError`` when TikTokApi, its browser or the ms_token is
@@ -148,18 +151,22 @@ def tiktokapi_items(
     if not token:
         raise SourceError(
             f"TikTok {what} needs an msToken: set TT_TIKTOK_MS_TOKEN (or tiktok_ms_token in the config file) "
-            f"to the msToken cookie of a tiktok.com browser session")
+            f"to the msToken cookie of a tiktok.com browser session"
+        )
     try:
         from TikTokApi import TikTokApi
     except ImportError:
         raise SourceError(
-            f"TikTok {what} needs TikTokApi and a Playwright browser: "
-            + INSTALL_HINT.format(browser=settings.tiktok_browser)) from None
+            f"TikTok {what} needs TikTokApi and a Playwright browser: " + INSTALL_HINT.format(browser=settings.tiktok_browser)
+        ) from None
 
     async def collect() -> list[dict]:
         async with TikTokApi() as api:
             options: dict[str, Any] = {
-                "ms_tokens": [token], "num_sessions": 1, "sleep_after": 3, "browser": settings.tiktok_browser,
+                "ms_tokens": [token],
+                "num_sessions": 1,
+                "sleep_after": 3,
+                "browser": settings.tiktok_browser,
             }
             if settings.proxy:
                 options["proxies"] = [{"server": settings.proxy}]
@@ -182,5 +189,6 @@ def tiktokapi_items(
         if "Executable doesn't exist" in text or "playwright install" in text:
             raise SourceError(
                 f"TikTok {what}: Playwright's {settings.tiktok_browser} browser is not installed: "
-                f"run `python -m playwright install {settings.tiktok_browser}`") from None
+                f"run `python -m playwright install {settings.tiktok_browser}`"
+            ) from None
         raise SourceUnavailable(f"TikTok {what} failed: {name}: {text}") from None

@@ -10,8 +10,8 @@ blocking us, the way TikTok itself signals it.
 from __future__ import annotations
 
 import json
+from collections.abc import Container
 from pathlib import Path
-from typing import Container
 from urllib.parse import urlsplit
 
 from workers.download.ytdl import classify_error, open_ytdl
@@ -48,8 +48,11 @@ def _fetch(url: str, settings) -> bytes:
         return data
 
     return call_with_retries(
-        once, retries=settings.download_retries, backoff=settings.download_retry_backoff,
-        retry_on=(SourceUnavailable,), what=f"listing {url}",
+        once,
+        retries=settings.download_retries,
+        backoff=settings.download_retry_backoff,
+        retry_on=(SourceUnavailable,),
+        what=f"listing {url}",
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Container
+from collections.abc import Container
 
 from workers.sources.base import BLOCKED_WARNING, Listing, Source
 from workers.sources.tiktok_items import refs_from_items, tiktokapi_items

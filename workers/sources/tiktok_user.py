@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Container
+from collections.abc import Container
 
 from workers.errors import SourceError
 from workers.sources.base import BLOCKED_WARNING, Listing, Source
@@ -23,7 +23,7 @@ def user_name(spec: str) -> str | None:
     lower = spec.lower()
     for prefix in ("tiktok:user:", "tiktokuser:", "@"):
         if lower.startswith(prefix):
-            name = spec[len(prefix):].lstrip("@")
+            name = spec[len(prefix) :].lstrip("@")
             return name if _NAME.fullmatch(name) or _SEC_UID.fullmatch(name) else None
     return None
 

@@ -8,8 +8,8 @@ metadata arrives when the video is downloaded.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from functools import lru_cache
-from typing import Container
 
 from workers.errors import SourceError
 from workers.sources.base import Listing, Source, prefixed_path, spec_path

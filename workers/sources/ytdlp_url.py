@@ -8,7 +8,8 @@ and every request it makes passes the download safety policy.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Container
+from collections.abc import Container
+from typing import Any
 
 from workers.download.ytdl import classify_error, open_ytdl
 from workers.errors import DownloadError, SourceError, SourceUnavailable, TransientDownloadError, UnsafeURL

@@ -14,12 +14,12 @@ their page. Lines of other platforms are skipped and counted.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from workers.video_ref import VideoRef
 from workers.sources.export_files import ExportFileSource
 from workers.sources.tiktok_items import ref_from_item
+from workers.video_ref import VideoRef
 
 
 class ZeeschuimerExport(ExportFileSource):
@@ -41,7 +41,7 @@ class ZeeschuimerExport(ExportFileSource):
                     yield number, f"not JSON ({exc.msg})"
                     continue
                 if not isinstance(captured, dict) or not isinstance(captured.get("data"), dict):
-                    yield number, "no captured item (\"data\")"
+                    yield number, 'no captured item ("data")'
                     continue
                 platform = str(captured.get("source_platform") or "tiktok.com").lower()
                 if "tiktok" not in platform:

@@ -60,8 +60,14 @@ def history(session: Session, video_id: int, target: str) -> list[AlertRecord]:
 def insert(session: Session, video_id: int, target: str, detection_id: int | None, status: str, now: datetime) -> AlertRow | None:
     """The pair's row, new; None when it already exists (another delivery of the task got there first)."""
     row = AlertRow(
-        video_id=video_id, target_name=target, detection_id=detection_id, status=status, attempts=0, channels=[],
-        created_at=now, updated_at=now,
+        video_id=video_id,
+        target_name=target,
+        detection_id=detection_id,
+        status=status,
+        attempts=0,
+        channels=[],
+        created_at=now,
+        updated_at=now,
     )
     try:
         with session.begin_nested():
@@ -82,9 +88,7 @@ def claim(session: Session, row_ids: list[int], status: str, now: datetime, unto
     if untouched_since is not None:
         query = query.where(AlertRow.updated_at < untouched_since)
     with session.begin_nested() as nested:
-        done = session.execute(
-            query.values(status=AlertStatus.PENDING, updated_at=now).execution_options(synchronize_session=False)
-        )
+        done = session.execute(query.values(status=AlertStatus.PENDING, updated_at=now).execution_options(synchronize_session=False))
         if done.rowcount != len(row_ids):
             nested.rollback()
             return False
@@ -92,7 +96,12 @@ def claim(session: Session, row_ids: list[int], status: str, now: datetime, unto
 
 
 def record_delivery(
-    session: Session, row_ids: list[int], report: list[dict], delivered: bool, error: str | None, now: datetime,
+    session: Session,
+    row_ids: list[int],
+    report: list[dict],
+    delivered: bool,
+    error: str | None,
+    now: datetime,
     undelivered: str = AlertStatus.FAILED,
 ) -> None:
     """A delivery's outcome: ``sent``, or ``undelivered`` (failed; held again for a digest) with the error."""
@@ -119,18 +128,16 @@ def due_for_retry(session: Session, now: datetime, stale_after: timedelta) -> li
     """(id, status) of failed alerts whose wait is over, and of alerts left ``pending`` by a
     worker that died while sending (older than ``stale_after``)."""
     rows = session.scalars(
-        select(AlertRow).where(
+        select(AlertRow)
+        .where(
             or_(
                 AlertRow.status == AlertStatus.FAILED,
                 (AlertRow.status == AlertStatus.PENDING) & (AlertRow.updated_at < now - stale_after),
             )
-        ).order_by(AlertRow.id)
+        )
+        .order_by(AlertRow.id)
     )
-    return [
-        (r.id, r.status)
-        for r in rows
-        if r.status == AlertStatus.PENDING or as_utc(r.updated_at) + retry_delay(r.attempts) <= now
-    ]
+    return [(r.id, r.status) for r in rows if r.status == AlertStatus.PENDING or as_utc(r.updated_at) + retry_delay(r.attempts) <= now]
 
 
 def digest_history(session: Session) -> tuple[list[AlertRecord], dict[tuple[str, str], int]]:
@@ -159,11 +166,14 @@ def cluster_of(session: Session, video) -> list[int]:
 
 def cluster_alerted(session: Session, video_ids: list[int], target: str) -> bool:
     """Whether some video of the cluster already has an alert row for ``target`` (sent, held, failed or pending)."""
-    return session.scalar(
-        select(AlertRow.id).where(
-            AlertRow.video_id.in_(video_ids), AlertRow.target_name == target, AlertRow.status != AlertStatus.REPOST
-        ).limit(1)
-    ) is not None
+    return (
+        session.scalar(
+            select(AlertRow.id)
+            .where(AlertRow.video_id.in_(video_ids), AlertRow.target_name == target, AlertRow.status != AlertStatus.REPOST)
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def same_content(session: Session, video) -> list[int]:

@@ -86,8 +86,8 @@ class Video(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
-    detections: Mapped[list["Detection"]] = relationship(back_populates="video", cascade="all, delete-orphan")
-    timings: Mapped[list["StageTiming"]] = relationship(back_populates="video", cascade="all, delete-orphan")
+    detections: Mapped[list[Detection]] = relationship(back_populates="video", cascade="all, delete-orphan")
+    timings: Mapped[list[StageTiming]] = relationship(back_populates="video", cascade="all, delete-orphan")
 
     # One row per platform video: what keeps a watch from enqueueing a known video again.
     __table_args__ = (Index("ix_videos_platform_id", "platform", "platform_id", unique=True),)
@@ -116,7 +116,7 @@ class Detection(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     video: Mapped[Video] = relationship(back_populates="detections")
-    frame_scores: Mapped[list["FrameScore"]] = relationship(
+    frame_scores: Mapped[list[FrameScore]] = relationship(
         back_populates="detection", cascade="all, delete-orphan", order_by="FrameScore.frame_index"
     )
 

@@ -4,19 +4,18 @@ version): re-running a stage replaces its rows, never duplicates them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Iterable, Mapping
 
 from sqlalchemy import case, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from workers.detect.scoring import TargetOutcome
-from workers.video_ref import VideoRef
 from workers.storage.db import session_scope
 from workers.storage.models import Base, Detection, FrameScore, StageTiming, Video, VideoStatus, utcnow
 from workers.video.sampling import Decoding, VideoInfo
-
+from workers.video_ref import VideoRef
 
 _PG_CONTENT_LOCK = 0x7474_6368  # "ttch": namespace of the per-content advisory locks
 
@@ -31,15 +30,11 @@ def lock_content(session: Session, content_hash: str) -> None:
     copies hashed at once one is the original and the other its repost (never each other's).
     Postgres only: SQLite already lets one writer in at a time."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(:ns, hashtext(:digest))"), {"ns": _PG_CONTENT_LOCK, "digest": content_hash}
-        )
+        session.execute(text("SELECT pg_advisory_xact_lock(:ns, hashtext(:digest))"), {"ns": _PG_CONTENT_LOCK, "digest": content_hash})
 
 
 def video_by_platform_id(session: Session, platform: str, platform_id: str) -> Video | None:
-    return session.scalars(
-        select(Video).where(Video.platform == platform, Video.platform_id == platform_id).limit(1)
-    ).first()
+    return session.scalars(select(Video).where(Video.platform == platform, Video.platform_id == platform_id).limit(1)).first()
 
 
 class KnownVideos:
@@ -225,10 +220,7 @@ def finish_video(
     """Store every target's outcome (``evidence``: target name -> best frame's media key;
     ``frame_evidence``: target name -> frame index -> key) and mark the video done."""
     evidence, frame_evidence = evidence or {}, frame_evidence or {}
-    rows = [
-        save_outcome(session, video, o, evidence.get(o.target.name), frame_evidence.get(o.target.name))
-        for o in outcomes
-    ]
+    rows = [save_outcome(session, video, o, evidence.get(o.target.name), frame_evidence.get(o.target.name)) for o in outcomes]
     set_status(video, VideoStatus.DONE)
     return rows
 
@@ -275,9 +267,7 @@ def stage_timings(session: Session, video_id: int | None = None) -> list[StageTi
     return list(session.scalars(query))
 
 
-def detections(
-    session: Session, target: str | None = None, positive_only: bool = False, since: datetime | None = None
-) -> list[Detection]:
+def detections(session: Session, target: str | None = None, positive_only: bool = False, since: datetime | None = None) -> list[Detection]:
     """Verdicts, newest video first, with their videos loaded (``since``: found at or after)."""
     query = select(Detection).join(Video).options(selectinload(Detection.video)).order_by(Video.id.desc(), Detection.target_name)
     if target:

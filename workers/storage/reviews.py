@@ -6,7 +6,7 @@ Every review is kept (who said what, when); the latest one for a detection
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,7 +35,10 @@ def add_review(
     if frame_index is not None and frame_index not in {f.frame_index for f in detection.frame_scores}:
         raise TrackerError(f"detection {detection.id} has no scored frame {frame_index}")
     review = Review(
-        detection_id=detection.id, frame_index=frame_index, verdict=verdict, reviewer=reviewer,
+        detection_id=detection.id,
+        frame_index=frame_index,
+        verdict=verdict,
+        reviewer=reviewer,
         target_version=target_version,
     )
     session.add(review)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -19,8 +19,13 @@ class WatchNotFound(TrackerError):
 def add(session: Session, source: str, targets: Sequence[str], every_seconds: float, now: datetime) -> Watch:
     """A new watch, due at once."""
     watch = Watch(
-        source=source, targets=list(targets), every_seconds=float(every_seconds), enabled=True,
-        next_run_at=now, last_warnings=[], created_at=now,
+        source=source,
+        targets=list(targets),
+        every_seconds=float(every_seconds),
+        enabled=True,
+        next_run_at=now,
+        last_warnings=[],
+        created_at=now,
     )
     session.add(watch)
     session.flush()
@@ -46,11 +51,7 @@ def remove(session: Session, watch_id: int) -> Watch:
 
 def due(session: Session, now: datetime) -> list[int]:
     """Ids of the enabled watches whose next run is due, the most overdue first."""
-    return list(
-        session.scalars(
-            select(Watch.id).where(Watch.enabled.is_(True), Watch.next_run_at <= now).order_by(Watch.next_run_at)
-        )
-    )
+    return list(session.scalars(select(Watch.id).where(Watch.enabled.is_(True), Watch.next_run_at <= now).order_by(Watch.next_run_at)))
 
 
 def claim_run(session: Session, watch: Watch, now: datetime, force: bool = False) -> bool:
@@ -62,14 +63,18 @@ def claim_run(session: Session, watch: Watch, now: datetime, force: bool = False
     if not force:
         query = query.where(Watch.enabled.is_(True), Watch.next_run_at <= now)
     done = session.execute(
-        query.values(next_run_at=now + timedelta(seconds=watch.every_seconds))
-        .execution_options(synchronize_session=False)
+        query.values(next_run_at=now + timedelta(seconds=watch.every_seconds)).execution_options(synchronize_session=False)
     )
     return done.rowcount == 1
 
 
 def record_run(
-    session: Session, watch_id: int, listed: int | None, enqueued: int, warnings: Sequence[str], error: str | None,
+    session: Session,
+    watch_id: int,
+    listed: int | None,
+    enqueued: int,
+    warnings: Sequence[str],
+    error: str | None,
     started_at: datetime | None = None,
 ) -> None:
     """How the run that started at ``started_at`` went: shown by ``watch list``, never silently dropped."""

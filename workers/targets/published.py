@@ -33,11 +33,10 @@ from typing import Protocol
 
 from workers.detect.base import Target, check_name
 from workers.errors import BadTarget, TargetNotFound, TrackerError
-from workers.media.keys import TARGETS, target_file_key, target_of_pointer, target_pointer_key
 from workers.media import store_from_settings
+from workers.media.keys import TARGETS, target_file_key, target_of_pointer, target_pointer_key
 from workers.media.store import LocalMediaStore, MediaMissing, MediaStore
 from workers.targets import bundle
-
 
 
 class TargetCatalog(Protocol):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -42,9 +42,7 @@ def augmenter(seed: int):
 
 def _cache_folder(features_dir: Path, backbone: VGG16Backbone) -> Path:
     ident = backbone.backbone_identity  # computation: precision, runtime, int8 model, ISA cap
-    key = hashlib.sha256(
-        f"{ident.weights_id}|{ident.preprocessing}|{ident.input_size}|{backbone.computation}".encode()
-    ).hexdigest()[:16]
+    key = hashlib.sha256(f"{ident.weights_id}|{ident.preprocessing}|{ident.input_size}|{backbone.computation}".encode()).hexdigest()[:16]
     return Path(features_dir) / key
 
 
@@ -108,13 +106,18 @@ def dataset_features(
             for v in range(views):
                 batch = resized if v == 0 else np.asarray(augs[v - 1](resized, training=True), np.float32)
                 feats = backbone.features(preprocess(batch, backbone.backbone_identity.preprocessing))
-                for i, f in zip(ok, feats):
+                for i, f in zip(ok, feats, strict=True):
                     _save(folder / f"{keys[i]}-{v}.npy", f)
                     cached[(i, v)] = f
         if progress:
             progress(len(chunk))
     order = sorted(cached)
     if not order:
-        return np.zeros((0, *feature_shape(backbone.backbone_identity.input_size)), np.float32), np.zeros(0, int), np.zeros(0, int), problems
+        return (
+            np.zeros((0, *feature_shape(backbone.backbone_identity.input_size)), np.float32),
+            np.zeros(0, int),
+            np.zeros(0, int),
+            problems,
+        )
     features = np.stack([cached[k] for k in order])
     return features, np.array([i for i, _ in order]), np.array([v for _, v in order]), problems

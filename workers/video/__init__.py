@@ -12,4 +12,14 @@ from workers.video.sampling import (
     sample_frames,
 )
 
-__all__ = ["Frame", "SampledVideo", "VideoInfo", "content_hash", "frame_step", "probe_video", "read_frames_at", "read_sampled", "sample_frames"]
+__all__ = [
+    "Frame",
+    "SampledVideo",
+    "VideoInfo",
+    "content_hash",
+    "frame_step",
+    "probe_video",
+    "read_frames_at",
+    "read_sampled",
+    "sample_frames",
+]

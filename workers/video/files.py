@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi", ".3gp", ".flv", ".mpg", ".mpeg", ".ts"})
 
@@ -19,6 +19,7 @@ def video_files(folder: Path) -> list[Path]:
             if not name.startswith(".") and Path(name).suffix.lower() in VIDEO_SUFFIXES:
                 found.append(Path(root) / name)
     return sorted(found)
+
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     """Files as given; folders expanded to the video files inside (sorted, recursive)."""

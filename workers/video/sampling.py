@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import av
 import numpy as np
@@ -84,7 +84,7 @@ def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _open(path: str | Path) -> "av.container.InputContainer":
+def _open(path: str | Path) -> av.container.InputContainer:
     p = Path(path)
     if not p.is_file():
         raise BadVideo(f"{p}: no such file")
@@ -128,7 +128,7 @@ class _Reader:
         self.reached = 0  # frames of the stream decoded up to (1 + the highest display number seen)
         self.broken = False  # decoding ended in an error (a truncated or corrupt stream)
 
-    def __enter__(self) -> "_Reader":
+    def __enter__(self) -> _Reader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -164,7 +164,7 @@ class _Reader:
         if yielded == 0:
             raise BadVideo(f"{self.path}: no decodable frames (empty or corrupt video)")
 
-    def _decoded(self, keep: Callable[[int], bool]) -> Iterator[tuple[int, "av.VideoFrame"]]:
+    def _decoded(self, keep: Callable[[int], bool]) -> Iterator[tuple[int, av.VideoFrame]]:
         """(display number, frame) in display order; non-reference frames that
         ``keep`` rejects are dropped by the decoder when the order is known."""
         codec = self.stream.codec_context
@@ -182,7 +182,7 @@ class _Reader:
             self.broken = True
             return  # truncated or corrupt from here on: keep what was decoded
 
-    def decoding(self) -> "Decoding":
+    def decoding(self) -> Decoding:
         """How far decoding got against what the container promised (after the frames were read)."""
         declared = max(0, int(self.stream.frames or 0))  # the container's header (an mp4's sample table)
         return Decoding(promised=declared or self.info.frame_count, decoded=self.reached, broken=self.broken)
@@ -208,23 +208,24 @@ class Decoding:
         return self.broken or missing > max(self.SLACK_FRAMES, self.SLACK_FRACTION * self.promised)
 
     def to_json(self) -> dict:
-        return {"promised_frames": self.promised, "decoded_frames": self.decoded, "broken": self.broken,
-                "partial": self.partial}
+        return {"promised_frames": self.promised, "decoded_frames": self.decoded, "broken": self.broken, "partial": self.partial}
 
     def warning(self, source: str) -> str | None:
         """A one-line warning for a partial video; None for a whole one."""
         if not self.partial:
             return None
-        return (f"{source}: only {self.decoded} of the {self.promised} frames the container promises could be "
-                "decoded (truncated or corrupt file): the verdict is based on part of the video")
+        return (
+            f"{source}: only {self.decoded} of the {self.promised} frames the container promises could be "
+            "decoded (truncated or corrupt file): the verdict is based on part of the video"
+        )
 
 
-def _quarter_turns(frame: "av.VideoFrame") -> int:
+def _quarter_turns(frame: av.VideoFrame) -> int:
     """Counter-clockwise quarter turns (``np.rot90``) that the display matrix asks for."""
     return round((frame.rotation or 0) / 90) % 4
 
 
-def _rgb(frame: "av.VideoFrame", turns: int, max_side: int | None) -> np.ndarray:
+def _rgb(frame: av.VideoFrame, turns: int, max_side: int | None) -> np.ndarray:
     """The frame as RGB uint8, turned upright, scaled down to ``max_side``."""
     image = frame.to_ndarray(format="rgb24", interpolation=_INTERPOLATION)
     if turns:
@@ -244,9 +245,7 @@ def probe_video(path: str | Path) -> VideoInfo:
         return reader.info
 
 
-def sample_frames(
-    path: str | Path, rate: float = 1.0, max_side: int | None = None, skip_loop_filter: bool = False
-) -> Iterator[Frame]:
+def sample_frames(path: str | Path, rate: float = 1.0, max_side: int | None = None, skip_loop_filter: bool = False) -> Iterator[Frame]:
     """Yield one frame every ``1/rate`` seconds (frame index divisible by the step).
 
     Raises ``BadVideo`` when the file cannot be opened or yields no frame at all.
@@ -279,9 +278,7 @@ class SampledVideo:
         return [f.timestamp for f in self.frames]
 
 
-def read_sampled(
-    path: str | Path, rate: float = 1.0, max_side: int | None = None, skip_loop_filter: bool = False
-) -> SampledVideo:
+def read_sampled(path: str | Path, rate: float = 1.0, max_side: int | None = None, skip_loop_filter: bool = False) -> SampledVideo:
     """Probe and sample a whole video, opening it once (raises ``BadVideo``)."""
     with open_sampled(path, rate, max_side, skip_loop_filter) as (reader, frames):
         kept = list(frames)
@@ -299,9 +296,7 @@ def open_sampled(
         yield reader, reader.frames(_every(frame_step(reader.info.fps, rate)), max_side)
 
 
-def read_frames_at(
-    path: str | Path, indices: Iterable[int], max_side: int | None = None, skip_loop_filter: bool = False
-) -> list[Frame]:
+def read_frames_at(path: str | Path, indices: Iterable[int], max_side: int | None = None, skip_loop_filter: bool = False) -> list[Frame]:
     """The frames numbered ``indices``, numbered and converted as ``read_sampled``
     does with the same ``skip_loop_filter`` (the same pixels), decoding only up to the last of them."""
     wanted = set(indices)

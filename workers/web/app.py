@@ -132,8 +132,14 @@ class ReviewApp:
             items = service.inbox(s, flt)
             targets = sorted({i.detection.target_name for i in items} | set(list_targets(self.settings.models_dir)))
             return self.render(
-                request, "inbox.html", items=items, flt=flt, error=error, targets=targets,
-                review_states=service.REVIEW_STATES, query=request.url.query,
+                request,
+                "inbox.html",
+                items=items,
+                flt=flt,
+                error=error,
+                targets=targets,
+                review_states=service.REVIEW_STATES,
+                query=request.url.query,
             )
 
     async def video(self, request: Request) -> Response:
@@ -200,7 +206,9 @@ class ReviewApp:
         frames = [int(v) for v in form.getlist("frame") if str(v).lstrip("-").isdigit()]
         result = service.mark_frames(self.settings, detection_id, frames, str(form.get("verdict", "")), user)
         if result.problems:
-            return self.render(request, "error.html", status_code=200, message="; ".join(result.problems), back=auth.local_path(form.get("back")))
+            return self.render(
+                request, "error.html", status_code=200, message="; ".join(result.problems), back=auth.local_path(form.get("back"))
+            )
         return self.back(form)
 
     async def rescan(self, request: Request, form, _user) -> Response:
@@ -262,4 +270,3 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     host = host or settings.web_host
     auth.check_bind(host, settings)
     uvicorn.run(create_app(settings), host=host, port=port or settings.web_port, log_level="info", server_header=False)
-

@@ -4,7 +4,7 @@ filled, frames that reused a near-duplicate's score drawn hollow."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 

@@ -51,13 +51,16 @@ def discord_request(message: AlertMessage) -> tuple[bytes, str]:
     payload = {"content": content[:2000], "embeds": embeds, "allowed_mentions": {"parse": []}}
     boundary = uuid.uuid4().hex
     parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="payload_json"\r\n'
-        f"Content-Type: application/json\r\n\r\n".encode() + json.dumps(payload).encode() + b"\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="payload_json"\r\nContent-Type: application/json\r\n\r\n'.encode()
+        + json.dumps(payload).encode()
+        + b"\r\n"
     ]
     for i, (name, data) in enumerate(files):
         parts.append(
             f'--{boundary}\r\nContent-Disposition: form-data; name="files[{i}]"; filename="{name}"\r\n'
-            f"Content-Type: image/jpeg\r\n\r\n".encode() + data + b"\r\n"
+            f"Content-Type: image/jpeg\r\n\r\n".encode()
+            + data
+            + b"\r\n"
         )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"

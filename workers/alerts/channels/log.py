@@ -18,6 +18,10 @@ class LogChannel(Channel):
         for alert in alerts_of(message):
             log.warning(
                 "ALERT target=%s confidence=%s %s url=%s author=%s caption=%s",
-                alert.shown_target, alert.confidence_text(), alert.when() or "-",
-                sanitize(alert.video_url, 500), alert.shown_author or "-", sanitize(alert.caption, 200) or "-",
+                alert.shown_target,
+                alert.confidence_text(),
+                alert.when() or "-",
+                sanitize(alert.video_url, 500),
+                alert.shown_author or "-",
+                sanitize(alert.caption, 200) or "-",
             )

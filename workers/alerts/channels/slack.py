@@ -30,8 +30,9 @@ def slack_payload(message: AlertMessage) -> dict:
             lines.append(f"> {slack_escape(sanitize(message.caption, 500))}")
         blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}]
         if message.thumbnail_url:
-            blocks.append({"type": "image", "image_url": sanitize(message.thumbnail_url, 2000),
-                           "alt_text": slack_escape(message.title())[:200]})
+            blocks.append(
+                {"type": "image", "image_url": sanitize(message.thumbnail_url, 2000), "alt_text": slack_escape(message.title())[:200]}
+            )
         return {"text": slack_escape(message.title()), "blocks": blocks, "unfurl_links": False}
     alerts = alerts_of(message)
     lines = [f"*{slack_escape(message.title())}*"]

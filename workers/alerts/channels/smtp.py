@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -32,8 +31,16 @@ def email_message(message: AlertMessage, sender: str, recipients: list[str]) -> 
 class SmtpEmail(Channel):
     kind = "email"
 
-    def __init__(self, host: str, port: int, sender: str, recipients: list[str],
-                 user: str | None = None, password: str | None = None, security: str = "starttls"):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        recipients: list[str],
+        user: str | None = None,
+        password: str | None = None,
+        security: str = "starttls",
+    ):
         self.host, self.port, self.sender, self.recipients = host, port, sender, list(recipients)
         self.user, self.password, self.security = user, password, security
 
@@ -55,8 +62,12 @@ class SmtpEmail(Channel):
                 if self.user:
                     client.login(self.user, self.password or "")
                 client.send_message(email)
-        except (smtplib.SMTPAuthenticationError, smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused,
-                smtplib.SMTPNotSupportedError) as err:
+        except (
+            smtplib.SMTPAuthenticationError,
+            smtplib.SMTPRecipientsRefused,
+            smtplib.SMTPSenderRefused,
+            smtplib.SMTPNotSupportedError,
+        ) as err:
             raise ChannelFailed(f"SMTP {self.host} refused: {err}", permanent=True) from None
-        except (smtplib.SMTPException, OSError, socket.timeout) as err:
+        except (TimeoutError, smtplib.SMTPException, OSError) as err:
             raise ChannelFailed(f"SMTP {self.host}:{self.port}: {type(err).__name__}: {err}") from None
