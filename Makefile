@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # (tests/conftest.py); `make test PYTEST_WORKERS=` runs everything in one process.
 PYTEST_WORKERS ?= -n 2 --dist loadfile --no-loadscope-reorder
 
-.PHONY: demo test install bench clean wheelhouse compose-smoke
+.PHONY: demo test lint install bench clean wheelhouse compose-smoke
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_WORKERS) -ra --durations=25 $(PYTEST_ARGS)
+
+# Lint, format and types (pyproject.toml: [tool.ruff], [tool.mypy]); .ci/run runs it before the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check workers
+	$(VENV)/bin/ruff format --check workers
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m pip install -q -e '.[test,bench]'

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -22,11 +23,11 @@ class VerdictRule:
         # The small epsilon keeps 1/3 * 18 == 6 from becoming 7 through float error.
         return max(self.min_frames, math.ceil(self.min_fraction * total_frames - 1e-9))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> VerdictRule:
+    def from_dict(cls, data: dict[str, Any]) -> VerdictRule:
         return cls(float(data["min_fraction"]), int(data["min_frames"]))
 
 

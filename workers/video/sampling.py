@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -131,7 +132,7 @@ class _Reader:
     def __enter__(self) -> _Reader:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.container.close()
 
     @property
@@ -171,10 +172,11 @@ class _Reader:
         order, counted = self.order, 0
         try:
             for packet in self.container.demux(self.stream):
-                if order is not None and packet.pts is not None:
-                    codec.skip_frame = "DEFAULT" if keep(order.get(packet.pts, -1)) else "NONREF"
+                pts = packet.pts
+                if order is not None and pts is not None:
+                    codec.skip_frame = "DEFAULT" if keep(order.get(pts, -1)) else "NONREF"
                 for frame in codec.decode(packet if packet.size else None):
-                    index = order.get(frame.pts, counted) if order is not None else counted
+                    index = order.get(frame.pts, counted) if order is not None and frame.pts is not None else counted
                     counted += 1
                     self.reached = max(self.reached, index + 1)
                     yield index, frame
@@ -207,7 +209,7 @@ class Decoding:
         missing = self.promised - self.decoded
         return self.broken or missing > max(self.SLACK_FRAMES, self.SLACK_FRACTION * self.promised)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"promised_frames": self.promised, "decoded_frames": self.decoded, "broken": self.broken, "partial": self.partial}
 
     def warning(self, source: str) -> str | None:
@@ -227,7 +229,7 @@ def _quarter_turns(frame: av.VideoFrame) -> int:
 
 def _rgb(frame: av.VideoFrame, turns: int, max_side: int | None) -> np.ndarray:
     """The frame as RGB uint8, turned upright, scaled down to ``max_side``."""
-    image = frame.to_ndarray(format="rgb24", interpolation=_INTERPOLATION)
+    image: np.ndarray = frame.to_ndarray(format="rgb24", interpolation=_INTERPOLATION)
     if turns:
         image = np.ascontiguousarray(np.rot90(image, turns))
     return fit_within(image, max_side)
