@@ -29,11 +29,18 @@ def _item(n: int, author: str, desc: str) -> dict:
 
 
 def _envelope(item: dict, platform: str = "tiktok.com") -> str:
-    return json.dumps({
-        "nav_index": "1:1:0", "item_id": item["id"], "timestamp_collected": 1700000100000,
-        "source_platform": platform, "source_platform_url": "https://www.tiktok.com/foryou",
-        "source_url": "https://www.tiktok.com/api/recommend/item_list/", "user_agent": "test", "data": item,
-    })
+    return json.dumps(
+        {
+            "nav_index": "1:1:0",
+            "item_id": item["id"],
+            "timestamp_collected": 1700000100000,
+            "source_platform": platform,
+            "source_platform_url": "https://www.tiktok.com/foryou",
+            "source_url": "https://www.tiktok.com/api/recommend/item_list/",
+            "user_agent": "test",
+            "data": item,
+        }
+    )
 
 
 def _settings(**kw) -> Settings:
@@ -42,13 +49,18 @@ def _settings(**kw) -> Settings:
 
 def test_zeeschuimer_items_become_page_urls_with_metadata_and_a_bad_line_is_named(tmp_path):
     export = tmp_path / "zeeschuimer-export-tiktok.ndjson"
-    export.write_text("\n".join([
-        _envelope(_item(1, "river.otter", "Morning swim #otters")),
-        _envelope(_item(2, "paper.crane", "Folding lesson")),
-        '{"nav_index": "1:1:0", "data": {"id": "7300000000000000003", ',  # cut off mid-line
-        _envelope({"id": "99", "caption": "a post"}, platform="instagram.com"),
-        _envelope(_item(4, "river.otter", "Evening swim")),
-    ]) + "\n")
+    export.write_text(
+        "\n".join(
+            [
+                _envelope(_item(1, "river.otter", "Morning swim #otters")),
+                _envelope(_item(2, "paper.crane", "Folding lesson")),
+                '{"nav_index": "1:1:0", "data": {"id": "7300000000000000003", ',  # cut off mid-line
+                _envelope({"id": "99", "caption": "a post"}, platform="instagram.com"),
+                _envelope(_item(4, "river.otter", "Evening swim")),
+            ]
+        )
+        + "\n"
+    )
     assert isinstance(source_for(f"zeeschuimer:{export}"), ZeeschuimerExport)
     listing = list_videos(f"zeeschuimer:{export}", _settings())
     assert [v.url for v in listing] == [
@@ -61,20 +73,62 @@ def test_zeeschuimer_items_become_page_urls_with_metadata_and_a_bad_line_is_name
     assert first.hashtags == ["example", "otters"] and first.counts["views"] == 1000 and first.posted_at.year == 2023
     assert first.media_url is None  # captured CDN links expire: the page is downloaded
     (warning,) = listing.warnings
-    assert "2 item(s) skipped" in warning and "line 3: not JSON" in warning and "line 4: not a TikTok item" in warning
+    assert (
+        "2 item(s) skipped" in warning
+        and "line 3: not JSON" in warning
+        and "line 4: an item of instagram.com, not a TikTok video" in warning
+    )
 
 
 def test_4cat_rows_become_page_urls_with_metadata_and_a_bad_row_is_named(tmp_path):
     export = tmp_path / "tiktok-dataset.csv"
-    columns = ["id", "thread_id", "author", "author_full", "body", "timestamp", "video_url", "tiktok_url",
-               "likes", "comments", "shares", "plays", "hashtags"]
+    columns = [
+        "id",
+        "thread_id",
+        "author",
+        "author_full",
+        "body",
+        "timestamp",
+        "video_url",
+        "tiktok_url",
+        "likes",
+        "comments",
+        "shares",
+        "plays",
+        "hashtags",
+    ]
     rows = [
-        ["7300000000000000011", "7300000000000000011", "garden.notes", "Garden Notes", "Tomatoes, day 40 #garden",
-         "2023-11-14 22:13:20", "https://cdn.example.org/a.mp4", "https://www.tiktok.com/@garden.notes/video/7300000000000000011",
-         "12", "3", "1", "400", "garden,tomatoes"],
+        [
+            "7300000000000000011",
+            "7300000000000000011",
+            "garden.notes",
+            "Garden Notes",
+            "Tomatoes, day 40 #garden",
+            "2023-11-14 22:13:20",
+            "https://cdn.example.org/a.mp4",
+            "https://www.tiktok.com/@garden.notes/video/7300000000000000011",
+            "12",
+            "3",
+            "1",
+            "400",
+            "garden,tomatoes",
+        ],
         ["not-an-id", "", "someone", "", "broken row", "", "", "", "", "", "", "", ""],
-        ["7300000000000000012", "7300000000000000012", "night.bus", "Night Bus", "Last stop", "1700000000",
-         "", "", "5", "0", "0", "90", ""],
+        [
+            "7300000000000000012",
+            "7300000000000000012",
+            "night.bus",
+            "Night Bus",
+            "Last stop",
+            "1700000000",
+            "",
+            "",
+            "5",
+            "0",
+            "0",
+            "90",
+            "",
+        ],
     ]
     with open(export, "w", newline="") as fh:
         writer = csv.writer(fh)

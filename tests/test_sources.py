@@ -6,6 +6,7 @@ server serving a TikTok-shaped listing, or by a fake ``TikTokApi`` module.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -15,6 +16,7 @@ from datetime import datetime, timezone
 import pytest
 
 from tests.local_http import MediaServer, local_settings, tiktok_item, tiny_video
+from tests.pipeline_support import postgres_url  # noqa: F401  (fixture)
 from workers.download import fetch_ref
 from workers.errors import SourceError, SourceUnavailable, UnsafeURL
 from workers.settings import Settings
@@ -26,10 +28,11 @@ from workers.sources import (
     source_for,
     tiktok_hashtag,
     tiktok_user,
+    ytdlp_url,
 )
-from workers.video_ref import MAX_TEXT, VideoRef
 from workers.sources.tiktok_items import ref_from_item
 from workers.sources.url_list import ref_from_url
+from workers.video_ref import MAX_TEXT, VideoRef
 
 
 @pytest.fixture()
@@ -38,6 +41,7 @@ def settings(tmp_path) -> Settings:
 
 
 # --- which source handles what ------------------------------------------------
+
 
 @pytest.mark.parametrize("cls", SOURCES, ids=lambda c: c.name)
 def test_each_source_claims_its_examples(cls, tmp_path, monkeypatch):
@@ -89,12 +93,14 @@ def test_unknown_spec_is_a_clear_error():
 
 # --- TikTok-shaped JSON from a local server -----------------------------------
 
+
 def test_tiktok_json_listing_from_local_server_then_download(tmp_path, settings):
     for n in (1, 2):
         tiny_video(tmp_path / "served" / f"v{n}.mp4")
     with MediaServer(tmp_path / "served") as srv:
         srv.json_routes["/api/recommend/item_list.json"] = {
-            "itemList": [tiktok_item(n, srv.url(f"/v{n}.mp4")) for n in (1, 2)], "hasMore": False,
+            "itemList": [tiktok_item(n, srv.url(f"/v{n}.mp4")) for n in (1, 2)],
+            "hasMore": False,
         }
         listing = list_videos(srv.url("/api/recommend/item_list.json"), settings)
         assert listing.warnings == [] and listing.listed == 2
@@ -154,6 +160,7 @@ def test_app_api_shape_and_saved_file(tmp_path, settings):
 
 # --- any yt-dlp URL ----------------------------------------------------------
 
+
 def test_direct_video_url_lists_one_video(tmp_path, settings):
     tiny_video(tmp_path / "clip.mp4")
     with MediaServer(tmp_path) as srv:
@@ -171,6 +178,7 @@ def test_url_source_refuses_unsafe_urls(tmp_path):
 
 
 # --- URL list file -----------------------------------------------------------
+
 
 def test_url_list_file(tmp_path, settings):
     urls = tmp_path / "watch.txt"
@@ -199,6 +207,7 @@ def test_url_list_file(tmp_path, settings):
 
 
 # --- folder ------------------------------------------------------------------
+
 
 def test_folder_lists_new_files_oldest_first(tmp_path, settings):
     folder = tmp_path / "incoming"
@@ -231,6 +240,7 @@ def test_folder_skips_files_still_being_written(tmp_path, settings):
 
 
 # --- TikTok through TikTokApi (faked) and yt-dlp (stubbed) ----------------------
+
 
 def test_trending_needs_ms_token(settings):
     with pytest.raises(SourceError, match="TT_TIKTOK_MS_TOKEN"):
@@ -339,13 +349,160 @@ def test_user_listing_through_ytdlp(settings, monkeypatch):
 
 # --- hostile metadata ----------------------------------------------------------
 
+
 def test_hostile_metadata_kept_but_bounded(tmp_path):
     caption = "\x1b[2J\x00evil\u202e\r\n" + "A" * 100_000
-    ref = ref_from_item(tiktok_item(1, desc=caption, id="../../etc/passwd",
-                                    author={"uniqueId": "a/b\\c\x00"}, stats={"playCount": "-5", "diggCount": "x"}))
+    ref = ref_from_item(
+        tiktok_item(1, desc=caption, id="../../etc/passwd", author={"uniqueId": "a/b\\c\x00"}, stats={"playCount": "-5", "diggCount": "x"})
+    )
     assert "\x00" not in ref.caption and len(ref.caption) == MAX_TEXT
     assert ref.caption.startswith("\x1b[2Jevil\u202e")  # kept as-is for storage; sanitized when shown
     assert ref.platform_id == "../../etc/passwd" and ref.author == "a/b\\c"  # an id, never a path
     assert ref.counts == {}  # negative and non-numeric counts dropped
     assert VideoRef.from_json(ref.to_json()) == ref
     assert ref_from_item({"desc": "no id"}) is None
+
+
+# --- text that is not valid Unicode -------------------------------------------------
+
+# JSON may carry a lone surrogate ("\ud83d": half an emoji) and NULs; no database or UTF-8 stream takes them.
+BROKEN = "half an emoji \ud83d, a NUL\x00 and a lone \udc00 #broken"
+
+
+class FakeYdl:
+    """yt-dlp's answers (``extract_info`` with ``process=False``) for given URLs."""
+
+    def __init__(self, answers: dict):
+        self.answers = answers
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def extract_info(self, url, download=False, process=False):
+        return self.answers[url]
+
+
+def _broken_item(n: int) -> dict:
+    return tiktok_item(n, desc=BROKEN, author={"uniqueId": f"user{n}", "nickname": "Nick \ud83d"}, challenges=[{"title": "t\udc00"}])
+
+
+def _refs_of_every_source(tmp_path, settings, monkeypatch) -> tuple[dict[str, list[VideoRef]], list[str]]:
+    """What each source lists from input holding BROKEN (ids differ per source), and the warnings."""
+    info = {
+        "id": "7300000000000000007",
+        "extractor_key": "TikTok",
+        "webpage_url": "https://www.tiktok.com/@u/video/7300000000000000007",
+        "title": BROKEN,
+        "description": BROKEN,
+        "uploader": "up\ud83d",
+        "tags": ["t\ud83d"],
+    }
+    entry = {**info, "id": "7300000000000000008", "webpage_url": "https://www.tiktok.com/@u/video/7300000000000000008", "ie_key": "TikTok"}
+    answers = {
+        "https://www.tiktok.com/@u/video/7300000000000000007": info,
+        "https://www.tiktok.com/@u": {"_type": "playlist", "entries": iter([entry])},
+    }
+    monkeypatch.setattr(ytdlp_url, "open_ytdl", lambda settings, **kw: FakeYdl(answers))
+    monkeypatch.setitem(sys.modules, "TikTokApi", fake_tiktokapi([_broken_item(5)], []))
+    token = settings.model_copy(update={"tiktok_ms_token": "t", "folder_settle_seconds": 0})
+
+    zeeschuimer = tmp_path / "z.ndjson"  # JSON.stringify and json.dumps both write a lone surrogate as \ud83d
+    zeeschuimer.write_text(json.dumps({"source_platform": "tiktok.com", "item_id": "x", "data": _broken_item(1)}) + "\n")
+    fourcat_nd = tmp_path / "4cat.ndjson"
+    fourcat_nd.write_text(json.dumps({**_broken_item(2), "__import_meta": {"source_platform": "tiktok.com"}}) + "\n")
+    fourcat_csv = tmp_path / "4cat.csv"  # a CSV cannot hold a surrogate: its bytes are not UTF-8, and read as U+FFFD
+    fourcat_csv.write_bytes(f'id,author,body,tiktok_url\r\n7300000000000000003,user3,"{BROKEN}",\r\n'.encode("utf-8", "surrogatepass"))
+    listing_file = tmp_path / "listing.json"
+    listing_file.write_text(json.dumps({"itemList": [_broken_item(4)]}))
+    links = tmp_path / "links.txt"
+    links.write_bytes("https://example.org/v/clip-\ud83d.mp4\n".encode("utf-8", "surrogatepass"))
+    folder = tmp_path / "clips"  # listed by name: what the files hold does not matter here
+    folder.mkdir()
+    (folder / "fine.mp4").write_bytes(b"video")
+    (folder / os.fsdecode(b"clip-\xff.mp4")).write_bytes(b"video")
+    old = time.time() - 60
+    for clip in folder.iterdir():
+        os.utime(clip, (old, old))
+    specs = {
+        "zeeschuimer": f"zeeschuimer:{zeeschuimer}",
+        "4cat-ndjson": f"4cat:{fourcat_nd}",
+        "4cat-csv": f"4cat:{fourcat_csv}",
+        "tiktok-json": str(listing_file),
+        "trending": "tiktok:trending",
+        "hashtag": "#broken",
+        "url": "https://www.tiktok.com/@u/video/7300000000000000007",
+        "user": "@u",
+        "url-list": f"urls:{links}",
+        "folder": f"folder:{folder}",
+    }
+    refs, warnings = {}, []
+    for name, spec in specs.items():
+        listing = list_videos(spec, token)
+        refs[name] = listing.videos
+        warnings += listing.warnings
+    return refs, warnings
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(k)
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path):
+    from workers.storage.db import forget_engines
+
+    if request.param == "postgres":
+        yield request.getfixturevalue("postgres_url")
+        return
+    yield f"sqlite:///{tmp_path / 'tracker.db'}"
+    forget_engines(close=True)
+
+
+def test_text_that_is_not_unicode_is_made_storable_by_every_source_and_stored(tmp_path, settings, monkeypatch, database_url):
+    from workers.sanitize import sanitize
+    from workers.storage.db import session_scope
+    from workers.storage.models import Video
+    from workers.storage.results import KnownVideos, apply_metadata
+
+    refs, warnings = _refs_of_every_source(tmp_path, settings, monkeypatch)
+    assert {name: len(found) for name, found in refs.items()} == dict.fromkeys(refs, 1), warnings
+    assert any("1 file(s) skipped: their names are not valid UTF-8" in w and "clip-\ufffd.mp4" in w for w in warnings), warnings
+    every = list({ref.key: ref for found in refs.values() for ref in found}.values())  # trending and hashtag list the same one
+    for ref in every:
+        for text in _strings(ref.to_json()):
+            assert "\x00" not in text and text.encode("utf-8"), (ref.key, text)
+    for name in ("zeeschuimer", "4cat-ndjson", "tiktok-json", "trending", "hashtag", "url"):
+        (ref,) = refs[name]
+        assert ref.caption == "half an emoji \ufffd, a NUL and a lone \ufffd #broken", name  # marked, not silently dropped
+        assert sanitize(ref.caption).encode("utf-8") and "\ufffd" in sanitize(ref.caption)
+    assert refs["zeeschuimer"][0].author == "user1" and "t\ufffd" in refs["zeeschuimer"][0].hashtags
+    assert refs["user"][0].author == "up\ufffd" and refs["url-list"][0].url.startswith("https://example.org/v/clip-")
+    with session_scope(database_url) as s:
+        for ref in every:
+            video = Video(source=ref.url)
+            apply_metadata(video, ref)
+            video.platform_id = ref.platform_id
+            s.add(video)
+    with session_scope(database_url) as s:
+        stored = {v.platform_id: v for v in s.query(Video).all()}
+        assert stored["7300000000000000001"].caption == refs["zeeschuimer"][0].caption
+    known = KnownVideos(database_url)
+    assert all(ref.key in known for ref in every)
+
+
+def test_sanitize_joins_a_split_emoji_and_marks_a_lone_half():
+    from workers.sanitize import sanitize, storable
+
+    assert sanitize("a \ud83d\ude00 b \ud83d") == "a \U0001f600 b \ufffd"
+    assert storable({"k\x00": ["\udcff", 3, ("x\ud83d",)]}) == {"k": ["\ufffd", 3, ("x\ufffd",)]}

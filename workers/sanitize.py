@@ -3,10 +3,14 @@
 Metadata from a platform is hostile input: captions of 100 KB, control
 characters that rewrite a terminal, bidi overrides that reverse what a reader
 sees, line breaks that split a table row, ``=cmd|...`` cells that a
-spreadsheet runs, ``../`` in anything that might become a name. We keep the
-metadata as it came (see ``workers.sources.base.clean_text`` for the little
-that storage needs) and clean it at the edge, where it is shown:
+spreadsheet runs, ``../`` in anything that might become a name, text that is
+not valid Unicode (JSON allows a lone surrogate such as ``"\ud83d"``, half an
+emoji; a file name may hold undecodable bytes). We keep the metadata as it
+came, except for what no database or UTF-8 stream can take, and clean it at
+the edge, where it is shown:
 
+- ``storable``: what sources apply to everything they scrape, before it is a
+  ``VideoRef``: every string valid Unicode without NUL characters.
 - ``sanitize``: text for a terminal, table, JSON or alert (one line by default).
 - ``csv_cell``: ``sanitize`` plus protection against spreadsheet formulas.
 - ``safe_name``: a file-name-safe slug, for the rare place a name is needed.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import TypeVar
 
 # Bidi embedding/override/isolate controls: they reorder what a reader sees.
 _BIDI = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"}
@@ -23,9 +28,36 @@ _LINE_BREAKS = {"\n", "\r", "\u2028", "\u2029", "\x0b", "\x0c", "\x85"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _SPACES = re.compile(r"\s+")
 _SLUG_BAD = re.compile(r"[^A-Za-z0-9._-]+")
+T = TypeVar("T")
 
 DEFAULT_LIMIT = 500
 ELLIPSIS = "…"
+
+
+def storable_text(text: str) -> str:
+    """``text`` as a database and a UTF-8 stream take it: NULs dropped, a surrogate pair
+    left split (as JSON may write an emoji) joined, a lone surrogate replaced by U+FFFD."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
+def storable(value: T) -> T:
+    """Scraped data made storable: every string in it (dict keys and values, list and tuple
+    items, at any depth) passed through ``storable_text``; other values as they are."""
+    if isinstance(value, str):
+        return storable_text(value)  # type: ignore[return-value]
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}  # type: ignore[return-value]
+    if isinstance(value, list):
+        return [storable(v) for v in value]  # type: ignore[return-value]
+    if isinstance(value, tuple):
+        return tuple(storable(v) for v in value)  # type: ignore[return-value]
+    return value
 
 
 def sanitize(value: object, limit: int | None = DEFAULT_LIMIT, *, multiline: bool = False) -> str:
@@ -42,6 +74,7 @@ def sanitize(value: object, limit: int | None = DEFAULT_LIMIT, *, multiline: boo
     text = value if isinstance(value, str) else str(value)
     if limit is not None and len(text) > 4 * limit + 64:
         text = text[: 4 * limit + 64]  # don't scan megabytes to show a few hundred characters
+    text = storable_text(text)  # a split emoji shows whole; a lone surrogate as U+FFFD
     out = []
     for ch in text:
         if ch in _LINE_BREAKS:
@@ -50,7 +83,7 @@ def sanitize(value: object, limit: int | None = DEFAULT_LIMIT, *, multiline: boo
             out.append(" ")
         elif ch in _BIDI:
             continue
-        elif unicodedata.category(ch) in ("Cc", "Cs", "Co"):  # controls, lone surrogates, private use
+        elif unicodedata.category(ch) in ("Cc", "Co"):  # controls, private use
             continue
         else:
             out.append(ch)

@@ -43,6 +43,7 @@ from workers.download.safety import UrlPolicy
 from workers.download.ytdl import SafeYoutubeDL, classify_error, ytdl_params
 from workers.errors import BadVideo, DownloadError, TrackerError, TransientDownloadError, UnsafeURL
 from workers.retrying import call_with_retries
+from workers.sanitize import storable
 from workers.video_ref import VideoRef, ref_from_info
 
 _STEM = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -269,7 +270,7 @@ def fetch_video(
         url=url,
         size=path.stat().st_size,
         duration=duration,
-        ref=ref_from_info(info, fallback_url=url),
+        ref=ref_from_info(storable(info), fallback_url=url),  # yt-dlp's text may hold lone surrogates
         attempts=attempts,
     )
 

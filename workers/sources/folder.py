@@ -4,7 +4,8 @@ A file's id is made of its path, size and modification time, so a file
 replaced under the same name counts as new. Files modified in the last
 ``folder_settle_seconds`` are still being copied in and wait for the next
 run. Videos are listed oldest first, so a large backlog is worked through in
-order, ``limit`` at a time.
+order, ``limit`` at a time. A file whose name is not valid UTF-8 cannot be
+stored by its path: it is skipped with a warning that names it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections.abc import Container
 
 from workers.errors import SourceError
+from workers.sanitize import storable_text
 from workers.sources.base import Listing, Source, prefixed_path, spec_path
 from workers.video.files import video_files
 from workers.video_ref import VideoRef, stable_id
@@ -43,8 +45,11 @@ class VideoFolder(Source):
         listing = Listing(source=f"{PREFIX}{folder}")
         now = time.time()
         unsettled = 0
-        entries = []
+        entries, undecodable = [], []
         for path in video_files(folder):
+            if storable_text(str(path)) != str(path):  # a path is used as it is: it cannot be made storable
+                undecodable.append(storable_text(str(path)))
+                continue
             try:
                 stat = path.stat()
             except OSError:
@@ -66,4 +71,6 @@ class VideoFolder(Source):
             listing.offer(ref, seen, limit)
         if unsettled:
             listing.warnings.append(f"{unsettled} file(s) still being written; they wait for the next run")
+        if undecodable:
+            listing.warnings.append(f"{len(undecodable)} file(s) skipped: their names are not valid UTF-8, rename them ({undecodable[0]})")
         return listing

@@ -14,15 +14,39 @@ playwright install chromium``) drives a real browser with the user's
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from workers.errors import SourceError, SourceUnavailable
+from workers.sanitize import storable
 from workers.video_ref import VideoRef
 
 PAGE_URL = "https://www.tiktok.com/@{author}/video/{id}"
 INSTALL_HINT = "pip install 'tiktok-tracker[tiktok]' && python -m playwright install {browser}"
+# 4CAT's pseudonymised names (a BLAKE2b digest of 24 bytes, in hex) and anonymised ones.
+_PSEUDONYM = re.compile(r"[0-9a-f]{48}|REDACTED")
+
+
+def pseudonymised(name: Any) -> bool:
+    """Whether ``name`` is 4CAT's stand-in for an author's name rather than the name."""
+    return isinstance(name, str) and _PSEUDONYM.fullmatch(name.strip()) is not None
+
+
+def tiktok_handle(name: Any) -> str | None:
+    """``name`` as the handle in a page URL (``@name``); None when it is missing or pseudonymised."""
+    if not isinstance(name, str):
+        return None
+    name = name.strip().removeprefix("@")
+    return name if name and not pseudonymised(name) else None
+
+
+def page_url(handle: str | None, video_id: str) -> str:
+    """A video's page, from its author's handle and its id (``@_`` without a handle, as yt-dlp
+    writes it; TikTok finds the video by its id). Never a stored URL: it may be stale, or
+    in a form yt-dlp does not send to its TikTok extractor (``https://tiktok.com/@user/...``)."""
+    return PAGE_URL.format(author=tiktok_handle(handle) or "_", id=video_id)
 
 
 def _get(obj: Any, *path: str) -> Any:
@@ -68,13 +92,14 @@ def ref_from_item(item: dict, *, keep_media_url: bool = True) -> VideoRef | None
     if video_id is None:
         return None
     author_obj = item.get("author")
-    author = _first(
+    handle = _first(
         _get(item, "author", "uniqueId"),
         _get(item, "author", "unique_id"),
         author_obj if isinstance(author_obj, str) else None,
-        _get(item, "author", "nickname"),
         _get(item, "authorMeta", "name"),
     )
+    names = (handle, _get(item, "author", "nickname"), item.get("nickname") if isinstance(author_obj, str) else None)
+    author = next((n for n in names if isinstance(n, str) and n and not pseudonymised(n)), None)
     stats = _first(item.get("stats"), item.get("statistics"), item.get("statsV2")) or {}
     counts = {
         "views": _first(stats.get("playCount"), stats.get("play_count")),
@@ -93,24 +118,22 @@ def ref_from_item(item: dict, *, keep_media_url: bool = True) -> VideoRef | None
         _url_list(video.get("downloadAddr")),
         _url_list(video.get("download_addr")),
     )
-    page = _first(item.get("webVideoUrl"), item.get("shareUrl"), item.get("share_url"), item.get("url"))
-    if not isinstance(page, str) or not page.startswith(("http://", "https://")):
-        page = PAGE_URL.format(author=author or "_", id=video_id)
     duration = _first(video.get("duration"))
     if isinstance(duration, (int, float)) and duration > 1000:  # the app API counts milliseconds
         duration = duration / 1000
-    return VideoRef(
-        platform="tiktok",
-        platform_id=str(video_id),
-        url=page,
-        author=author if isinstance(author, str) else None,
-        caption=_first(item.get("desc"), item.get("description"), item.get("text")),
-        hashtags=[t for t in tags if isinstance(t, str) and t],
-        posted_at=_first(item.get("createTime"), item.get("create_time"), item.get("createTimeISO")),
-        counts=counts,
-        media_url=media if keep_media_url and isinstance(media, str) else None,
-        duration=duration,
-    )
+    fields = {
+        "platform": "tiktok",
+        "platform_id": str(video_id),
+        "url": page_url(handle, str(video_id)),
+        "author": author,
+        "caption": _first(item.get("desc"), item.get("description"), item.get("text")),
+        "hashtags": [t for t in tags if isinstance(t, str) and t],
+        "posted_at": _first(item.get("createTime"), item.get("create_time"), item.get("createTimeISO")),
+        "counts": counts,
+        "media_url": media if keep_media_url and isinstance(media, str) else None,
+        "duration": duration,
+    }
+    return VideoRef(**storable(fields))
 
 
 def refs_from_items(items: list[dict], *, keep_media_url: bool = True) -> list[VideoRef]:

@@ -14,6 +14,7 @@ from typing import Any
 from workers.download.ytdl import classify_error, open_ytdl
 from workers.errors import DownloadError, SourceError, SourceUnavailable, TransientDownloadError, UnsafeURL
 from workers.retrying import call_with_retries
+from workers.sanitize import storable
 from workers.sources.base import Listing, Source
 from workers.video_ref import VideoRef, ref_from_info
 
@@ -62,7 +63,7 @@ def _refs(info: dict[str, Any] | None, url: str, limit: int, seen: Container[str
     if not info:
         return [], 0
     if info.get("_type") not in ("playlist", "multi_video"):
-        ref = ref_from_info(info, fallback_url=url)
+        ref = ref_from_info(storable(info), fallback_url=url)
         return ([] if ref.key in seen else [ref]), 1
     refs: list[VideoRef] = []
     listed = 0
@@ -72,7 +73,7 @@ def _refs(info: dict[str, Any] | None, url: str, limit: int, seen: Container[str
             continue
         if entry.get("_type") == "playlist":
             continue  # nested playlists (a channel's tabs) are not expanded
-        ref = ref_from_info(entry)
+        ref = ref_from_info(storable(entry))
         if not ref.url:
             continue
         listed += 1
