@@ -81,7 +81,7 @@ def sampled(path: Path, loop_filter: str | None, rate: float, max_side: int) -> 
 
     cpu0 = time.process_time()
     # The module's own reader (not a copy of it): only the decoder's open options differ.
-    with sampling._Reader(path) as reader:
+    with sampling.VideoReader(path) as reader:
         if loop_filter:
             reader.stream.codec_context.options = {"skip_loop_filter": loop_filter}
         keep = sampling._every(sampling.frame_step(reader.info.fps, rate))

@@ -57,7 +57,7 @@ def fill(db_url: str, hashes: list[str]) -> None:
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
-        cur.execute("INSERT INTO videos (id, source, meta, status, created_at, updated_at) VALUES (1, 'bench', '{}', 'done', '2026-01-01', '2026-01-01')")
+        cur.execute("INSERT INTO videos (id, source, status, created_at, updated_at) VALUES (1, 'bench', 'done', '2026-01-01', '2026-01-01')")
         cur.executemany(
             "INSERT INTO frame_hashes (id, video_id, frame_index, timestamp, quality, chroma, pdq, centre) VALUES (?, 1, ?, ?, 100, 0, ?, ?)",
             ((i + 1, i, float(i), h, h) for i, h in enumerate(hashes)),

@@ -164,12 +164,12 @@ def frames_stage(video: Path, settings, full_frames: bool) -> int:
     import io
 
     from workers import processing
-    from workers.detect.backbone import INPUT_SIZE
-    from workers.media.batches import write_frame_stream
+    from workers.detect.registry import by_view
+    from workers.media.frame_batch import write_frame_stream
 
+    views = list(by_view(["classifier", "face"] if full_frames else ["classifier"]))
     with processing.sample(video, settings, []) as (reader, frames):
-        return write_frame_stream(io.BytesIO(), frames, lambda: reader.info, backbone_size=INPUT_SIZE,
-                                  full_frames=full_frames, extra=lambda: reader.decoding().to_json())
+        return write_frame_stream(io.BytesIO(), frames, lambda: reader.info, views, extra=lambda: reader.decoding().to_json())
 
 
 def predict(units: dict, case: Case, videos: list[Path], detections: list, classifiers: set, faces: set) -> dict:

@@ -47,8 +47,8 @@ WEIGHTS = SHARED / "weights" / "vgg16_imagenet_notop.weights.h5"
 
 from workers.detect.backbone import INPUT_SIZE, VGG16Backbone, resize_frame  # noqa: E402
 from workers.detect.base import Target  # noqa: E402
-from workers.detect.batching import SharedPasses  # noqa: E402
 from workers.detect.scoring import collect_scores  # noqa: E402
+from workers.detect.shared_passes import SharedPasses  # noqa: E402
 from workers.verdict import FrameScore, VerdictRule  # noqa: E402
 from workers.video.sampling import Frame  # noqa: E402
 

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from tests.local_http import Receiver, SmtpServer
+from tests.readme_support import check_generated
 from workers.alerts import (
     Alert,
     AlertRecord,
@@ -35,7 +36,16 @@ from workers.alerts import (
     send_test_alert,
 )
 from workers.alerts.message import THUMBNAIL_SIDE as ALERT_THUMBNAIL_SIDE
-from workers.alerts.channels import DiscordWebhook, JsonWebhook, LogChannel, SlackWebhook, SmtpEmail
+from workers.alerts.channels import (
+    CHANNELS,
+    NO_CHANNEL,
+    DiscordWebhook,
+    JsonWebhook,
+    LogChannel,
+    SlackWebhook,
+    SmtpEmail,
+    channels_markdown,
+)
 from workers.alerts.channels.base import Channel
 from workers.errors import AlertError
 from workers.sanitize import csv_cell, safe_name, sanitize
@@ -256,6 +266,23 @@ def test_digest_payloads(base_settings):
     assert body["event"] == "digest" and body["count"] == 12 and len(body["alerts"]) == 12
     assert body["alerts"][9]["thumbnail"]["base64"] and body["alerts"][10]["thumbnail"]["base64"] is None
     assert b"astronaut found in 12 videos (2 more not shown)" in discord.requests[0]["body"]
+
+
+# --- the channel registry ------------------------------------------------------
+
+
+def test_channel_registry_names_real_settings_and_derives_the_rest(base_settings):
+    assert [kind.key for kind in CHANNELS] == ["log", "webhook", "slack", "discord", "email"]  # reports' order
+    for kind in CHANNELS:
+        assert kind.description, kind.key
+        for name in kind.settings:
+            assert Settings.model_fields[name].description, name
+        assert not kind.configured(base_settings) and kind.channels(base_settings) == []  # alert_log=False: all off
+    assert NO_CHANNEL == "no alert channel is configured (see the alert_* and smtp_* settings)"
+
+
+def test_readme_channel_table_is_current():
+    check_generated("alert channels", channels_markdown())
 
 
 # --- should this alert be sent ------------------------------------------------

@@ -1,7 +1,7 @@
 """Detector kinds are plugins: each kind module declares a ``DetectorKind`` and the
 registry lists it in one line. A kind added that way (here: a test module standing in
 for a new kind) is saved and loaded as a bundle, gets its extractor from the settings,
-is scored with the others, and says whether backbone-sized frames suffice."""
+is scored with the others, and says which view of a frame it reads."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import pytest
 from workers.detect import registry
 from workers.detect.base import Extractor, Target
 from workers.detect.kind import DetectorKind
-from workers.detect.scoring import backbone_frames_suffice, score_frames
+from workers.detect.scoring import score_frames
+from workers.detect.views import FrameView
 from workers.errors import BadTarget
 from workers.settings import Settings
 from workers.targets.bundle import load_target, save_target, summary
@@ -77,7 +78,7 @@ class RedSettings:
 
 
 KIND = DetectorKind(key="red", target=RedTarget, settings=RedSettings.from_settings,
-                    extractor=lambda s: Redness(s.gain), needs_full_frames=False)
+                    extractor=lambda s: Redness(s.gain), view=FrameView((8, 8)), options=frozenset({"weights"}))
 
 
 @pytest.fixture()
@@ -91,7 +92,8 @@ def red_kind(monkeypatch):
 
 def test_the_registry_lists_face_and_classifier():
     assert set(registry.kinds()) == {"classifier", "face"}
-    assert registry.kind_of("face").needs_full_frames and not registry.kind_of("classifier").needs_full_frames
+    assert registry.kind_of("face").view == FrameView(None, "rgb", "jpeg")  # as sampled
+    assert registry.kind_of("classifier").view == FrameView((224, 224), "rgb", "lossless")
     assert registry.kind_of("face").extractor_key == "faces" and registry.kind_of("classifier").extractor_key == "vgg16"
     with pytest.raises(BadTarget, match="unknown target kind 'sketch'"):
         registry.kind_of("sketch")
@@ -112,9 +114,10 @@ def test_a_new_kind_is_one_module_and_one_registration_line(red_kind, tmp_path):
     outcome = score_frames(frames, [loaded], {"redness": extractor}, early_verdict=False)["stop-sign"]
     assert [s.score for s in outcome.scores] == [2.0, 0.0, 2.0] and outcome.verdict.positive
 
-    assert backbone_frames_suffice([loaded])  # it says so itself
-    face_like = type("Face", (), {"kind": "face"})()
-    assert not backbone_frames_suffice([loaded, face_like])
+    face_like = type("Face", (), {"kind": "face"})()  # grouped by the view their kind reads: it says so itself
+    assert registry.by_view([loaded, face_like, "red"]) == {FrameView((8, 8)): [loaded, "red"], registry.kind_of("face").view: [face_like]}
+    # A command's options reach only the kind that declares them (--backbone-weights: not the face kind).
+    assert registry.kind_of("face").options == frozenset() and "weights" in registry.kind_of("classifier").options
 
 
 def test_an_unregistered_kind_is_a_damaged_bundle_error(tmp_path, red_kind):

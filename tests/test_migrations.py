@@ -145,3 +145,53 @@ def test_upgrade_to_0007_keeps_the_newest_timing_of_each_stage(tmp_path):
     assert [tuple(r) for r in rows] == [("score", "x"), ("verdict", "second")]
     assert _differences(engine) == []
     forget_engines(close=True)
+
+
+_META = {
+    "targets": ["red", "logo"], "watch_id": 3, "video_key": "videos/j/source.mp4", "frames_linked": True,
+    "repost_wait_since": 1700000000.5, "requeues": 2,
+    "ref": {"platform": "tiktok", "platform_id": "7", "url": "https://www.tiktok.com/@a/video/7", "counts": {"views": 9}},
+    "decoding": {"promised_frames": 60, "decoded_frames": 20, "broken": False, "partial": True},
+}
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_upgrade_to_0008_moves_the_video_state_out_of_meta_and_back(database, tmp_path, request):
+    """0008 makes each key of ``videos.meta`` a column, keeps the rows' values (on SQLite without
+    copying ``videos``, which would cascade into detections), and its downgrade puts them back."""
+    import json
+    from datetime import datetime, timezone
+
+    from alembic import command
+
+    from workers.storage.db import _alembic_config, session_scope
+    from workers.storage.models import Video
+
+    url = request.getfixturevalue("postgres_url") if database == "postgres" else f"sqlite:///{tmp_path / 'v7.db'}"
+    with _database_at(url, "0007").begin() as conn:
+        conn.execute(text(_OLD_VIDEO))
+        conn.execute(
+            text("INSERT INTO videos (id, source, meta, status, created_at, updated_at) VALUES (2, 'b.mp4', :m, 'scoring', '2024-01-01', '2024-01-01')"),
+            {"m": json.dumps(_META)},
+        )
+        conn.execute(text("INSERT INTO detections (video_id, target_name, target_version, target_kind, verdict, frames, scored_frames, positive_frames, positive_timestamps, threshold, created_at) VALUES (2, 't', 'v', 'classifier', 'positive', 3, 3, 3, '[]', 0.5, '2024-01-01')"))
+    forget_engines(close=True)
+    engine = get_engine(url)
+    assert _revision(engine) == head_revision() and _differences(engine) == []
+    with session_scope(url) as s:
+        empty, full = s.get(Video, 1), s.get(Video, 2)
+        assert (empty.targets, empty.watch_id, empty.ref, empty.video_key, empty.frames_linked, empty.requeues, empty.partial) == (
+            [], None, None, None, False, 0, False)
+        assert (full.targets, full.watch_id, full.ref, full.video_key, full.frames_linked, full.requeues) == (
+            ["red", "logo"], 3, _META["ref"], "videos/j/source.mp4", True, 2)
+        assert full.repost_wait_since.replace(tzinfo=timezone.utc) == datetime.fromtimestamp(1700000000.5, timezone.utc)
+        assert (full.promised_frames, full.decoded_frames, full.partial) == (60, 20, True)
+        assert len(full.detections) == 1
+    with engine.begin() as conn:
+        command.downgrade(_alembic_config(conn), "0007")
+    with engine.connect() as conn:
+        metas = dict(conn.execute(text("SELECT id, meta FROM videos ORDER BY id")).all())
+    metas = {k: json.loads(v) if isinstance(v, str) else v for k, v in metas.items()}
+    assert metas[1] == {"targets": []}
+    assert metas[2] == {**_META, "decoding": {"promised_frames": 60, "decoded_frames": 20, "partial": True}}
+    forget_engines(close=True)

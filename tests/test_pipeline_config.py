@@ -12,8 +12,8 @@ import yaml
 
 from tests.conftest import need
 from tests.pipeline_support import ROOT
-from workers.services.worker_plan import UnknownQueue, default_concurrency, parse_queues
-from workers.pipeline.celery_app import QUEUES, STAGE_QUEUES, celery_config, task_name
+from workers.services.worker_plan import UnknownQueue, WorkerPlan, default_concurrency, parse_queues
+from workers.pipeline.celery_app import PERIODIC, QUEUES, ROUTES, celery_config
 from workers.settings import Settings
 
 try:
@@ -36,13 +36,28 @@ def test_celery_is_configured_for_long_unreliable_tasks():
 
 def test_each_stage_is_routed_to_the_queue_of_its_kind_of_work():
     routes = celery_config(Settings())["task_routes"]
-    assert {stage: routes[task_name(stage)]["queue"] for stage in STAGE_QUEUES} == {
+    assert {name: route["queue"] for name, route in routes.items()} == {
         "download": "io", "alert": "io", "housekeeping": "io", "run_watches": "io", "alert_followups": "io",
         "reap_stalled": "io",
         "frames": "cpu", "verdict": "cpu",
         "score": "score",
     }
-    assert set(STAGE_QUEUES.values()) == set(QUEUES)
+    assert set(ROUTES.values()) == set(QUEUES)
+
+
+def test_the_stage_table_gives_tasks_statuses_and_resume_points():
+    """Every stage and periodic task is a registered task of its name; the statuses a video
+    shows are the words every release has stored and shown; a stalled video resumes where its status was set."""
+    from workers.pipeline import stages, tasks
+
+    assert [s.name for s in stages.STAGES] == ["download", "frames", "score", "verdict", "alert"]
+    assert all(name in tasks.app.tasks for name in ROUTES)
+    assert list(tasks.STAGE_TASKS) == [s.name for s in stages.STAGES]
+    assert stages.STATUSES == ("queued", "downloading", "extracting", "scoring", "done", "failed")
+    assert stages.RESUME_AT == {"queued": "download", "downloading": "download", "extracting": "frames", "scoring": "score"}
+    assert {name: tasks.app.tasks[name].send_events for name in PERIODIC} == {
+        "housekeeping": True, "reap_stalled": False, "run_watches": False, "alert_followups": False,
+    }
 
 
 def test_beat_runs_watches_and_alert_followups_every_poll_interval():
@@ -50,16 +65,16 @@ def test_beat_runs_watches_and_alert_followups_every_poll_interval():
 
     schedule = celery_config(Settings(watch_poll_interval=7))["beat_schedule"]
     for name in ("run_watches", "alert_followups"):
-        assert schedule[name]["task"] == task_name(name) and schedule[name]["schedule"] == 7
+        assert schedule[name]["task"] == name and schedule[name]["schedule"] == 7
         assert schedule[name]["options"]["expires"] == 7  # a tick nobody took in time is dropped
-        assert task_name(name) in tasks.app.tasks
+        assert name in tasks.app.tasks
 
 
 def test_tasks_are_registered_under_the_routed_names():
     from workers.pipeline import tasks
 
     chain = tasks.video_chain(7, "job-7")
-    assert [t.task for t in chain.tasks] == [task_name(s) for s in ("download", "frames", "score", "verdict", "alert")]
+    assert [t.task for t in chain.tasks] == ["download", "frames", "score", "verdict", "alert"]
     assert chain.tasks[0].options["task_id"] == "job-7"
     assert all(t.args == (7,) for t in chain.tasks)  # ids only through the broker
 
@@ -78,6 +93,28 @@ def test_worker_queue_choices():
     assert default_concurrency(["score"], ["0", "1"]) == 2
     assert default_concurrency(["cpu"], []) == (os.cpu_count() or 1)
     assert default_concurrency(["io"], []) == 4
+
+
+def test_worker_plan_reaches_the_pool_processes_as_settings(monkeypatch):
+    """``tiktok-tracker worker`` puts its plan in the environment; each pool process reads it as
+    settings (``worker_queues``, ``score_gpus``) when it starts: its GPU, what it warms."""
+    from workers.pipeline import tasks
+    from workers.settings import get_settings
+
+    plan = WorkerPlan(["score"], 2, ["3", "4"])
+    for name, value in plan.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # restored afterwards
+    warmed = []
+    monkeypatch.setattr(tasks, "warm_database", lambda: warmed.append("database"))
+    monkeypatch.setattr(tasks, "warm_models", lambda: warmed.append("models"))
+    get_settings.cache_clear()
+    try:
+        assert (get_settings().worker_queues, get_settings().score_gpus) == (["score"], ["3", "4"])
+        tasks._fresh_process()
+    finally:
+        get_settings.cache_clear()
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "3" and warmed == ["database", "models"]
 
 
 # --- docker-compose.yml and infra/ ----------------------------------------------------------
@@ -216,4 +253,4 @@ def test_stage_retries_span_the_retry_window_even_with_the_shortest_jitter():
 
 def test_beat_runs_the_reaper():
     schedule = celery_config(Settings(reaper_interval=7))["beat_schedule"]["reap_stalled"]
-    assert schedule["task"] == task_name("reap_stalled") and schedule["schedule"] == 7
+    assert schedule["task"] == "reap_stalled" and schedule["schedule"] == 7

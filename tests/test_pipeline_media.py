@@ -9,12 +9,15 @@ import pytest
 
 from tests.videos import write_video
 from workers.detect.scoring import TargetSpec
-from workers.media.store import LocalMediaStore, MediaMissing, check_key
+from workers.detect.views import FrameView
+from workers.media.frame_batch import load_frames, write_frames
 from workers.media.keys import evidence_key, frames_key, video_key
-from workers.media.batches import load_frames, write_frames
 from workers.media.scores import decode_scores, encode_scores
+from workers.media.store import LocalMediaStore, MediaMissing, check_key
 from workers.verdict import FrameScore, VerdictRule
 from workers.video.sampling import read_sampled
+
+FACE_VIEW = FrameView(None, "rgb", "jpeg")  # frames as sampled, as JPEG (the face kind's)
 
 
 def test_put_get_open_delete_and_keys(tmp_path):
@@ -77,9 +80,9 @@ def test_frame_batches_round_trip_bit_for_bit(tmp_path):
     sampled = read_sampled(write_video(tmp_path / "v.mp4", seconds=3), 1.0)
     store = LocalMediaStore(tmp_path / "store")
     with store.writer("frames/1.npz") as fh:
-        write_frames(fh, sampled)
+        write_frames(fh, sampled, [FACE_VIEW])
     assert store.get("frames/1.npz")[:2] == b"PK"  # a zip archive of chunks
-    back = load_frames(store, "frames/1.npz")
+    back = load_frames(store, "frames/1.npz", FACE_VIEW)
     assert back.info == sampled.info
     assert [(f.index, f.timestamp) for f in back.frames] == [(f.index, f.timestamp) for f in sampled.frames]
     # Full frames are kept as JPEG (quality 95): close to the decoded frames, not equal.
@@ -89,14 +92,14 @@ def test_frame_batches_round_trip_bit_for_bit(tmp_path):
 
 
 def test_backbone_sized_frames_are_read_alone_and_resize_exactly(tmp_path):
-    from workers.detect.backbone import INPUT_SIZE, resize_for_backbone, resize_frame
+    from workers.detect.backbone import VIEW, resize_for_backbone, resize_frame
 
     sampled = read_sampled(write_video(tmp_path / "v.mp4", seconds=3, size=(320, 180)), 1.0)
     store = LocalMediaStore(tmp_path / "store")
     with store.writer("frames/1.npz") as fh:
-        write_frames(fh, sampled, backbone_size=INPUT_SIZE)
-    small = load_frames(store, "frames/1.npz", backbone_only=True)
-    full = load_frames(store, "frames/1.npz")
+        write_frames(fh, sampled, [VIEW, FACE_VIEW])
+    small = load_frames(store, "frames/1.npz", VIEW)
+    full = load_frames(store, "frames/1.npz", FACE_VIEW)
     assert small.frames[0].image.shape == (224, 224, 3) and full.frames[0].image.shape == (180, 320, 3)
     assert [f.index for f in small.frames] == [f.index for f in sampled.frames]
     # The score stage's input equals what the in-process scan computes from full frames.
@@ -105,15 +108,15 @@ def test_backbone_sized_frames_are_read_alone_and_resize_exactly(tmp_path):
 
 
 def test_batches_without_full_frames_say_so(tmp_path):
-    from workers.detect.backbone import INPUT_SIZE
+    from workers.detect.backbone import VIEW
 
     sampled = read_sampled(write_video(tmp_path / "v.mp4", seconds=2, size=(320, 180)), 1.0)
     store = LocalMediaStore(tmp_path / "store")
     with store.writer("frames/2.npz") as fh:
-        write_frames(fh, sampled, backbone_size=INPUT_SIZE, full_frames=False)
-    assert len(load_frames(store, "frames/2.npz", backbone_only=True).frames) == 2
-    with pytest.raises(MediaMissing, match="only backbone-sized frames"):
-        load_frames(store, "frames/2.npz")
+        write_frames(fh, sampled, [VIEW])
+    assert len(load_frames(store, "frames/2.npz", VIEW).frames) == 2
+    with pytest.raises(MediaMissing, match="frames/2.npz: no sampled-rgb-jpeg frames .* holds 224x224-rgb-lossless"):
+        load_frames(store, "frames/2.npz", FACE_VIEW)
 
 
 def test_a_failed_write_stores_nothing(tmp_path):
@@ -139,15 +142,15 @@ def test_scores_round_trip_exactly():
 
 
 def test_frame_batches_are_written_and_read_in_chunks(tmp_path):
-    from workers.detect.backbone import INPUT_SIZE, resize_frame
+    from workers.detect.backbone import VIEW, resize_frame
     from workers.media.frame_batch import CHUNK_FRAMES
 
     sampled = read_sampled(write_video(tmp_path / "v.mp4", seconds=4, fps=20, size=(320, 180)), 20.0)
     assert len(sampled.frames) > 2 * CHUNK_FRAMES
     store = LocalMediaStore(tmp_path / "store")
     with store.writer("frames/3.npz") as fh:
-        write_frames(fh, sampled, backbone_size=INPUT_SIZE)
-    small = load_frames(store, "frames/3.npz", backbone_only=True)
+        write_frames(fh, sampled, [VIEW])
+    small = load_frames(store, "frames/3.npz", VIEW)
     assert [f.index for f in small.frames] == [f.index for f in sampled.frames]
     assert all(np.array_equal(a.image, resize_frame(b.image)) for a, b in zip(small.frames, sampled.frames))  # lossless
 

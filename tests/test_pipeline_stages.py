@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from tests.pipeline_support import postgres_url, red_target  # noqa: F401  (fixtures)
 from tests.videos import write_video
 from workers.pipeline import stages
+from workers.pipeline.stages import Next
 from workers.settings import Settings
 from workers.storage import results
 from workers.storage.db import session_scope
@@ -28,7 +29,7 @@ def ctx(tmp_path, red_target):  # noqa: F811
 
 def _queue(ctx, source, targets=("red",)) -> int:
     with session_scope(ctx.db_url) as s:
-        video = Video(job_id=None, source=str(source), meta={"targets": list(targets)})
+        video = Video(job_id=None, source=str(source), targets=list(targets))
         s.add(video)
         s.flush()
         return video.id
@@ -48,18 +49,18 @@ def test_each_stage_can_run_twice_without_duplicates(ctx, tmp_path):
     path = write_video(tmp_path / "red.mp4", seconds=3, color=(210, 30, 30))
     vid = _queue(ctx, path)
     for stage in (stages.download, stages.extract_frames, stages.score):
-        assert stage(ctx, vid) and stage(ctx, vid)
+        assert stage(ctx, vid) is Next.CONTINUE and stage(ctx, vid) is Next.CONTINUE
     assert _video(ctx, vid).status == "scoring"
-    assert stages.verdict(ctx, vid)
+    assert stages.verdict(ctx, vid) is Next.CONTINUE
     done = _video(ctx, vid)
     assert done.status == "done" and done.sampled_frames == 3
     # 1 positive of 3 frames decides it: the early verdict scored 1 frame
     assert (_count(ctx, Detection), _count(ctx, FrameScore)) == (1, 1)
     # the whole chain again (a redelivered message): nothing moves, nothing is added
     for stage in (stages.download, stages.extract_frames, stages.score):
-        assert stage(ctx, vid) is False
-    assert stages.verdict(ctx, vid) == stages.ALERT  # done already: on to the (idempotent) alert stage
-    assert stages.alert(ctx, vid) and stages.alert(ctx, vid)
+        assert stage(ctx, vid) is Next.STOP
+    assert stages.verdict(ctx, vid) is Next.TO_ALERT  # done already: on to the (idempotent) alert stage
+    assert stages.alert(ctx, vid) is Next.CONTINUE and stages.alert(ctx, vid) is Next.CONTINUE
     assert (_count(ctx, Detection), _count(ctx, FrameScore)) == (1, 1)
     # the stages' intermediates are gone, the evidence stays
     assert {k.split("/")[0] for k in ctx.store.keys("")} == {"evidence"}
@@ -105,7 +106,7 @@ def test_two_deliveries_timing_one_stage_at_once_leave_one_row(postgres_url):  #
 
     engine = get_engine(postgres_url)
     with Session(engine) as s, s.begin():
-        video = Video(job_id=None, source="x.mp4", meta={})
+        video = Video(job_id=None, source="x.mp4")
         s.add(video)
         s.flush()
         vid = video.id
@@ -142,7 +143,7 @@ def test_missing_file_and_unknown_url_fail_with_reason(ctx, tmp_path):
     stages.fail(ctx, missing, "gone.mp4: no such file")
     video = _video(ctx, missing)
     assert (video.status, video.error) == ("failed", "gone.mp4: no such file")
-    assert stages.download(ctx, missing) is False  # failed is final
+    assert stages.download(ctx, missing) is Next.STOP  # failed is final
 
 
 def test_housekeeping_drops_leftovers_of_finished_and_vanished_videos(ctx, tmp_path):
@@ -163,7 +164,7 @@ def test_keep_videos_keeps_the_downloaded_file(ctx, tmp_path):
     ctx = stages.StageContext.from_settings(ctx.settings.model_copy(update={"keep_videos": True}))
     vid = _queue(ctx, write_video(tmp_path / "blue.mp4", seconds=2, color=(30, 30, 210)))
     for stage in (stages.download, stages.extract_frames, stages.score, stages.verdict):
-        assert stage(ctx, vid)
+        assert stage(ctx, vid) is Next.CONTINUE
     assert list(ctx.store.keys("")) == [f"videos/{vid}/source.mp4"]
 
 
@@ -215,7 +216,7 @@ def test_a_reset_database_never_meets_an_earlier_jobs_media(ctx, tmp_path):
     new = queue_job(fresh, blue)
     assert new == old  # the same database id ...
     for stage in (stages.download, stages.extract_frames, stages.score, stages.verdict):
-        assert stage(fresh, new)
+        assert stage(fresh, new) is Next.CONTINUE
     with session_scope(fresh.db_url) as s:
         (det,) = s.scalars(select(Detection)).all()
         assert det.verdict == "negative"  # ... its own scores (blue), not the red video's left behind
@@ -232,10 +233,9 @@ def test_truncated_video_records_decoded_against_promised_frames_and_a_partial_v
     vid = _queue(ctx, cut)
     with caplog.at_level("WARNING"):
         for stage in (stages.download, stages.extract_frames, stages.score, stages.verdict):
-            assert stage(ctx, vid)
+            assert stage(ctx, vid) is Next.CONTINUE
     video = _video(ctx, vid)
-    decoding = video.meta["decoding"]
-    assert decoding["promised_frames"] == 60 and 0 < decoding["decoded_frames"] < 30 and decoding["partial"]
+    assert video.promised_frames == 60 and 0 < video.decoded_frames < 30 and video.partial
     assert video.sampled_frames < 6 and "could be decoded (truncated or corrupt file)" in caplog.text
     with session_scope(ctx.db_url) as s:
         (det,) = s.scalars(select(Detection)).all()
@@ -244,7 +244,7 @@ def test_truncated_video_records_decoded_against_promised_frames_and_a_partial_v
     vid = _queue(ctx, whole)
     for stage in (stages.download, stages.extract_frames, stages.score, stages.verdict):
         stage(ctx, vid)
-    assert _video(ctx, vid).meta["decoding"]["partial"] is False
+    assert _video(ctx, vid).partial is False
     scanner = Scanner.for_names(ctx.settings.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'scan.db'}"}), ["red"])
     assert [r.partial for r in scanner.scan_file(cut)] == [True]
     assert [r.to_json()["partial"] for r in scanner.scan_file(whole)] == [False]

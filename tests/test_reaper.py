@@ -60,7 +60,7 @@ def test_stalled_video_is_requeued_from_its_stage_then_failed_with_the_reason(ct
     requeued = []
     report = reaper.reap_stalled(ctx, lambda vid, stage: requeued.append((vid, stage)))
     assert requeued == [(stuck, "score")] and report["requeued"] == 1
-    assert _video(ctx, stuck).meta["requeues"] == 1 and _video(ctx, fresh).status == "queued"
+    assert _video(ctx, stuck).requeues == 1 and _video(ctx, fresh).status == "queued"
     assert reaper.reap_stalled(ctx, requeued.append)["requeued"] == 0  # the requeue counts as progress
     _age(ctx, stuck, 120)
     report = reaper.reap_stalled(ctx, requeued.append)
@@ -95,7 +95,7 @@ def test_positive_without_an_alert_row_gets_one_and_the_followup_pass_sends_it(c
     assert reaper.reap_stalled(ctx, lambda *a: None)["alert_rows"] == 0  # once
     report = alerting.alert_followups(ctx)  # the log channel takes it
     assert (report["retried"], report["delivered"]) == (1, 1)
-    assert stages.alert(ctx, vid)  # the alert stage, late: sends nothing more
+    assert stages.alert(ctx, vid) is stages.Next.CONTINUE  # the alert stage, late: sends nothing more
     with session_scope(ctx.db_url) as s:
         (row,) = s.scalars(select(AlertRow)).all()
         assert (row.status, row.attempts) == ("sent", 1)
@@ -115,13 +115,13 @@ def test_a_database_error_in_the_stage_bookkeeping_is_retried_like_the_stage(ctx
         return real(*args, **kwargs)
 
     monkeypatch.setattr(stages, "record_timing", flaky)
-    assert tasks.download.apply(args=(vid,)).successful()
+    assert tasks.STAGE_TASKS["download"].apply(args=(vid,)).successful()
     assert calls == ["download", "download"]  # retried, not dropped
     with session_scope(ctx.db_url) as s:
         assert [t.stage for t in s.scalars(select(StageTiming))] == ["download"]
     # Always failing: after the retry window the video fails with the reason instead of staying mid-way.
     monkeypatch.setattr(stages, "record_timing", lambda *a, **k: (_ for _ in ()).throw(
         OperationalError("INSERT", {}, Exception("connection refused"))))
-    assert tasks.frames.apply(args=(vid,)).failed()
+    assert tasks.STAGE_TASKS["frames"].apply(args=(vid,)).failed()
     failed = _video(ctx, vid)
     assert failed.status == "failed" and failed.error.startswith("frames: gave up after") and "connection refused" in failed.error

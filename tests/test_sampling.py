@@ -129,14 +129,14 @@ def _h264_with_b_frames(tmp_path, *options: str):
 def test_b_frame_video_matches_opencv_and_skips_unwanted_frames(tmp_path):
     """An H.264 file with B-frames at 23.976 fps (as phones and TikTok encode):
     the same frame numbers and pixels as OpenCV, and fewer frames decoded than it has."""
-    from workers.video.sampling import _every, _Reader
+    from workers.video.sampling import _every, VideoReader
 
     h264 = _h264_with_b_frames(tmp_path, "-r", "24000/1001")
     sampled = read_sampled(h264)
     expected = _opencv_sampled(h264, frame_step(sampled.info.fps))
     assert sampled.indices == sorted(expected)
     assert all(np.array_equal(f.image, expected[f.index]) for f in sampled.frames)
-    with _Reader(h264) as reader:
+    with VideoReader(h264) as reader:
         decoded = sum(1 for _ in reader._decoded(_every(23)))
         assert decoded < reader.info.frame_count  # non-reference frames not wanted were never decoded
 

@@ -11,8 +11,8 @@ import pytest
 
 from tests.score_batches_support import small_trump  # noqa: F401  (fixture)
 from tests.test_scoring import THIRD, Bright, MeanBrightness, frames_of
-from workers.detect.batching import SharedPasses
 from workers.detect.scoring import VideoScoring, collect_scores, collect_scores_of
+from workers.detect.shared_passes import SharedPasses
 from workers.verdict import VerdictRule
 
 ANY = VerdictRule(0.0, 1)  # one positive frame decides
@@ -161,6 +161,7 @@ def test_a_failing_model_fails_the_videos_of_its_pass_and_the_thread_goes_on():
 def test_seed_videos_score_identically_alone_and_together(seed_target, seed_dir):
     """Bit-identical float32 scores: per video (chunks of 16) and in passes of up to 64
     frames mixing the seed videos and generated ones."""
+    from workers.detect.backbone import VIEW
     from workers.processing.steps import scoring_frames
     from workers.video.sampling import open_sampled
 
@@ -168,7 +169,7 @@ def test_seed_videos_score_identically_alone_and_together(seed_target, seed_dir)
     videos = []
     for path in [seed_dir / "Trump.mp4", seed_dir / "Biden.mp4", seed_dir / "Biden.mp4"]:
         with open_sampled(path, 1.0, 1280) as (_reader, frames):
-            videos.append(scoring_frames(frames, backbone_only=True))
+            videos.append(scoring_frames(frames, VIEW))
     videos[2] = videos[2][::-1]  # another "video": the same frames, other neighbours in every pass
     for early in (False, True):
         alone = [collect_scores(v, [target], {"vgg16": backbone}, 16, early, duplicate_tolerance=1.0) for v in videos]

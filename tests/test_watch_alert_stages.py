@@ -35,10 +35,6 @@ from workers.storage.models import AlertRow, FrameScore, Video, Watch, utcnow
 
 HOSTILE_CAPTION = "=cmd|' /C calc'!A0 \x1b[2J\x00\u202egnp.exe\r\nline2 ../../etc/passwd C:\\Windows " + "A" * 100_000
 CHAIN = ("download", "frames", "score", "verdict", "alert")
-STAGE_FUNCTIONS = {
-    "download": stages.download, "frames": stages.extract_frames, "score": stages.score,
-    "verdict": stages.verdict, "alert": stages.alert,
-}
 
 
 @pytest.fixture()
@@ -78,13 +74,14 @@ def queue(ctx, item, targets=("red",)) -> int:
 
 def run_chain(ctx, video_id) -> list[str]:
     """The stages in order, as the tasks would run them (a stage may stop or skip the chain)."""
+    assert tuple(stages.STAGE) == CHAIN
     ran, i = [], 0
     while i < len(CHAIN):
-        proceed = STAGE_FUNCTIONS[CHAIN[i]](ctx, video_id)
+        step = stages.STAGE[CHAIN[i]].run(ctx, video_id)
         ran.append(CHAIN[i])
-        if proceed is False:
+        if step is stages.Next.STOP:
             break
-        i = CHAIN.index(proceed) if isinstance(proceed, str) else i + 1
+        i = CHAIN.index("alert") if step is stages.Next.TO_ALERT else i + 1
     return ran
 
 
@@ -118,7 +115,7 @@ def test_listed_video_downloaded_under_a_generated_name_with_its_metadata(ctx, s
     assert v.status == "done" and v.detections[0].verdict == "positive"
     assert (v.platform, v.platform_id, v.author) == ("tiktok", "../../etc/passwd", "../../home/x\\y")
     assert v.caption.startswith("=cmd|' /C calc'!A0 \x1b[2J\u202e") and v.source == "https://www.tiktok.com/@../../home/x\\y/video/../../etc/passwd"
-    assert v.meta["ref"]["hashtags"] == ["cats"] and v.meta["ref"]["counts"]["views"] == 1000
+    assert v.ref["hashtags"] == ["cats"] and v.ref["counts"]["views"] == 1000
     assert v.posted_at is not None and v.content_hash
     # Nothing from the metadata became a path: only the evidence is left, under the job id
     # (the best frame, and the positive frames kept for review).
@@ -151,10 +148,10 @@ def test_url_downloads_fail_with_their_reason_or_are_retried(ctx, served, monkey
     # Through the Celery task (run eagerly): a permanent error fails the video at once with its reason;
     # a timeout is retried (the downloader's own retries, then the task's) and then fails.
     monkeypatch.setattr(tasks, "_context", changed(ctx, task_retry_window=0.5, task_retry_backoff=1, task_retry_backoff_max=1))
-    assert tasks.download.apply(args=(missing,)).failed()
+    assert tasks.STAGE_TASKS["download"].apply(args=(missing,)).failed()
     assert video(ctx, missing).status == "failed" and "404" in video(ctx, missing).error
     slow = queue(ctx, served.url("/slow/clip.mp4"))
-    assert tasks.download.apply(args=(slow,)).failed()
+    assert tasks.STAGE_TASKS["download"].apply(args=(slow,)).failed()
     assert served.hits.count("/slow/clip.mp4") == 4  # (1 try + 1 download retry) x (1 run + 1 task retry)
     error = video(ctx, slow).error
     assert error.startswith("download: gave up after 1 retries (TransientDownloadError:") and "timed out" in error.lower()
@@ -193,7 +190,7 @@ def test_one_alert_per_video_and_target_with_thumbnail(ctx, tmp_path):
         run_chain(ctx, red)
         run_chain(ctx, blue)
         for _ in range(2):  # a redelivered alert task
-            assert stages.alert(ctx, red) and stages.alert(ctx, blue)
+            assert stages.alert(ctx, red) is stages.Next.CONTINUE and stages.alert(ctx, blue) is stages.Next.CONTINUE
     (request,) = hook.requests
     body = json.loads(request["body"])
     assert body["event"] == "alert" and body["target"] == "red" and body["video_url"] == str(tmp_path / "red.mp4")
@@ -283,7 +280,7 @@ def test_watch_queues_only_new_videos_and_keeps_its_warnings(ctx, served, publis
     assert (run.listed, len(run.jobs), run.warnings, run.error) == (2, 2, [], None)
     assert published == [j.video_id for j in run.jobs]
     first = video(ctx, run.jobs[0].video_id)
-    assert (first.platform, first.platform_id, first.author, first.meta["watch_id"]) == (
+    assert (first.platform, first.platform_id, first.author, first.watch_id) == (
         "tiktok", "7300000000000000001", "user1", watch_id)
     assert run_watch(ctx.settings, watch_id, published) is None  # not due again for a minute
     again = run_watch(ctx.settings, watch_id, published, force=True)

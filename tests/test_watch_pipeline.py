@@ -149,7 +149,7 @@ def test_watch_scrapes_on_schedule_and_alerts_once_per_positive_video(stack):
     # Metadata from the listing is on the videos.
     first = next(v for v in videos if v.platform_id == "7300000000000000001")
     assert (first.platform, first.author, first.caption) == ("tiktok", "user1", "video 1 #cats #fyp")
-    assert first.posted_at is not None and first.meta["ref"]["counts"]["views"] == 1000 and first.meta["watch_id"] == 1
+    assert first.posted_at is not None and first.ref["counts"]["views"] == 1000 and first.watch_id == 1
 
     time.sleep(1.0)  # nothing more may arrive
     payloads = stack.payloads()

@@ -214,3 +214,19 @@ def test_compose_web_service_is_local_and_needs_a_password():
     (port,) = web["ports"]
     assert port.startswith("${WEB_BIND_ADDRESS:-127.0.0.1}:")
     assert "TT_WEB_PASSWORD" in web["environment"] and "media:/data" in web["volumes"]
+
+
+def test_inbox_filters_by_watch_in_the_database(web_env):
+    """A watch's detections are found however many newer ones other videos have."""
+    from workers.review.service import InboxFilter, inbox
+    from workers.storage.models import Video
+
+    settings, seeded = web_env
+    with session_scope(settings.resolved_database_url) as s:
+        s.get(Video, seeded.video_id).watch_id = 4
+    for n in range(3):  # newer detections of videos no watch queued
+        seed_results(settings, source=f"https://www.tiktok.com/@other/video/{n + 2}")
+    with session_scope(settings.resolved_database_url) as s:
+        assert [i.video.id for i in inbox(s, InboxFilter(watch=4, limit=1))] == [seeded.video_id]
+        assert inbox(s, InboxFilter(watch=5)) == []
+        assert len(inbox(s, InboxFilter(limit=10))) == 4

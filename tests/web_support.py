@@ -41,7 +41,7 @@ def seed_results(settings, source: str = "https://www.tiktok.com/@evil/video/1")
     frames = [Frame(s.index, s.timestamp, rng.integers(0, 255, (96, 64, 3), dtype=np.uint8)) for s in scores]
     store = store_from_settings(settings)
     with session_scope(settings.resolved_database_url) as s:
-        video = Video(source=source, content_hash="ab" * 32, status="queued", meta={"targets": ["logo"]},
+        video = Video(source=source, content_hash="ab" * 32, status="queued", targets=["logo"],
                       author=HOSTILE_AUTHOR, caption=HOSTILE_CAPTION, duration=10.0, sampled_frames=len(scores),
                       width=64, height=96, platform="tiktok")
         s.add(video)

@@ -194,9 +194,7 @@ class Scanner:
         video is partial, and its rows when it took its original's verdicts (a repost of a
         finished video: same bytes, or frames matching strongly) instead of being scored."""
         sampled, hashes = prepared.frames.sampled, prepared.frames.hashes
-        link = processing.record_frames(
-            session, video, sampled.info, len(sampled.frames), sampled.decoding, hashes, self.settings.repost_link_at
-        )
+        link = processing.record_frames(session, video, sampled.info, len(sampled.frames), sampled.decoding, hashes, self.settings)
         partial = results.is_partial(video)
         same_bytes = processing.link_by_content(session, video)
         if same_bytes.original_id is not None:  # the strongest link there is

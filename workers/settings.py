@@ -1,10 +1,15 @@
-"""One typed settings object for the whole product.
+"""One typed settings object for the whole product, its fields in groups.
 
 Values come, highest priority first, from: explicit overrides in code (CLI
 options), environment variables prefixed ``TT_`` (``TT_DATABASE_URL`` ...),
 a TOML file named by ``TT_CONFIG`` (default ``./tiktok-tracker.toml`` when it
 exists), then the defaults below. Every setting is documented once, here; the
-README's table is generated from these descriptions.
+README's tables are generated from these descriptions (``settings_markdown``).
+
+Each group is a class of its own (``PathsSettings``, ``AlertSettings`` ...) so
+that it reads on its own; ``Settings`` inherits them all, so every setting is
+still ``settings.<name>``, ``TT_<NAME>`` and a top-level ``<name>`` key in the
+TOML file, whatever its group.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -24,13 +30,38 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+ENV_PREFIX = "TT_"
 Preprocessing = Literal["caffe", "torch"]
+
+
+def _words(value: Any) -> Any:
+    """A list from the environment: a JSON array, or comma-separated words."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [word.strip() for word in text.split(",") if word.strip()]
+    return value
+
+
 # A list setting: a TOML array; in the environment a JSON array or comma-separated words.
-StrList = Annotated[list[str], NoDecode]
+StrList = Annotated[list[str], NoDecode, BeforeValidator(_words)]
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TT_", extra="ignore")
+def env_name(setting: str) -> str:
+    """``smtp_to`` -> ``TT_SMTP_TO``: the environment variable of a setting."""
+    return f"{ENV_PREFIX}{setting.upper()}"
+
+
+class SettingsGroup(BaseModel):
+    """A group of settings: its fields, its title (``model_config``: the README's section heading)
+    and its docstring (the section's first line)."""
+
+
+class PathsSettings(SettingsGroup):
+    """Where this host keeps its data, targets, caches and results, and which media store every stage uses."""
+
+    model_config = ConfigDict(title="Paths and storage")
 
     data_dir: Path = Field(
         Path("data"),
@@ -49,6 +80,49 @@ class Settings(BaseSettings):
             "workers on other hosts need no shared disk; file:///path: another folder."
         ),
     )
+    backbone_cache_dir: Path | None = Field(
+        None,
+        description=(
+            "Where VGG16 models converted for OpenVINO/ONNX Runtime are cached (keyed by backbone identity, "
+            "precision and tool versions); default: data_dir/cache/backbones."
+        ),
+    )
+    feature_cache_dir: Path | None = Field(
+        None,
+        description=(
+            "Where training caches the VGG16 features of labelled images (keyed by image content and the "
+            "whole computation, so trainings and the agreement gate share them); default: data_dir/cache/features."
+        ),
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'tiktok-tracker.db').resolve()}"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+    @property
+    def backbones_dir(self) -> Path:
+        return self.backbone_cache_dir or self.cache_dir / "backbones"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.feature_cache_dir or self.cache_dir / "features"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+
+class S3Settings(SettingsGroup):
+    """The bucket behind `media_url = "s3://..."`: where it is and how to sign in."""
+
+    model_config = ConfigDict(title="S3 media store")
+
     s3_endpoint_url: str | None = Field(
         None, description="S3 endpoint for MinIO, Ceph RGW, Garage, R2, moto (e.g. http://10.0.0.5:9000); empty: AWS."
     )
@@ -57,6 +131,13 @@ class Settings(BaseSettings):
         None, description="S3 access key id; empty: the standard AWS chain (AWS_* variables, ~/.aws, instance role)."
     )
     s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret key (never logged or printed).")
+
+
+class ModelSettings(SettingsGroup):
+    """The models that score frames: the VGG16 backbone of classifier targets, the face matcher of face targets."""
+
+    model_config = ConfigDict(title="Models")
+
     vgg16_weights: str = Field(
         "imagenet",
         description=(
@@ -88,20 +169,20 @@ class Settings(BaseSettings):
             "or 'auto' (keras for float32/bfloat16, openvino for int8)."
         ),
     )
-    backbone_cache_dir: Path | None = Field(
-        None,
-        description=(
-            "Where VGG16 models converted for OpenVINO/ONNX Runtime are cached (keyed by backbone identity, "
-            "precision and tool versions); default: data_dir/cache/backbones."
-        ),
+    face_tolerance: float = Field(
+        0.5,
+        gt=0,
+        lt=1.5,
+        description="Max dlib embedding distance for a face match (score = 1 - distance).",
     )
-    feature_cache_dir: Path | None = Field(
-        None,
-        description=(
-            "Where training caches the VGG16 features of labelled images (keyed by image content and the "
-            "whole computation, so trainings and the agreement gate share them); default: data_dir/cache/features."
-        ),
-    )
+    face_upsample: int = Field(1, ge=0, le=3, description="Times the HOG face detector upsamples a frame (small faces).")
+
+
+class ScoringSettings(SettingsGroup):
+    """Which frames of a video are scored, in what batches, and what is kept of a positive one."""
+
+    model_config = ConfigDict(title="Frames and scoring")
+
     frame_rate: float = Field(1.0, gt=0, description="Frames sampled per second of video.")
     max_frame_side: int = Field(1280, ge=64, description="Sampled frames larger than this are downscaled (longest side).")
     skip_loop_filter: bool = Field(
@@ -153,24 +234,55 @@ class Settings(BaseSettings):
             "At 1.0: 23% of the seed set's frames reused, scores within 0.07, same verdicts."
         ),
     )
+    evidence_frames: int = Field(
+        6,
+        ge=0,
+        description="Positive frames kept as small evidence JPEGs per detection (highest scores first), for review after the video is deleted.",
+    )
+
+
+class RepostSettings(SettingsGroup):
+    """When a video is a repost of an earlier one, and what its verdicts and alerts then are."""
+
+    model_config = ConfigDict(title="Reposts")
+
     repost_matching: bool = Field(
         True,
         description="Recognise reposts by their frames' PDQ hashes (re-encoded, cropped, trimmed, mirrored ...), not only by identical bytes.",
+    )
+    repost_rule: Literal["mutual", "vpdq"] = Field(
+        "mutual",
+        description=(
+            "When frames that match (vPDQ's frame rules: PDQ distance <= 31, quality >= 50, repeats counted once) "
+            "link a video to an earlier one. 'mutual' (this project's rule): at least repost_link_at of its distinct frames "
+            "match the other's, and of the other's match it. 'vpdq' (vPDQ's defaults): at least 80% of its frames match "
+            "the other's (and 0% the other way), so any clip cut from a stored video links to it."
+        ),
     )
     repost_link_at: float = Field(
         0.5,
         gt=0,
         le=1,
+        description="The 'mutual' rule's threshold: the share of each video's distinct frames that must match the other's.",
+    )
+    repost_hash_rate: float = Field(
+        3.0,
+        gt=0,
+        le=60,
         description=(
-            "A video is linked to an earlier one (duplicate_of) when at least this share of its frames match "
-            "the other's, and of the other's frames match it (vPDQ: PDQ distance <= 31, quality >= 50)."
+            "Frames hashed per second for repost matching (the sampled frames among them; not stored): a copy trimmed by a "
+            "fraction of a second, sped up or re-encoded at another frame rate is sampled at other instants, and matches "
+            "through the frames between the samples. At or below frame_rate: only the sampled frames are hashed."
         ),
     )
     repost_reuse_at: float = Field(
         0.8,
         gt=0,
         le=1,
-        description="A link at least this strong takes the original's verdicts instead of being scored; weaker links are scored and still linked.",
+        description=(
+            "A link at least this strong (the weaker of its two shares, against the original) takes the original's verdicts "
+            "instead of being scored; weaker links are scored and still linked."
+        ),
     )
     repost_wait_seconds: float = Field(
         600.0,
@@ -184,94 +296,13 @@ class Settings(BaseSettings):
             "or digest of that target instead. 'each': every repost is alerted too (naming its original)."
         ),
     )
-    face_tolerance: float = Field(
-        0.5,
-        gt=0,
-        lt=1.5,
-        description="Max dlib embedding distance for a face match (score = 1 - distance).",
-    )
-    face_upsample: int = Field(1, ge=0, le=3, description="Times the HOG face detector upsamples a frame (small faces).")
 
-    # --- sources -----------------------------------------------------------
-    source_limit: int = Field(30, ge=1, description="Videos listed per source run, at most.")
-    tiktok_ms_token: SecretStr | None = Field(
-        None,
-        description=(
-            "msToken cookie of a tiktok.com browser session; needed by the TikTok trending "
-            "and hashtag sources (TikTokApi: install the 'tiktok' extra, then `playwright install`)."
-        ),
-    )
-    tiktok_browser: Literal["chromium", "firefox", "webkit"] = Field("chromium", description="Playwright browser that TikTokApi drives.")
-    folder_settle_seconds: float = Field(
-        2.0,
-        ge=0,
-        description="Files of a watched folder modified more recently than this are still being written: skipped.",
-    )
 
-    # --- downloads ---------------------------------------------------------
-    allow_hosts: StrList = Field(
-        default_factory=list,
-        description=(
-            "Hosts, IP addresses or CIDR ranges exempt from the download safety check, which "
-            "otherwise refuses loopback, private, link-local, multicast, reserved and cloud "
-            "metadata addresses (e.g. '127.0.0.1', 'media.internal', '10.1.0.0/16')."
-        ),
-    )
-    max_download_mb: float = Field(200.0, gt=0, description="Largest video file downloaded (MB); larger ones are refused.")
-    max_video_seconds: float = Field(600.0, gt=0, description="Longest video downloaded (seconds); longer ones are refused.")
-    download_timeout: float = Field(30.0, gt=0, description="Seconds without network progress before a download attempt times out.")
-    max_download_seconds: float = Field(
-        900.0, gt=0, description="Longest one download attempt may take (seconds), however slowly data arrives."
-    )
-    download_retries: int = Field(3, ge=0, description="Retries of a download or source listing after a timeout or network error.")
-    download_retry_backoff: float = Field(2.0, ge=0, description="Seconds before the first download retry; doubled for each further one.")
-    download_format: str = Field(
-        "best[ext=mp4]/best",
-        description="yt-dlp format selector; keep single-file formats unless ffmpeg is installed.",
-    )
-    proxy: str | None = Field(None, description="Proxy for listing and downloading (http://, https:// or socks5:// URL).")
-    cookies_file: Path | None = Field(None, description="Netscape-format cookies file passed to yt-dlp (logged-in or age-gated videos).")
-    impersonate: str | None = Field(
-        None,
-        description="Browser that yt-dlp impersonates, e.g. 'chrome' or 'chrome-124:windows-10' (needs curl_cffi).",
-    )
+class PipelineSettings(SettingsGroup):
+    """The distributed pipeline: its broker, its workers, retries of transient errors, the reaper, housekeeping."""
 
-    # --- alerts ------------------------------------------------------------
-    alert_log: bool = Field(True, description="Write every alert to the log (the 'log' channel).")
-    alert_webhook_urls: StrList = Field(
-        default_factory=list,
-        description="Generic webhooks: each gets the alert as JSON, the thumbnail base64-encoded.",
-    )
-    alert_slack_webhook_urls: StrList = Field(
-        default_factory=list, description="Slack incoming-webhook URLs (thumbnail shown when it has a URL)."
-    )
-    alert_discord_webhook_urls: StrList = Field(
-        default_factory=list, description="Discord webhook URLs (thumbnail attached to the message)."
-    )
-    smtp_host: str | None = Field(None, description="SMTP server for e-mail alerts; unset: no e-mail.")
-    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port.")
-    smtp_user: str | None = Field(None, description="SMTP login user (no login when unset).")
-    smtp_password: SecretStr | None = Field(None, description="SMTP login password.")
-    smtp_security: Literal["starttls", "ssl", "none"] = Field(
-        "starttls", description="SMTP transport security: STARTTLS upgrade, implicit TLS, or none."
-    )
-    smtp_from: str | None = Field(None, description="Sender address of e-mail alerts (default: smtp_user).")
-    smtp_to: StrList = Field(default_factory=list, description="Recipients of e-mail alerts.")
-    alert_timeout: float = Field(10.0, gt=0, description="Seconds one alert delivery attempt may take.")
-    alert_retries: int = Field(3, ge=0, description="Retries of a failing alert channel.")
-    alert_retry_backoff: float = Field(
-        2.0, ge=0, description="Seconds before an alert channel's first retry; doubled for each further one."
-    )
-    alert_cooldown_minutes: float = Field(
-        0.0,
-        ge=0,
-        description=(
-            "Minimum minutes between alerts for one target; positives found inside the window "
-            "are held and sent together as one digest when it ends (0: alert on each positive)."
-        ),
-    )
+    model_config = ConfigDict(title="Pipeline")
 
-    # --- distributed pipeline ----------------------------------------------
     broker_url: str = Field(
         "redis://127.0.0.1:6379/0",
         description=(
@@ -288,29 +319,6 @@ class Settings(BaseSettings):
         ),
     )
     broker_connect_timeout: float = Field(3.0, gt=0, description="Seconds `enqueue` waits for the broker before saying it is unreachable.")
-    evidence_frames: int = Field(
-        6,
-        ge=0,
-        description="Positive frames kept as small evidence JPEGs per detection (highest scores first), for review after the video is deleted.",
-    )
-    web_host: str = Field(
-        "127.0.0.1",
-        description="Address `tiktok-tracker web` binds; any other than loopback needs web_password or web_auth_header.",
-    )
-    web_port: int = Field(8080, ge=1, le=65535, description="Port of the review web app.")
-    web_password: SecretStr | None = Field(
-        None, description="Password of the review web app's login (empty: no login, allowed on loopback only)."
-    )
-    web_user: str = Field("reviewer", description="Name recorded on reviews made after a password login.")
-    web_auth_header: str = Field(
-        "",
-        description="Header an authenticating reverse proxy sets to the user name (e.g. X-Forwarded-User); trusted when set.",
-    )
-    web_secret: SecretStr | None = Field(
-        None, description="Key that signs the web app's session cookies (empty: a new random key per start)."
-    )
-    web_secure_cookies: bool = Field(False, description="Send the session cookie over HTTPS only (behind TLS).")
-    flower_url: str = Field("", description="Where Flower is, for the pipeline page's link (e.g. http://127.0.0.1:5555).")
     keep_videos: bool = Field(
         False,
         description="Keep downloaded videos in the media store after scoring (evidence thumbnails are always kept).",
@@ -346,6 +354,46 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds between two runs of beat's reaper (stalled videos, positives that never got an alert row).",
     )
+    housekeeping_interval: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds between two runs of the beat's housekeeping (media of finished videos, stalled-video report).",
+    )
+    worker_queues: StrList = Field(
+        default_factory=list,
+        description=(
+            "The queues of this worker's pool processes, set by `tiktok-tracker worker`: with any, a pool process "
+            "connects to the database before its first task; with score, it also loads the models."
+        ),
+    )
+    score_gpus: StrList = Field(
+        default_factory=list,
+        description=(
+            "GPU ids a score worker's pool processes are spread over, one each (CUDA_VISIBLE_DEVICES of each); "
+            "set by `tiktok-tracker worker` from CUDA_VISIBLE_DEVICES or nvidia-smi."
+        ),
+    )
+
+
+class WatchSettings(SettingsGroup):
+    """Where videos come from: the sources watches list, and how often beat looks for due work."""
+
+    model_config = ConfigDict(title="Sources and watches")
+
+    source_limit: int = Field(30, ge=1, description="Videos listed per source run, at most.")
+    tiktok_ms_token: SecretStr | None = Field(
+        None,
+        description=(
+            "msToken cookie of a tiktok.com browser session; needed by the TikTok trending "
+            "and hashtag sources (TikTokApi: install the 'tiktok' extra, then `playwright install`)."
+        ),
+    )
+    tiktok_browser: Literal["chromium", "firefox", "webkit"] = Field("chromium", description="Playwright browser that TikTokApi drives.")
+    folder_settle_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="Files of a watched folder modified more recently than this are still being written: skipped.",
+    )
     watch_poll_interval: float = Field(
         30.0,
         gt=0,
@@ -354,51 +402,124 @@ class Settings(BaseSettings):
             "digests to send (a watch runs at most this much later than its --every says)."
         ),
     )
-    housekeeping_interval: float = Field(
-        3600.0,
-        gt=0,
-        description="Seconds between two runs of the beat's housekeeping (media of finished videos, stalled-video report).",
+
+
+class DownloadSettings(SettingsGroup):
+    """Fetching videos: what may be fetched, how big and long, retries and deadlines, what yt-dlp is given."""
+
+    model_config = ConfigDict(title="Downloads")
+
+    allow_hosts: StrList = Field(
+        default_factory=list,
+        description=(
+            "Hosts, IP addresses or CIDR ranges exempt from the download safety check, which "
+            "otherwise refuses loopback, private, link-local, multicast, reserved and cloud "
+            "metadata addresses (e.g. '127.0.0.1', 'media.internal', '10.1.0.0/16')."
+        ),
+    )
+    max_download_mb: float = Field(200.0, gt=0, description="Largest video file downloaded (MB); larger ones are refused.")
+    max_video_seconds: float = Field(600.0, gt=0, description="Longest video downloaded (seconds); longer ones are refused.")
+    download_timeout: float = Field(30.0, gt=0, description="Seconds without network progress before a download attempt times out.")
+    max_download_seconds: float = Field(
+        900.0, gt=0, description="Longest one download attempt may take (seconds), however slowly data arrives."
+    )
+    download_retries: int = Field(3, ge=0, description="Retries of a download or source listing after a timeout or network error.")
+    download_retry_backoff: float = Field(2.0, ge=0, description="Seconds before the first download retry; doubled for each further one.")
+    download_format: str = Field(
+        "best[ext=mp4]/best",
+        description="yt-dlp format selector; keep single-file formats unless ffmpeg is installed.",
+    )
+    proxy: str | None = Field(None, description="Proxy for listing and downloading (http://, https:// or socks5:// URL).")
+    cookies_file: Path | None = Field(None, description="Netscape-format cookies file passed to yt-dlp (logged-in or age-gated videos).")
+    impersonate: str | None = Field(
+        None,
+        description="Browser that yt-dlp impersonates, e.g. 'chrome' or 'chrome-124:windows-10' (needs curl_cffi).",
     )
 
-    @field_validator(
-        "allow_hosts",
-        "alert_webhook_urls",
-        "alert_slack_webhook_urls",
-        "alert_discord_webhook_urls",
-        "smtp_to",
-        mode="before",
+
+class AlertSettings(SettingsGroup):
+    """Alert channels (each channel module says which of these it reads), retries and cooldown."""
+
+    model_config = ConfigDict(title="Alerts")
+
+    alert_log: bool = Field(True, description="Write every alert to the log (the 'log' channel).")
+    alert_webhook_urls: StrList = Field(
+        default_factory=list,
+        description="Generic webhooks: each gets the alert as JSON, the thumbnail base64-encoded.",
     )
-    @classmethod
-    def _split_words(cls, value):
-        """A list from the environment: a JSON array, or comma-separated words."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [word.strip() for word in text.split(",") if word.strip()]
-        return value
+    alert_slack_webhook_urls: StrList = Field(
+        default_factory=list, description="Slack incoming-webhook URLs (thumbnail shown when it has a URL)."
+    )
+    alert_discord_webhook_urls: StrList = Field(
+        default_factory=list, description="Discord webhook URLs (thumbnail attached to the message)."
+    )
+    smtp_host: str | None = Field(None, description="SMTP server for e-mail alerts; unset: no e-mail.")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port.")
+    smtp_user: str | None = Field(None, description="SMTP login user (no login when unset).")
+    smtp_password: SecretStr | None = Field(None, description="SMTP login password.")
+    smtp_security: Literal["starttls", "ssl", "none"] = Field(
+        "starttls", description="SMTP transport security: STARTTLS upgrade, implicit TLS, or none."
+    )
+    smtp_from: str | None = Field(None, description="Sender address of e-mail alerts (default: smtp_user).")
+    smtp_to: StrList = Field(default_factory=list, description="Recipients of e-mail alerts.")
+    alert_timeout: float = Field(10.0, gt=0, description="Seconds one alert delivery attempt may take.")
+    alert_retries: int = Field(3, ge=0, description="Retries of a failing alert channel.")
+    alert_retry_backoff: float = Field(
+        2.0, ge=0, description="Seconds before an alert channel's first retry; doubled for each further one."
+    )
+    alert_cooldown_minutes: float = Field(
+        0.0,
+        ge=0,
+        description=(
+            "Minimum minutes between alerts for one target; positives found inside the window "
+            "are held and sent together as one digest when it ends (0: alert on each positive)."
+        ),
+    )
 
-    @property
-    def resolved_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{(self.data_dir / 'tiktok-tracker.db').resolve()}"
 
-    @property
-    def cache_dir(self) -> Path:
-        return self.data_dir / "cache"
+class WebSettings(SettingsGroup):
+    """The review web app: where it listens, who may log in, its cookies; and where Flower is."""
 
-    @property
-    def backbones_dir(self) -> Path:
-        return self.backbone_cache_dir or self.cache_dir / "backbones"
+    model_config = ConfigDict(title="Review web app")
 
-    @property
-    def features_dir(self) -> Path:
-        return self.feature_cache_dir or self.cache_dir / "features"
+    web_host: str = Field(
+        "127.0.0.1",
+        description="Address `tiktok-tracker web` binds; any other than loopback needs web_password or web_auth_header.",
+    )
+    web_port: int = Field(8080, ge=1, le=65535, description="Port of the review web app.")
+    web_password: SecretStr | None = Field(
+        None, description="Password of the review web app's login (empty: no login, allowed on loopback only)."
+    )
+    web_user: str = Field("reviewer", description="Name recorded on reviews made after a password login.")
+    web_auth_header: str = Field(
+        "",
+        description="Header an authenticating reverse proxy sets to the user name (e.g. X-Forwarded-User); trusted when set.",
+    )
+    web_secret: SecretStr | None = Field(
+        None, description="Key that signs the web app's session cookies (empty: a new random key per start)."
+    )
+    web_secure_cookies: bool = Field(False, description="Send the session cookie over HTTPS only (behind TLS).")
+    flower_url: str = Field("", description="Where Flower is, for the pipeline page's link (e.g. http://127.0.0.1:5555).")
 
-    @property
-    def media_dir(self) -> Path:
-        return self.data_dir / "media"
+
+# pydantic puts the fields of the last base first: the groups are listed last to first, so that
+# `tiktok-tracker config` and the README show them first to last (SETTING_GROUPS' order).
+class Settings(
+    WebSettings,
+    AlertSettings,
+    DownloadSettings,
+    WatchSettings,
+    PipelineSettings,
+    RepostSettings,
+    ScoringSettings,
+    ModelSettings,
+    S3Settings,
+    PathsSettings,
+    BaseSettings,
+):
+    """Every setting, each group's fields flat on one object (``settings.smtp_to``)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", title="Settings")
 
     @classmethod
     def settings_customise_sources(
@@ -416,7 +537,33 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+SETTING_GROUPS: tuple[type[SettingsGroup], ...] = tuple(reversed(Settings.__bases__[:-1]))
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings (read once; tests call ``get_settings.cache_clear()``)."""
     return Settings()
+
+
+def _shown_default(field: FieldInfo) -> str:
+    value = field.get_default(call_default_factory=True)
+    if value is None:
+        return "unset"
+    if value in ("", []):
+        return "empty"
+    return f"`{str(value).lower() if isinstance(value, bool) else value}`"
+
+
+def settings_markdown() -> str:
+    """The README's settings reference ("Configuration"): a section per group, a row per setting.
+    ``tests/test_settings.py`` fails when the README's copy differs (``TT_UPDATE_README=1`` rewrites it)."""
+    lines: list[str] = []
+    for group in SETTING_GROUPS:
+        lines += [f"### {group.model_config['title']}", "", (group.__doc__ or "").strip(), ""]
+        lines += ["| setting | environment | default | meaning |", "| --- | --- | --- | --- |"]
+        for name, field in group.model_fields.items():
+            meaning = (field.description or "").replace("|", "\\|")
+            lines.append(f"| `{name}` | `{env_name(name)}` | {_shown_default(field)} | {meaning} |")
+        lines.append("")
+    return "\n".join(lines)

@@ -28,6 +28,12 @@ COUNT_FIELDS = ("views", "likes", "comments", "shares", "reposts", "saves")
 
 
 _HASHTAG = re.compile(r"#(\w{1,100})", re.UNICODE)
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(source: str) -> bool:
+    """Whether a video's source (as submitted) is a URL (any scheme), not a local path."""
+    return bool(_URL.match(source))
 
 
 def clean_text(value: Any, limit: int = MAX_TEXT) -> str | None:
@@ -141,7 +147,7 @@ class VideoRef:
         return Path(self.url) if self.platform == "file" else None
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-safe dict (for ``Video.meta`` and task messages); ``from_json`` reverses it."""
+        """JSON-safe dict (for ``videos.ref`` and task messages); ``from_json`` reverses it."""
         data = asdict(self)
         data["posted_at"] = self.posted_at.isoformat() if self.posted_at else None
         return data

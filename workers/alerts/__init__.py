@@ -1,6 +1,7 @@
 """Alerts: what they say (``message``), whether to send (``policy``), where they go
 (``channels``) and how (``delivery``). No Celery, no database."""
 
+from workers.alerts.channels import NO_CHANNEL
 from workers.alerts.delivery import (
     ChannelResult,
     DeliveryReport,
@@ -14,6 +15,7 @@ from workers.alerts.message import Alert, Digest, jpeg_thumbnail, sample_alert, 
 from workers.alerts.policy import AlertRecord, Decision, alert_decision, due_digests
 
 __all__ = [
+    "NO_CHANNEL",
     "Alert",
     "AlertRecord",
     "ChannelResult",

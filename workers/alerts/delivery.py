@@ -14,15 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from workers.alerts.channels import (
-    Channel,
-    ChannelFailed,
-    DiscordWebhook,
-    JsonWebhook,
-    LogChannel,
-    SlackWebhook,
-    SmtpEmail,
-)
+from workers.alerts.channels import CHANNELS, NO_CHANNEL, Channel, ChannelFailed
 from workers.alerts.message import AlertMessage, sample_alert
 from workers.errors import AlertError
 from workers.retrying import backoff_delays
@@ -59,31 +51,8 @@ class DeliveryReport:
 
 
 def channels_from_settings(settings) -> list[Channel]:
-    """The configured channels; ``AlertError`` when a channel's settings are incomplete."""
-    channels: list[Channel] = []
-    if settings.alert_log:
-        channels.append(LogChannel())
-    channels += [JsonWebhook(u) for u in settings.alert_webhook_urls]
-    channels += [SlackWebhook(u) for u in settings.alert_slack_webhook_urls]
-    channels += [DiscordWebhook(u) for u in settings.alert_discord_webhook_urls]
-    if settings.smtp_host:
-        sender = settings.smtp_from or settings.smtp_user
-        if not sender or "@" not in sender:
-            raise AlertError("e-mail alerts need a sender address: set TT_SMTP_FROM")
-        if not settings.smtp_to:
-            raise AlertError("e-mail alerts need recipients: set TT_SMTP_TO (comma-separated addresses)")
-        channels.append(
-            SmtpEmail(
-                settings.smtp_host,
-                settings.smtp_port,
-                sender,
-                settings.smtp_to,
-                user=settings.smtp_user,
-                password=getattr(settings.smtp_password, "get_secret_value", lambda: settings.smtp_password)(),
-                security=settings.smtp_security,
-            )
-        )
-    return channels
+    """The configured channels, in ``CHANNELS`` order; ``AlertError`` when a channel's settings are incomplete."""
+    return [channel for kind in CHANNELS for channel in kind.channels(settings)]
 
 
 def send_with_retries(
@@ -158,5 +127,5 @@ def send_test_alert(settings) -> DeliveryReport:
     """``tiktok-tracker alerts test``: a sample alert through every configured channel."""
     channels = channels_from_settings(settings)
     if not channels:
-        raise AlertError("no alert channel is configured (see the alert_* and smtp_* settings)")
+        raise AlertError(NO_CHANNEL)
     return deliver_with_settings(sample_alert(), settings)

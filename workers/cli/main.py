@@ -12,6 +12,7 @@ from rich.table import Column, Table
 from workers.cli import alerts, daemons, pipeline, review, targets, watches
 from workers.cli.common import BackbonePreprocessing, BackboneWeights, cell, console, err_console, progress_bar, settings
 from workers.errors import TrackerError
+from workers.settings import env_name
 
 app = typer.Typer(
     help="Find a face or a symbol in short videos (TikTok and others).",
@@ -144,7 +145,7 @@ def config(
         if value and any(word in name for word in ("password", "token", "secret")):
             value = "***"
         shown = cell(json.dumps(value) if isinstance(value, (list, dict)) else value, None)
-        row = [name, f"TT_{name.upper()}", shown, cell(field.description, None)] if wide else [name, shown]
+        row = [name, env_name(name), shown, cell(field.description, None)] if wide else [name, shown]
         table.add_row(*row)
     console.print(table)
     if not wide:

@@ -20,7 +20,8 @@ from workers.cli.common import cell, console, err_console, settings, warn
 from workers.errors import TrackerError
 from workers.sanitize import sanitize
 
-STATUS_COLOURS = {"queued": "white", "downloading": "cyan", "extracting": "cyan", "scoring": "cyan", "done": "green", "failed": "red"}
+# A video between queued and finished is in some stage: its status is cyan (``status_colours``).
+FIXED_COLOURS = {"queued": "white", "done": "green", "failed": "red"}
 
 
 class Format(str, Enum):
@@ -45,12 +46,14 @@ def worker(
 ) -> None:
     """Run a Celery worker for the given queue(s) (Ctrl-C: finish the current task, then stop)."""
     from workers.services.worker_plan import UnknownQueue, plan_worker
+    from workers.settings import get_settings
 
     try:
         plan = plan_worker(settings(), queues, concurrency)
     except UnknownQueue as exc:
         raise typer.BadParameter(str(exc), param_hint="--queues") from None
-    os.environ.update(plan.environment())  # read by each pool process (tasks._fresh_process)
+    os.environ.update(plan.environment())  # worker_queues, score_gpus of each pool process (tasks._fresh_process)
+    get_settings.cache_clear()  # the pool processes fork from this one: they read the settings again, with the plan
     from workers.pipeline.celery_app import app
 
     app.worker_main(plan.argv(loglevel, os.getpid()))
@@ -63,7 +66,7 @@ def enqueue(
     sources: list[str] = typer.Argument(
         ...,
         metavar="URL_OR_PATH...",
-        help="Video URLs, files, folders of videos, or research-tool exports (zeeschuimer:FILE.ndjson, 4cat:FILE.csv).",
+        help="Video URLs, files, folders of videos, or research-tool exports (zeeschuimer:FILE.ndjson, 4cat:FILE.csv or .ndjson).",
     ),
     target: list[str] = typer.Option([], "--target", "-t", help="Target name; repeat for several (default: every saved target)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per job."),
@@ -134,7 +137,7 @@ def status(
             print(json.dumps(found, indent=2))
             return
         counts = found["counts"]
-        console.print("  ".join(f"{k}: [bold]{counts.get(k, 0)}[/]" for k in STATUS_COLOURS))
+        console.print("  ".join(f"{k}: [bold]{counts.get(k, 0)}[/]" for k in status_colours()))
         table = Table("job", "video", "status", "source", "updated", "error")
         for v in found["videos"]:
             table.add_row(
@@ -164,8 +167,15 @@ def status(
         console.print(f"evidence thumbnails: tiktok-tracker evidence {info['video_id']} --out DIR", highlight=False)
 
 
+def status_colours() -> dict[str, str]:
+    """Every status, in the order a video goes through them (``stages.STATUSES``), with its colour."""
+    from workers.pipeline.stages import STATUSES
+
+    return {state: FIXED_COLOURS.get(state, "cyan") for state in STATUSES}
+
+
 def _coloured(state: str) -> str:
-    return f"[{STATUS_COLOURS.get(state, 'white')}]{state}[/]"
+    return f"[{status_colours().get(state, 'white')}]{state}[/]"
 
 
 # --- results --------------------------------------------------------------------------

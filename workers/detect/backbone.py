@@ -24,9 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from workers.detect.base import Extractor
+from workers.detect.views import FrameView, resize
 from workers.errors import BackboneUnavailable, BadInputSize
 
 INPUT_SIZE = (224, 224)
+# What the classifier kind reads: each frame squashed to 224x224 once, kept lossless (a VGG16 of
+# another input size resizes that copy: ``resize_for_backbone``).
+VIEW = FrameView(size=INPUT_SIZE, colour="rgb", encoding="lossless")
 FEATURE_SHAPE = (7, 7, 512)
 KEY = "vgg16"  # the extractor key of the 224x224 backbone; other sizes: "vgg16@160" (``backbone_key``)
 INPUT_SIDES = range(64, 449, 32)  # VGG16 halves the input five times: multiples of 32
@@ -152,13 +156,9 @@ def resolve_identity(weights: str, preprocessing: str | None, seed: int = 0, inp
 
 
 def resize_frame(image: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
-    """Squash an RGB uint8 frame to ``size`` (w, h), as the tutorial did; frames
-    already at that size are returned as they are (so resizing twice is exact)."""
-    if (image.shape[1], image.shape[0]) == tuple(size):
-        return image
-    import cv2  # here, so the backbone imports where only Keras and NumPy are installed (bench/gpu_score.py)
-
-    return cv2.resize(image, tuple(size), interpolation=cv2.INTER_AREA)
+    """Squash an RGB uint8 frame to ``size`` (w, h), VGG16's input by default (``views.resize``:
+    a frame already that size is returned as it is)."""
+    return resize(image, size)
 
 
 def resize_for_backbone(images: Sequence[np.ndarray], size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
@@ -378,11 +378,6 @@ class Hardware:
             return True
         cpu = "amx_bf16" in self.cpu_flags or "avx512_bf16" in self.cpu_flags
         return cpu and self.max_cpu_isa.strip().upper() not in _ISA_WITHOUT_BF16
-
-
-def hardware_bfloat16() -> bool:
-    """True where bfloat16 matrix work is fast: x86 CPUs with AMX or AVX512-BF16, or a visible GPU."""
-    return Hardware.detect().fast_bfloat16()
 
 
 def resolve_precision(precision: str, hardware: Hardware | None = None) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from workers.detect import onnx_head
-from workers.detect.backbone import INPUT_SIZE, BackboneIdentity, VGG16Backbone, backbone_key, parse_backbone_key
+from workers.detect.backbone import INPUT_SIZE, VIEW, BackboneIdentity, VGG16Backbone, backbone_key, parse_backbone_key
 from workers.detect.base import Extractor, Target
 from workers.detect.kind import DetectorKind
 from workers.errors import BackboneMismatch
@@ -158,6 +158,8 @@ KIND = DetectorKind(
     extractor=lambda s: VGG16Backbone(
         s.weights, s.preprocessing, precision=s.precision, input_size=s.input_size, runtime=s.runtime, cache_dir=s.cache_dir
     ),
-    needs_full_frames=False,  # the head reads VGG16 features of (resized from) 224x224 frames
+    view=VIEW,  # the head reads VGG16 features of (resized from) 224x224 frames
     variant=_size_variant,  # vgg16@160: a VGG16 of 160x160 input
+    options=frozenset({"weights", "preprocessing"}),  # --backbone-weights, --backbone-preprocessing
+    retrained_with_reviews=True,
 )

@@ -40,6 +40,7 @@ import numpy as np
 
 from workers.detect.base import Extractor, Target, check_name
 from workers.detect.kind import DetectorKind
+from workers.detect.views import FrameView
 from workers.errors import BackboneMismatch, NoFace, TrackerError
 from workers.images import IMAGE_SUFFIXES, images_in, read_rgb
 from workers.settings import Settings
@@ -351,5 +352,7 @@ KIND = DetectorKind(
     target=FaceTarget,
     settings=FaceSettings.from_settings,
     extractor=lambda s: FaceEmbedder(upsample=s.upsample),
-    needs_full_frames=True,  # faces are found and embedded at full resolution
+    # Faces are found and embedded at full resolution; stored as JPEG, distances move far less than the tolerance.
+    view=FrameView(size=None, colour="rgb", encoding="jpeg"),
+    corrected_by_marks=True,  # marked faces join the gallery or the negative gallery
 )

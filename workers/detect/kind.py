@@ -2,9 +2,9 @@
 
 A kind (face, classifier ...) is one module that ends with a ``DetectorKind``:
 its key (the ``kind`` in ``target.json``), its typed settings, how to make its
-extractor from them, how its bundle's model files are saved and loaded, and
-whether its extractor needs full frames (not just backbone-sized ones).
-``workers.detect.registry`` collects them; nothing else names a kind.
+extractor from them, how its bundle's model files are saved and loaded, the view
+of a frame its extractor reads (``workers.detect.views``), and what reviews can do
+to its targets. ``workers.detect.registry`` collects them; nothing else names a kind.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from workers.detect.base import Extractor, Target
+from workers.detect.views import FrameView
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,13 @@ class DetectorKind:
     target: type[Target]
     settings: Callable[[Any, Mapping[str, Any]], Any]  # (Settings, CLI overrides) -> the kind's typed settings
     extractor: Callable[[Any], Extractor]  # typed settings -> a (lazily loading) extractor
-    needs_full_frames: bool  # False: frames resized to the VGG16 input suffice
+    view: FrameView  # what its extractor reads of each sampled frame
     # Extractor keys beyond ``extractor_key`` that the kind serves (``vgg16@160``): key ->
     # the settings overrides that make its extractor, or None when the key is not its own.
     variant: Callable[[str], Mapping[str, Any] | None] | None = None
+    options: frozenset[str] = frozenset()  # construction options a command may give (--backbone-weights: ``weights``)
+    corrected_by_marks: bool = False  # reviewers' frame marks make a new target version at once (a face gallery)
+    retrained_with_reviews: bool = False  # ``target train --with-reviews`` retrains its targets (a classifier head)
 
     @property
     def extractor_key(self) -> str:

@@ -10,10 +10,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 from functools import cache
+from typing import TypeVar
 
 from workers.detect.base import Extractor
 from workers.detect.kind import DetectorKind
+from workers.detect.views import FrameView
 from workers.errors import BadTarget
+
+T = TypeVar("T")
 
 KIND_MODULES = (
     "workers.detect.classifier",
@@ -35,20 +39,28 @@ def kind_of(key: str) -> DetectorKind:
     return kind
 
 
-def needs_full_frames(kind_keys: Iterable[str]) -> bool:
-    """True when a kind among ``kind_keys`` reads more than backbone-sized frames."""
-    return any(kind_of(key).needs_full_frames for key in kind_keys)
+def by_view(targets: Iterable[T]) -> dict[FrameView, list[T]]:
+    """Targets (anything with a ``kind``, or kind keys as saved in bundles: no model needed)
+    grouped by the view of a frame their kind reads, in order of first appearance: the frames
+    stage renders each view once per frame, and each group is scored on its own view, so a
+    target's scores never depend on the targets beside it."""
+    groups: dict[FrameView, list[T]] = {}
+    for t in targets:
+        groups.setdefault(kind_of(t if isinstance(t, str) else t.kind).view, []).append(t)
+    return groups
 
 
-def make_extractor(key: str, settings, weights: str | None = None, preprocessing: str | None = None) -> Extractor:
-    """The extractor of ``key`` (``vgg16``, ``vgg16@160``, ``faces``); ``weights``/``preprocessing``
-    override the backbone's settings (the CLI's --backbone-* options)."""
+def make_extractor(key: str, settings, **options) -> Extractor:
+    """The extractor of ``key`` (``vgg16``, ``vgg16@160``, ``faces``). ``options`` (a command's
+    flags, such as ``weights``/``preprocessing`` from --backbone-*) reach only the kind that
+    declares them (``DetectorKind.options``); None means "as the settings say"."""
     for kind in kinds().values():
         variant = kind.overrides_for(key)
         if variant is not None:
-            return kind.make_extractor(settings, {**variant, "weights": weights, "preprocessing": preprocessing})
+            own = {name: value for name, value in options.items() if name in kind.options and value is not None}
+            return kind.make_extractor(settings, {**variant, **own})
     raise ValueError(f"unknown extractor {key!r}")
 
 
-def make_extractors(keys: Iterable[str], settings, **overrides) -> dict[str, Extractor]:
-    return {key: make_extractor(key, settings, **overrides) for key in sorted(set(keys))}
+def make_extractors(keys: Iterable[str], settings, **options) -> dict[str, Extractor]:
+    return {key: make_extractor(key, settings, **options) for key in sorted(set(keys))}

@@ -12,7 +12,7 @@ scores instead (``FrameScore.reused_from``). Pure logic: no Celery, no database.
 A video is scored in chunks of ``batch_size`` frames that need the models, or
 fewer where fewer could decide it (``VideoScoring.chunk_size``); one forward
 pass may carry the next chunk of several videos (``score_pass``,
-``collect_scores_of``; the score worker's ``SharedPasses``), and
+``collect_scores_of``; the score worker's ``workers.detect.shared_passes``), and
 each video is still scored exactly as alone: ``collect_scores`` is the same
 code with one video.
 
@@ -25,13 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import cv2
 import numpy as np
 
 from workers.detect.backbone import resize_frame
 from workers.detect.base import Extractor, Target
-from workers.detect.registry import needs_full_frames
 from workers.verdict import FrameScore, Verdict, VerdictRule, frames_to_decide, verdict_for
 from workers.video.sampling import Frame
 
@@ -55,11 +55,11 @@ class TargetSpec:
     def of(cls, target: Target) -> TargetSpec:
         return cls(target.name, target.kind, target.version, target.threshold, target.rule)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)  # the rule too, as VerdictRule.to_dict does
 
     @classmethod
-    def from_dict(cls, data: dict) -> TargetSpec:
+    def from_dict(cls, data: dict[str, Any]) -> TargetSpec:
         return cls(data["name"], data["kind"], data["version"], float(data["threshold"]), VerdictRule.from_dict(data["rule"]))
 
 
@@ -74,15 +74,6 @@ def needed_extractors(targets: Sequence[Target]) -> set[str]:
     return {t.extractor_key for t in targets}
 
 
-def backbone_frames_suffice(targets: Iterable[Target | TargetSpec | str]) -> bool:
-    """True when every target (or target kind, as saved in its bundle: no model needed)
-    reads only VGG16 features, i.e. backbone-sized frames suffice: the one place this is
-    decided (the pipeline's frame stage stores them alone, its score stage and scan read them);
-    each detector kind says whether it needs more (``DetectorKind.needs_full_frames``)."""
-    kinds = {t if isinstance(t, str) else t.kind for t in targets}
-    return bool(kinds) and not needs_full_frames(kinds)
-
-
 def check_targets(targets: Sequence[Target], extractors: Mapping[str, Extractor]) -> None:
     """Raise ``BackboneMismatch`` before any work if a target cannot use its extractor."""
     for t in targets:
@@ -94,9 +85,10 @@ def _positives(scores: list[FrameScore], threshold: float) -> int:
 
 
 def frame_signature(image: np.ndarray) -> np.ndarray:
-    """32x32 grey thumbnail of the frame's backbone-sized copy: the same for a
-    full frame and for the 224x224 copy the pipeline stores (``resize_frame`` is exact)."""
-    grey = cv2.cvtColor(resize_frame(image), cv2.COLOR_RGB2GRAY)
+    """32x32 grey thumbnail of the frame's 224x224 copy (any view's frame: RGB or grey): the
+    same for a frame as sampled and for its VGG16 view (``resize_frame`` is exact)."""
+    small = resize_frame(image)
+    grey = small if small.ndim == 2 else cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
     return cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
@@ -265,7 +257,7 @@ def collect_scores_of(
     """Score several videos together, each forward pass taking the next chunk of up to
     ``videos_per_pass`` unfinished videos (in order: a video that finishes makes room
     for the next). Each video's scores as ``collect_scores`` gives them alone."""
-    waiting, active = list(videos), []
+    waiting, active = list(videos), list[VideoScoring]()
     while waiting or active:
         active = [v for v in active if not v.finished]
         while waiting and len(active) < videos_per_pass:
@@ -305,7 +297,7 @@ def outcomes_for(
 
 
 def score_frames(
-    frames: Sequence[Frame], targets: Sequence[Target], extractors: Mapping[str, Extractor], *args, **kwargs
+    frames: Sequence[Frame], targets: Sequence[Target], extractors: Mapping[str, Extractor], *args: Any, **kwargs: Any
 ) -> dict[str, TargetOutcome]:
     """Scores and verdicts: ``collect_scores`` (same arguments) then ``outcomes_for``."""
     return outcomes_for(targets, collect_scores(frames, targets, extractors, *args, **kwargs), len(frames))

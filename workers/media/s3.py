@@ -33,6 +33,7 @@ from workers.media.store import (
     MediaMissing,
     MediaStore,
     MediaStoreError,
+    MediaStoreKind,
     MediaStoreUnavailable,
     check_key,
     drop_stale_folders,
@@ -356,8 +357,9 @@ class _Reading:
         self._body.close()
 
 
-def s3_store_from_settings(settings) -> S3MediaStore:
-    bucket, prefix = parse_s3_url(settings.media_url)
+def s3_store_from_settings(settings, url: str) -> S3MediaStore:
+    """The bucket of ``url`` (``s3://bucket/prefix``), signed in with the ``s3_*`` settings."""
+    bucket, prefix = parse_s3_url(url)
     secret = settings.s3_secret_access_key.get_secret_value() if settings.s3_secret_access_key else None
     return S3MediaStore(
         bucket,
@@ -368,3 +370,6 @@ def s3_store_from_settings(settings) -> S3MediaStore:
         secret_access_key=secret,
         scratch=settings.data_dir / "scratch",
     )
+
+
+STORE = MediaStoreKind(("s3",), "s3://bucket[/prefix]", s3_store_from_settings)

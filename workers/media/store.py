@@ -18,10 +18,11 @@ import shutil
 import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from workers.errors import TrackerError, TransientError
 
@@ -38,6 +39,17 @@ class MediaStoreError(TrackerError):
 
 class MediaStoreUnavailable(TransientError):
     """The media store did not answer, or answered "later" (unreachable, timeout, 5xx, throttling): retried."""
+
+
+@dataclass(frozen=True)
+class MediaStoreKind:
+    """What a store module declares about itself (its ``STORE``): the ``media_url`` schemes it
+    serves and how to open it; ``workers.media.store_from_settings`` picks one by the URL's scheme."""
+
+    schemes: tuple[str, ...]  # "": an empty URL or a bare path
+    form: str  # what its URLs look like, for the error that lists the accepted forms
+    # (Settings, media_url) -> the store; None when the URL is of its scheme but not a form it takes.
+    from_settings: Callable[[Any, str], MediaStore | None]
 
 
 def check_key(key: str) -> str:
@@ -239,3 +251,14 @@ class LocalMediaStore(MediaStore):
 
     def location(self, key: str) -> str:
         return str(self.path(key).resolve())
+
+
+def _local_store(settings, url: str) -> LocalMediaStore | None:
+    """Empty: ``<data_dir>/media``; ``file:///path`` or ``/path``: that folder; None for a relative one."""
+    if not url:
+        return LocalMediaStore(settings.media_dir)
+    path = url.removeprefix("file://")
+    return LocalMediaStore(path) if path.startswith("/") else None
+
+
+STORE = MediaStoreKind(("", "file"), "an absolute folder (empty: <data_dir>/media)", _local_store)

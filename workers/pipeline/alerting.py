@@ -54,11 +54,12 @@ from workers.alerts import (
     delivery_deadline,
     due_digests,
 )
+from workers.alerts.channels import NO_CHANNEL
 from workers.alerts.message import AlertMessage, idempotency_key, thumbnail_from_file
 from workers.errors import AlertError
 from workers.media.store import MediaMissing, MediaStore
 from workers.storage import alerts as alert_rows
-from workers.storage import reviews
+from workers.storage import reviews, videos
 from workers.storage.db import session_scope
 from workers.storage.models import AlertRow, AlertStatus, Detection, Video, VideoStatus, as_utc, utcnow
 
@@ -88,7 +89,7 @@ def thumbnail(store: MediaStore, key: str | None) -> bytes | None:
 
 def alert_message(video: Video, target: str, detection: Detection | None, image: bytes | None, repost_of: str | None = None) -> Alert:
     """The alert about ``target`` in ``video``, from the stored rows (text is sanitised when rendered)."""
-    listed = (video.meta or {}).get("ref") or {}
+    platform, platform_id = videos.platform_ids(video)
     return Alert(
         target=target,
         video_url=video.source,
@@ -96,8 +97,8 @@ def alert_message(video: Video, target: str, detection: Detection | None, image:
         positive_timestamps=list(detection.positive_timestamps or []) if detection else [],
         author=video.author,
         caption=video.caption,
-        platform=video.platform or listed.get("platform"),
-        platform_id=video.platform_id or listed.get("platform_id"),
+        platform=platform,
+        platform_id=platform_id,
         posted_at=as_utc(video.posted_at),
         thumbnail=image,
         best_timestamp=detection.best_timestamp if detection else None,
@@ -130,7 +131,7 @@ def send(message: AlertMessage, settings) -> tuple[DeliveryReport, str | None]:
     except AlertError as exc:  # a channel's settings are incomplete
         return DeliveryReport(), str(exc)
     if not report.results:
-        return report, "no alert channel is configured (see the alert_* and smtp_* settings)"
+        return report, NO_CHANNEL
     failures = "; ".join(f"{r.channel}: {r.error}" for r in report.failures)
     return report, failures or None
 

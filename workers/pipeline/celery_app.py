@@ -1,12 +1,13 @@
 """The Celery application, configured from the typed settings.
 
 ``celery -A workers.pipeline.celery_app ...`` (beat, flower, inspect) and
-``tiktok-tracker worker`` both use ``app``. Routing lives here: each stage
-goes to the queue of its kind of work, so that I/O, CPU and model work scale
+``tiktok-tracker worker`` both use ``app``. Routing is derived here: each task
+goes to the queue of its kind of work (a stage's in ``stages.STAGES``, a
+periodic task's in ``PERIODIC``), so that I/O, CPU and model work scale
 separately:
 
-- ``io``: download, alert, and beat's watch runs and alert follow-ups
-  (network-bound; many processes per host are fine)
+- ``io``: download, alert, and beat's periodic tasks (network-bound; many
+  processes per host are fine)
 - ``cpu``: frames, verdict (decoding and bookkeeping; one process per core)
 - ``score``: the model (one process per GPU, or one per CPU host)
 
@@ -21,31 +22,49 @@ Celery's result backend (disabled).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from celery import Celery
 from celery.signals import beat_init
 
+from workers.pipeline.stages import IO, STAGES
+from workers.pipeline.stages import QUEUES as QUEUES  # the worker command's choices
 from workers.settings import Settings, get_settings
 
-QUEUES = ("io", "cpu", "score")
 TASKS = "workers.pipeline.tasks"
-SCORE_BATCHES = "workers.pipeline.score_batches"  # a score worker's shared forward passes
-STAGE_QUEUES = {
-    "download": "io",
-    "frames": "cpu",
-    "score": "score",
-    "verdict": "cpu",
-    "alert": "io",
-    "housekeeping": "io",
-    "run_watches": "io",
-    "alert_followups": "io",
-    "reap_stalled": "io",
+SCORE_THREADS = "workers.pipeline.score_threads"  # a score worker's threads, sharing forward passes
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """A task celery beat queues every ``every`` seconds (a setting's name); ``tasks.py`` defines it."""
+
+    name: str
+    queue: str
+    every: str
+    expires: bool = True  # a tick no worker took within one interval is dropped: the next one does the same work
+    events: bool = False  # sends task events: shows in Flower's task list (ticks would crowd it)
+
+
+# Watch runs' and alert follow-ups' work shows in `watch list` and `alerts list`, their errors in the worker log.
+PERIODIC = {
+    p.name: p
+    for p in (
+        Periodic("housekeeping", IO, "housekeeping_interval", expires=False, events=True),
+        Periodic("reap_stalled", IO, "reaper_interval"),
+        Periodic("run_watches", IO, "watch_poll_interval"),
+        Periodic("alert_followups", IO, "watch_poll_interval"),
+    )
 }
+# Task name -> queue. Tasks are named as their stage (``download``, ``score`` ...): short
+# enough to read in Flower's task list and in worker logs.
+ROUTES = {task.name: task.queue for task in (*STAGES, *PERIODIC.values())}
 
 
-def task_name(stage: str) -> str:
-    """A task's registered name: the stage itself (``download``, ``score`` ...), short
-    enough to read in Flower's task list and in worker logs."""
-    return stage
+def beat_entry(task: Periodic, settings: Settings) -> dict:
+    """``task``'s entry in beat's schedule."""
+    every = getattr(settings, task.every)
+    return {"task": task.name, "schedule": every, **({"options": {"expires": every}} if task.expires else {})}
 
 
 def celery_config(settings: Settings) -> dict:
@@ -64,7 +83,7 @@ def celery_config(settings: Settings) -> dict:
             "socket_timeout": 60,
             "socket_keepalive": True,
         },
-        "task_routes": {task_name(stage): {"queue": queue} for stage, queue in STAGE_QUEUES.items()},
+        "task_routes": {name: {"queue": queue} for name, queue in ROUTES.items()},
         "task_default_queue": "cpu",
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
@@ -80,28 +99,12 @@ def celery_config(settings: Settings) -> dict:
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "timezone": "UTC",
-        "beat_schedule": {
-            "housekeeping": {"task": task_name("housekeeping"), "schedule": settings.housekeeping_interval},
-            "reap_stalled": {
-                "task": task_name("reap_stalled"),
-                "schedule": settings.reaper_interval,
-                "options": {"expires": settings.reaper_interval},
-            },
-            # Ticks that wait in the queue longer than one interval are dropped: the next one does the same work.
-            **{
-                name: {
-                    "task": task_name(name),
-                    "schedule": settings.watch_poll_interval,
-                    "options": {"expires": settings.watch_poll_interval},
-                }
-                for name in ("run_watches", "alert_followups")
-            },
-        },
+        "beat_schedule": {task.name: beat_entry(task, settings) for task in PERIODIC.values()},
     }
 
 
 def make_app(settings: Settings | None = None) -> Celery:
-    app = Celery("tiktok_tracker", include=[TASKS, SCORE_BATCHES])
+    app = Celery("tiktok_tracker", include=[TASKS, SCORE_THREADS])
     app.conf.update(celery_config(settings or get_settings()))
     return app
 
@@ -114,6 +117,6 @@ def _beat_sends_no_sent_events(sender=None, **_kwargs) -> None:
     """Beat queues ``run_watches`` and ``alert_followups`` every ``watch_poll_interval``
     seconds, and ``reap_stalled`` every ``reaper_interval``: without this, each tick
     would be a "sent" task in Flower's list. (Those tasks send no worker events
-    either: ``tasks.py``.) Housekeeping still shows
+    either: ``PERIODIC``.) Housekeeping still shows
     there once its worker takes it."""
     (sender.app if sender is not None else app).conf.task_send_sent_event = False

@@ -8,7 +8,8 @@ Every ``reaper_interval`` seconds the reaper looks for pipeline videos (those
 with a job id) whose status has not changed for ``stall_timeout`` seconds:
 
 - fewer than ``stall_requeues`` requeues so far: the chain is published again
-  from the video's stage (stages are idempotent, so a chain that was only
+  from the stage that set the video's status (``stages.RESUME_AT``; stages
+  are idempotent, so a chain that was only
   slow does its work twice at worst, never a second verdict or alert);
 - otherwise the video fails with the reason (how long, in which state).
 
@@ -29,20 +30,12 @@ from sqlalchemy import and_, select
 from workers.alerts import Decision
 from workers.media.keys import media_id
 from workers.pipeline import alerting
-from workers.pipeline.stages import FINISHED, discard_media
-from workers.storage import results
+from workers.pipeline.stages import FINISHED, RESUME_AT, discard_media
+from workers.storage import results, videos
 from workers.storage.db import session_scope
 from workers.storage.models import AlertRow, AlertStatus, Detection, Video, VideoStatus, as_utc, utcnow
 
 log = logging.getLogger(__name__)
-
-# The stage a stalled video resumes from, by its status (the verdict stage runs while "scoring").
-RESUME_STAGE = {
-    VideoStatus.QUEUED: "download",
-    VideoStatus.DOWNLOADING: "download",
-    VideoStatus.EXTRACTING: "frames",
-    VideoStatus.SCORING: "score",
-}
 # Positives older than this never get a late alert (a database upgraded from before alerts existed).
 ALERT_LOOKBACK = timedelta(days=7)
 NO_ALERT_ROW = "the alert stage never recorded this alert (recovered by the reaper)"
@@ -54,7 +47,7 @@ def reap_stalled(ctx, requeue: Callable[[int, str], object], now: datetime | Non
     settings = ctx.settings
     cutoff = now - timedelta(seconds=settings.stall_timeout)
     to_requeue: list[tuple[int, str]] = []
-    to_discard: list[tuple[int, dict]] = []
+    to_discard: list[tuple[str, str | None]] = []  # media name, video key
     with session_scope(ctx.db_url) as s:
         stalled = s.scalars(
             select(Video)
@@ -63,24 +56,21 @@ def reap_stalled(ctx, requeue: Callable[[int, str], object], now: datetime | Non
             .with_for_update(skip_locked=True)
         ).all()
         for video in stalled:
-            meta = dict(video.meta or {})
-            requeues = int(meta.get("requeues", 0))
+            requeues = video.requeues
             idle = (now - as_utc(video.updated_at)).total_seconds()
-            if requeues >= settings.stall_requeues or video.status not in RESUME_STAGE:
+            if requeues >= settings.stall_requeues or video.status not in RESUME_AT:
                 reason = (
                     f"stalled: no progress for {idle:.0f} s while {video.status}, "
                     f"after {requeues} requeue(s) (stall_timeout, stall_requeues)"
                 )
                 results.set_status(video, VideoStatus.FAILED, reason)
                 log.warning("video %s failed: %s", video.id, reason)
-                to_discard.append((media_id(video.job_id, video.id), meta))
+                to_discard.append((media_id(video.job_id, video.id), video.video_key))
             else:
-                meta["requeues"] = requeues + 1
-                video.meta = meta
-                video.updated_at = now  # the next look waits a whole stall_timeout again
-                to_requeue.append((video.id, RESUME_STAGE[video.status]))
-    for media, meta in to_discard:
-        discard_media(ctx, media, meta)
+                videos.count_requeue(video, now)  # the next look waits a whole stall_timeout again
+                to_requeue.append((video.id, RESUME_AT[video.status]))
+    for media, key in to_discard:
+        discard_media(ctx, media, key)
     requeued = 0
     for video_id, stage in to_requeue:
         try:

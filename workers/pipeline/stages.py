@@ -2,13 +2,18 @@
 
     download -> frames -> score -> verdict -> alert
 
-Each takes a ``StageContext`` and a video id, reads its input from the
-database and the media store, writes its output there, and returns whether the
-video goes on to the next stage: ``False`` means the video is already finished
+Each takes a ``StageContext`` and a video id, reads its video once (a
+``VideoState`` snapshot) and its input from the media store, writes its output
+there and through ``workers.storage`` operations, and says what comes next
+(``Next``): the next stage; nothing, when the video is already finished
 (``done`` or ``failed``), so a repeated or redelivered message changes nothing;
-a stage name (``ALERT``) means "go straight there" (a repost whose verdicts
-were reused from the original needs no frames, scores or verdicts).
+or straight to the alert stage (a repost whose verdicts were reused from the
+original needs no frames, scores or verdicts).
 Every stage can be re-run: outputs are replaced, never added to.
+
+``STAGES``, at the end, is the one table of stages: name, function, queue and
+status. The Celery tasks and their routing (``tasks``, ``celery_app``), the
+reaper's resume points and the statuses ``tiktok-tracker status`` lists derive from it.
 
 The work of each stage is a step of ``workers.processing`` (identify, sample,
 score, decide, keep evidence, record), the same steps ``workers.scan`` and
@@ -20,24 +25,23 @@ store keys, statuses, waiting (``Postponed``) and clean-up.
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import Enum
 from pathlib import Path
 
 from sqlalchemy import func, select
 
 from workers import processing
-from workers.detect.backbone import INPUT_SIZE
 from workers.detect.base import Extractor, Target
-from workers.detect.batching import passes_for
-from workers.detect.registry import make_extractor
-from workers.detect.scoring import backbone_frames_suffice, needed_extractors
+from workers.detect.registry import by_view, make_extractor
+from workers.detect.scoring import needed_extractors
+from workers.detect.shared_passes import passes_for
 from workers.download import fetch_ref, fetch_video
 from workers.errors import BadVideo, Postponed, TrackerError
 from workers.media import store_from_settings
-from workers.media.batches import open_frames, write_frame_stream
+from workers.media.frame_batch import open_frames, write_frame_stream
 from workers.media.keys import frames_key, media_id, media_of_key, scores_key, video_key
 from workers.media.scores import decode_scores, encode_scores
 from workers.media.store import MediaMissing, MediaStore
@@ -45,24 +49,29 @@ from workers.pipeline import alerting
 from workers.processing import ScoringOptions
 from workers.reposts import linking
 from workers.settings import Settings
-from workers.storage import results
+from workers.storage import results, videos
 from workers.storage.db import session_scope
 from workers.storage.models import Video, VideoStatus, utcnow
+from workers.storage.videos import VideoState
 from workers.targets.published import TargetCatalog, catalog_for
 from workers.video.sampling import Frame, content_hash, read_frames_at
-from workers.video_ref import VideoRef
+from workers.video_ref import VideoRef, is_url
 
 log = logging.getLogger(__name__)
 
-STAGES = ("download", "frames", "score", "verdict", "alert")
-ALERT = "alert"
-FINISHED = (VideoStatus.DONE, VideoStatus.FAILED)
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+FINISHED = VideoStatus.FINISHED
 REPOST_POLL_SECONDS = 2.0  # how often a repost waiting for its original looks again
+# The kinds of work, one Celery queue each, so that each scales on its own (``celery_app`` routes by them).
+IO, CPU, SCORE = "io", "cpu", "score"
+QUEUES = (IO, CPU, SCORE)
 
 
-def is_url(source: str) -> bool:
-    return bool(_URL.match(source))
+class Next(Enum):
+    """What a stage says comes next for its video (``tasks.StageTask`` acts on it)."""
+
+    CONTINUE = "continue"  # the next stage
+    STOP = "stop"  # nothing: the video is finished (done or failed) or unknown; the chain ends
+    TO_ALERT = "to_alert"  # straight to the alert stage: its verdicts are stored (a repost took its original's)
 
 
 class LoadedModels:
@@ -135,49 +144,38 @@ class StageContext:
         return self.settings.resolved_database_url
 
 
-def _begin(ctx: StageContext, video_id: int, status: str | None) -> Video | None:
-    """The video (detached), its status set to ``status``; None when finished or unknown."""
+def _begin(ctx: StageContext, video_id: int, stage: str) -> VideoState | None:
+    """The video as ``stage`` starts on it, its status set to the stage's (``STAGES``) unless
+    it is finished: the one read of the video a step needs. None when there is no such video."""
     with session_scope(ctx.db_url) as s:
-        video = s.get(Video, video_id)
-        if video is None or video.status in FINISHED:
-            return None
-        if status is not None:
-            results.set_status(video, status)
-        return video
+        return videos.begin_stage(s, video_id, STAGE[stage].status)
 
 
-def _media(video: Video) -> str:
+def _media(video: Video | VideoState) -> str:
     """The video's name in the media store (its job id: see ``media_id``)."""
     return media_id(video.job_id, video.id)
 
 
-def _status(ctx: StageContext, video_id: int) -> str | None:
-    with session_scope(ctx.db_url) as s:
-        video = s.get(Video, video_id)
-        return video.status if video is not None else None
-
-
-def _video_key(video: Video) -> str:
-    key = (video.meta or {}).get("video_key")
-    if not key:
+def _video_key(video: VideoState) -> str:
+    if not video.video_key:
         raise MediaMissing(f"{video.source}: the download stage has not stored this video")
-    return key
+    return video.video_key
 
 
 # --- download -------------------------------------------------------------------
 
 
-def fetch_url(ctx: StageContext, video: Video) -> tuple[str, VideoRef]:
+def fetch_url(ctx: StageContext, video: VideoState) -> tuple[str, VideoRef]:
     """Download the video (its listed reference, else ``video.source``) through yt-dlp into
     the store's download area, under a generated name; return its key and metadata.
 
     Raises ``DownloadError``/``UnsafeURL``/``BadVideo`` (final: the video fails
     with the reason) or ``TransientDownloadError`` (retried by the task).
     """
-    listed = (video.meta or {}).get("ref")
+    listed = video.ref
     with ctx.store.download_area() as folder:
         if listed:
-            fetched = fetch_ref(VideoRef.from_json(listed), folder, ctx.settings)
+            fetched = fetch_ref(listed, folder, ctx.settings)
         else:
             fetched = fetch_video(video.source, folder, ctx.settings)
         key = video_key(_media(video), fetched.path.suffix)
@@ -185,7 +183,7 @@ def fetch_url(ctx: StageContext, video: Video) -> tuple[str, VideoRef]:
     return key, fetched.ref
 
 
-def fetch_local(ctx: StageContext, video: Video) -> str:
+def fetch_local(ctx: StageContext, video: VideoState) -> str:
     """Copy a local file (seen from this worker's host) into the store; return its key."""
     path = Path(video.source)
     if not path.is_file():
@@ -195,7 +193,7 @@ def fetch_local(ctx: StageContext, video: Video) -> str:
     return key
 
 
-def download(ctx: StageContext, video_id: int) -> bool | str:
+def download(ctx: StageContext, video_id: int) -> Next:
     """Put the video into the media store (once), record its content hash and metadata.
 
     A video that another one already is (same platform id, or same bytes: a
@@ -204,15 +202,12 @@ def download(ctx: StageContext, video_id: int) -> bool | str:
     video goes straight to the alert stage; while it is still being scored,
     this one waits for it (``Postponed``) rather than being scored twice.
     """
-    video = _begin(ctx, video_id, VideoStatus.DOWNLOADING)
-    if video is None:
-        return False
-    key = (video.meta or {}).get("video_key")
-    ref = None
+    video = _begin(ctx, video_id, "download")
+    if video is None or video.finished:
+        return Next.STOP
+    key, ref = video.video_key, None
     if key and ctx.store.exists(key) and video.content_hash:  # run again (waiting for its original)
-        with session_scope(ctx.db_url) as s:
-            link = linking.current_link(s, s.get(Video, video_id))
-        return _act_on_link(ctx, video_id, link)
+        return _act_on_link(ctx, video)
     if not key or not ctx.store.exists(key):
         if is_url(video.source):
             key, ref = fetch_url(ctx, video)
@@ -222,27 +217,27 @@ def download(ctx: StageContext, video_id: int) -> bool | str:
         digest = content_hash(path)
     with session_scope(ctx.db_url) as s:
         stored = s.get(Video, video_id)
-        stored.meta = {**(stored.meta or {}), "video_key": key}
+        videos.set_video_key(stored, key)
         link = processing.identify_download(s, stored, digest, ref)
-    return _act_on_link(ctx, video_id, link)
+        video = videos.state_of(stored)
+    return _act_on_link(ctx, video, link)
 
 
-def _target_versions(ctx: StageContext, video: Video) -> dict[str, str]:
+def _target_versions(ctx: StageContext, video: VideoState) -> dict[str, str]:
     """Name -> saved version of the video's targets (read from their bundles; no model loaded)."""
     return {name: ctx.models.meta(name).get("version", "") for name in _target_names(video)}
 
 
-def _target_names(video: Video) -> list[str]:
-    names = (video.meta or {}).get("targets", [])
-    if not names:
+def _target_names(video: VideoState) -> list[str]:
+    if not video.targets:
         raise TrackerError(f"{video.source}: no targets were named for this video")
-    return names
+    return list(video.targets)
 
 
 # --- frames ---------------------------------------------------------------------
 
 
-def extract_frames(ctx: StageContext, video_id: int) -> bool | str:
+def extract_frames(ctx: StageContext, video_id: int) -> Next:
     """Sample frames (``frame_rate`` per second) into a frame batch in the store, streamed:
     one chunk of frames in memory at a time, whatever the video's length, with each frame's
     PDQ hashes taken on the way. A video that decodes to fewer frames than its container
@@ -250,29 +245,20 @@ def extract_frames(ctx: StageContext, video_id: int) -> bool | str:
     ``partial``. A video whose frames match an earlier video's is linked to it
     (``workers.reposts.linking``) and, when the match is strong, takes its verdicts
     (straight to the alert stage) or waits for them (``Postponed``: run again later)."""
-    video = _begin(ctx, video_id, VideoStatus.EXTRACTING)
-    if video is None:
-        return False
+    video = _begin(ctx, video_id, "frames")
+    if video is None or video.finished:
+        return Next.STOP
     media = _media(video)
-    if ctx.store.exists(frames_key(media)) and (video.meta or {}).get("frames_linked"):
-        with session_scope(ctx.db_url) as s:  # run again while waiting for an original
-            link = linking.current_link(s, s.get(Video, video_id))
-        return _act_on_link(ctx, video_id, link)
+    if ctx.store.exists(frames_key(media)) and video.frames_linked:  # run again while waiting for an original
+        return _act_on_link(ctx, video)
     hashes: list = []
-    # Targets that read only VGG16 features get only the small, already resized frames.
-    full_frames = not backbone_frames_suffice(_target_kinds(ctx, video))
+    # Each frame in the views the targets' kinds read (``workers.detect.views``), nothing more.
+    views = list(by_view(_target_kinds(ctx, video)))
     with ctx.store.local_path(_video_key(video)) as path:
         try:
             with processing.sample(path, ctx.settings, hashes) as (reader, frames):
                 with ctx.store.writer(frames_key(media)) as fh:
-                    count = write_frame_stream(
-                        fh,
-                        frames,
-                        lambda: reader.info,
-                        backbone_size=INPUT_SIZE,
-                        full_frames=full_frames,
-                        extra=lambda: reader.decoding().to_json(),
-                    )
+                    count = write_frame_stream(fh, frames, lambda: reader.info, views, extra=lambda: reader.decoding().to_json())
                 info, decoding = reader.info, reader.decoding()
         except BadVideo as exc:
             # Name the video as the user gave it, not its place in the store.
@@ -282,32 +268,38 @@ def extract_frames(ctx: StageContext, video_id: int) -> bool | str:
         log.warning("video %s: %s", video_id, warning)
     with session_scope(ctx.db_url) as s:
         stored = s.get(Video, video_id)
-        link = processing.record_frames(s, stored, info, count, decoding, hashes, ctx.settings.repost_link_at)
-        stored.meta = {**(stored.meta or {}), "frames_linked": True}
-    return _act_on_link(ctx, video_id, link)
+        link = processing.record_frames(s, stored, info, count, decoding, hashes, ctx.settings)
+        videos.mark_frames_linked(stored)
+    return _act_on_link(ctx, video, link)
 
 
-def _act_on_link(ctx: StageContext, video_id: int, link: linking.RepostLink) -> bool | str:
+def _act_on_link(ctx: StageContext, video: VideoState, link: linking.RepostLink | None = None) -> Next:
     """Reuse a strongly matching original's verdicts (straight to the alert stage), wait
-    for them (``Postponed``: this stage runs again), or go on (``processing.repost_action``)."""
-    if link.original_id is None:
-        return True
+    for them (``Postponed``: this stage runs again), or go on (``processing.repost_action``).
+    ``link``: the one just recorded; None: a stage run again, the link recorded earlier
+    (``linking.current_link``), with its original's status now."""
+    video_id = video.id
+    if link is not None and link.original_id is None:
+        return Next.CONTINUE
     with session_scope(ctx.db_url) as s:
         stored = s.get(Video, video_id)
-        action = processing.repost_action(s, stored, link, _target_versions(ctx, stored), ctx.settings)
-        meta, media = stored.meta, _media(stored)
+        if link is None:
+            link = linking.current_link(s, stored)
+        if link.original_id is None:
+            return Next.CONTINUE
+        action = processing.repost_action(s, stored, link, _target_versions(ctx, video), ctx.settings)
     if action == processing.WAIT:
         raise Postponed(f"video {video_id} waits for the verdicts of its original, video {link.original_id}", REPOST_POLL_SECONDS)
     if action == processing.REUSE:
         log.info("video %s reposts video %s (match %.2f): its verdicts are reused", video_id, link.original_id, link.match.strength)
-        discard_media(ctx, media, meta)
-        return ALERT
+        discard_media(ctx, _media(video), video.video_key)
+        return Next.TO_ALERT
     if link.action(ctx.settings.repost_reuse_at) == linking.WAIT:
         log.info("video %s: its original %s is still not scored; scoring it itself", video_id, link.original_id)
-    return True
+    return Next.CONTINUE
 
 
-def _target_kinds(ctx: StageContext, video: Video) -> list[str]:
+def _target_kinds(ctx: StageContext, video: VideoState) -> list[str]:
     """The kinds of the video's targets, as saved in their bundles (no model loaded)."""
     return [ctx.models.meta(name).get("kind", "") for name in _target_names(video)]
 
@@ -315,21 +307,19 @@ def _target_kinds(ctx: StageContext, video: Video) -> list[str]:
 # --- score ----------------------------------------------------------------------
 
 
-def score(ctx: StageContext, video_id: int) -> bool:
+def score(ctx: StageContext, video_id: int) -> Next:
     """Per-frame scores of every target of the video (backbone work shared)."""
-    video = _begin(ctx, video_id, VideoStatus.SCORING)
-    if video is None:
-        return False
+    video = _begin(ctx, video_id, "score")
+    if video is None or video.finished:
+        return Next.STOP
     if ctx.store.exists(scores_key(_media(video))):
-        return True  # scored by an earlier delivery of this message
+        return Next.CONTINUE  # scored by an earlier delivery of this message
     targets = ctx.models.targets(_target_names(video))
     extractors = ctx.models.extractors(needed_extractors(targets))
     with open_frames(ctx.store, frames_key(_media(video))) as batch:
-        if not backbone_frames_suffice(targets) and not batch.has_images:
-            raise MediaMissing(f"{video.source}: its frame batch holds only backbone-sized frames (its targets changed kind?)")
         total = batch.count
-        # Streamed: one chunk read, one frame decoded at a time; targets that read only VGG16
-        # features get the batch's small, resized frames, the others the frames as sampled.
+        # Streamed: one chunk read, one frame decoded at a time; each target reads its kind's
+        # view of the frames (a view the batch lacks fails the video with the reason).
         scores = processing.score(
             batch.frames,
             targets,
@@ -339,21 +329,21 @@ def score(ctx: StageContext, video_id: int) -> bool:
             passes=passes_for(ctx.settings),  # forward passes shared with this process's other videos
         )
     ctx.store.put(scores_key(_media(video)), encode_scores(targets, scores, total))
-    return True
+    return Next.CONTINUE
 
 
 # --- verdict --------------------------------------------------------------------
 
 
-def verdict(ctx: StageContext, video_id: int) -> bool | str:
+def verdict(ctx: StageContext, video_id: int) -> Next:
     """Verdicts from the scores, evidence thumbnails, results rows; the video is done.
 
     Found done already (an earlier delivery committed, then its bookkeeping failed
     and the task was retried): straight to the alert stage, which is idempotent,
     so that no positive misses its alert."""
-    video = _begin(ctx, video_id, None)
-    if video is None:
-        return ALERT if _status(ctx, video_id) == VideoStatus.DONE else False
+    video = _begin(ctx, video_id, "verdict")
+    if video is None or video.finished:
+        return Next.TO_ALERT if video is not None and video.status == VideoStatus.DONE else Next.STOP
     specs, scores, total = decode_scores(ctx.store.get(scores_key(_media(video))))
     outcomes = processing.decide(specs, scores, total)
     evidence = processing.keep_evidence(
@@ -361,11 +351,11 @@ def verdict(ctx: StageContext, video_id: int) -> bool | str:
     )
     with session_scope(ctx.db_url) as s:
         processing.record(s, s.get(Video, video_id), outcomes, evidence)
-    discard_media(ctx, _media(video), video.meta)
-    return True
+    discard_media(ctx, _media(video), video.video_key)
+    return Next.CONTINUE
 
 
-def _evidence_frames(ctx: StageContext, video: Video, wanted: list[int]) -> list[Frame]:
+def _evidence_frames(ctx: StageContext, video: VideoState, wanted: list[int]) -> list[Frame]:
     """The evidence frames of the positive outcomes (``evidence_frame_indices``), decoded
     again from the video (cheaper than keeping every full frame for the few videos that are positive)."""
     if not wanted:
@@ -377,35 +367,31 @@ def _evidence_frames(ctx: StageContext, video: Video, wanted: list[int]) -> list
 # --- alert ----------------------------------------------------------------------
 
 
-def alert(ctx: StageContext, video_id: int) -> bool:
+def alert(ctx: StageContext, video_id: int) -> Next:
     """Alert on the video's new positive verdicts through every configured channel, one
     alert per (video, target) ever (see ``workers.pipeline.alerting``). A failing
     channel never fails the stage: the alert is recorded ``failed`` and retried later."""
-    return alerting.alert_video(ctx, video_id)
+    return Next.CONTINUE if alerting.alert_video(ctx, video_id) else Next.STOP
 
 
 # --- bookkeeping shared by the task wrappers ------------------------------------------
 
 
-def discard_media(ctx: StageContext, media: str, meta: dict | None) -> None:
+def discard_media(ctx: StageContext, media: str, video_key: str | None) -> None:
     """Remove what the stages left in the store for the video named ``media`` (``media_id``;
-    the video file itself only when ``keep_videos`` is off); evidence stays."""
+    the video file, stored as ``video_key``, only when ``keep_videos`` is off); evidence stays."""
     ctx.store.delete(frames_key(media))
     ctx.store.delete(scores_key(media))
-    key = (meta or {}).get("video_key")
-    if key and not ctx.settings.keep_videos:
-        ctx.store.delete(key)
+    if video_key and not ctx.settings.keep_videos:
+        ctx.store.delete(video_key)
 
 
 def fail(ctx: StageContext, video_id: int, reason: str) -> None:
     """Record a permanent failure (unless the video is already done) and drop its media."""
     with session_scope(ctx.db_url) as s:
-        video = s.get(Video, video_id)
-        if video is None or video.status == VideoStatus.DONE:
-            return
-        results.set_status(video, VideoStatus.FAILED, reason)
-        meta, media = video.meta, _media(video)
-    discard_media(ctx, media, meta)
+        video = videos.mark_failed(s, video_id, reason)
+    if video is not None:
+        discard_media(ctx, _media(video), video.video_key)
 
 
 def record_timing(ctx: StageContext, video_id: int, stage: str, worker: str, started: datetime, finished: datetime) -> None:
@@ -436,10 +422,41 @@ def housekeeping(ctx: StageContext, stalled_after: timedelta = timedelta(hours=1
             for key in [frames_key(head), scores_key(head), *ctx.store.keys(f"videos/{head}")]:
                 ctx.store.delete(key)
         elif video.status in FINISHED:
-            discard_media(ctx, head, video.meta)
+            discard_media(ctx, head, video.video_key)
     ctx.store.drop_stale_downloads(older_than=2 * ctx.settings.max_download_seconds)
     report = {"statuses": counts, "stalled": stalled}
     if stalled:
         log.warning("%d video(s) have not moved for %s: see `tiktok-tracker status`", stalled, stalled_after)
     log.info("housekeeping: %s", report)
     return report
+
+
+# --- the stages -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a video's chain. Its Celery task has its name (``tasks``) and is routed to
+    its queue (``celery_app``); ``stage_timings`` rows are named after it."""
+
+    name: str
+    run: Callable[[StageContext, int], Next]
+    queue: str  # IO, CPU or SCORE
+    status: str | None  # the video's status from the stage's start; None: it keeps the one it has
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("download", download, IO, VideoStatus.DOWNLOADING),
+    # Users read "extracting frames": the word every release has stored and shown for this stage.
+    Stage("frames", extract_frames, CPU, VideoStatus.EXTRACTING),
+    Stage("score", score, SCORE, VideoStatus.SCORING),
+    # Still "scoring" while its verdicts are made: storing them makes the video "done".
+    Stage("verdict", verdict, CPU, None),
+    Stage("alert", alert, IO, None),  # runs on a done video
+)
+STAGE = {stage.name: stage for stage in STAGES}
+# Where the reaper requeues a stalled video from, by its status: the stage that set that status
+# (a video stalled in verdict shows "scoring": score, run again, finds its scores and goes on).
+RESUME_AT = {VideoStatus.QUEUED: STAGES[0].name} | {stage.status: stage.name for stage in STAGES if stage.status}
+# Every status in the order a video goes through them (``tiktok-tracker status``, the web app's pipeline page).
+STATUSES = (VideoStatus.QUEUED, *(stage.status for stage in STAGES if stage.status), *FINISHED)

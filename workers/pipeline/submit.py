@@ -29,13 +29,12 @@ from sqlalchemy.exc import IntegrityError
 
 from workers.download.safety import UrlPolicy
 from workers.errors import BadVideo, TrackerError, UnsafeURL
-from workers.pipeline.stages import is_url
 from workers.settings import Settings
-from workers.storage import results
+from workers.storage import results, videos
 from workers.storage.db import session_scope
 from workers.storage.models import Video, VideoStatus
 from workers.targets.published import catalog_for
-from workers.video_ref import VideoRef
+from workers.video_ref import VideoRef, is_url
 
 
 class BrokerUnavailable(TrackerError):
@@ -183,14 +182,16 @@ def broker_error(url: str, exc: BaseException) -> str:
     return f"cannot reach the broker at {maybe_sanitize_url(url)} ({reason}): start Redis or set TT_BROKER_URL"
 
 
+def new_job_id() -> str:
+    """A job id: also the name of the job's media (``media_id``), never reused by another database."""
+    return str(uuid.uuid4())
+
+
 def new_video(item: str | VideoRef, target_names: Sequence[str], watch_id: int | None = None) -> Video:
     """The queued row of a path or URL, or of a listed video (with its metadata and platform id)."""
-    meta: dict = {"targets": list(target_names)}
-    if watch_id is not None:
-        meta["watch_id"] = watch_id
     if not isinstance(item, VideoRef):
-        return Video(job_id=str(uuid.uuid4()), source=item, status=VideoStatus.QUEUED, meta=meta)
-    video = Video(job_id=str(uuid.uuid4()), source=item.url, status=VideoStatus.QUEUED, meta=meta)
+        return videos.queued_video(new_job_id(), item, target_names, watch_id)
+    video = videos.queued_video(new_job_id(), item.url, target_names, watch_id)
     results.apply_metadata(video, item)
     video.platform_id = item.platform_id
     return video
@@ -199,9 +200,7 @@ def new_video(item: str | VideoRef, target_names: Sequence[str], watch_id: int |
 def requeue(video: Video, target_names: Sequence[str]) -> None:
     """Run a finished video (one source: one row) again for ``target_names``, as a new job:
     its verdicts for other targets and its alerts stay (one alert per video and target, ever)."""
-    meta = {k: v for k, v in (video.meta or {}).items() if k not in ("frames_linked", "repost_wait_since")}
-    video.meta = {**meta, "targets": list(target_names)}
-    video.job_id, video.status, video.error = str(uuid.uuid4()), VideoStatus.QUEUED, None
+    videos.reset_for_requeue(video, target_names, new_job_id())
 
 
 def submit(
@@ -235,7 +234,7 @@ def submit(
         for item in sources:
             same = None if isinstance(item, VideoRef) else identity.known_job(s, item)
             if same is not None:
-                running = same.status not in (VideoStatus.DONE, VideoStatus.FAILED)
+                running = same.status not in VideoStatus.FINISHED
                 if running or (not force and identity.covers(same, versions)):
                     answers.append(Job(same.job_id, same.id, same.source, existing=same.status))
                     continue

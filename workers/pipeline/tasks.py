@@ -1,7 +1,8 @@
 """Celery tasks: one thin task per stage, chained per video.
 
 A task receives a video id and returns it; the work is done by the plain
-functions in ``workers.pipeline.stages``. What the wrapper adds:
+functions in ``workers.pipeline.stages``, one task per row of its table
+(``stages.STAGES``: the task has the stage's name). What the wrapper adds:
 
 - status and failure bookkeeping: a ``TrackerError`` (bad input: corrupt
   file, missing target ...) fails the video at once with its reason; a
@@ -16,9 +17,9 @@ functions in ``workers.pipeline.stages``. What the wrapper adds:
   video whose failure could not even be recorded (the database is down for
   longer than the retry window) is found by beat's reaper (``reap_stalled``);
 - a stage that raises ``Postponed`` runs again after its delay (not a failure, no limit);
-- a stage that finds its video already finished (a redelivered message) stops
-  the chain instead of redoing work; one that names a later stage (a repost
-  whose verdicts were reused) skips to it;
+- what the stage says comes next (``stages.Next``): the chain goes on; it stops
+  (the video was already finished: a redelivered message), instead of redoing
+  work; or it skips to the alert stage (a repost whose verdicts were reused);
 - models and database connections belong to the worker process that uses
   them: nothing is carried over a fork.
 """
@@ -44,12 +45,13 @@ from sqlalchemy.exc import OperationalError as DatabaseError
 
 from workers.errors import Postponed, TrackerError, TransientError
 from workers.pipeline import alerting, reaper, stages, watches
-from workers.pipeline.celery_app import app, task_name
+from workers.pipeline.celery_app import PERIODIC, app
 from workers.pipeline.submit import Publisher
 from workers.retrying import jittered_backoff, retries_spanning
 from workers.settings import get_settings
 from workers.storage.db import forget_engines, get_engine
 from workers.storage.models import utcnow
+from workers.video_ref import is_url
 
 logger = get_task_logger(__name__)
 # Outside a task (process start-up) the task logger prints "???[???]" for the task it is
@@ -86,12 +88,13 @@ def _fresh_process(**_kwargs) -> None:
     global _context
     _context = None
     forget_engines(close=False)
-    gpus = [g for g in os.environ.get("TT_SCORE_GPUS", "").split(",") if g]
+    settings = get_settings()  # score_gpus, worker_queues: the plan of `tiktok-tracker worker`
+    gpus = settings.score_gpus
     if gpus:  # one pool process per GPU (see `tiktok-tracker worker`)
         index = getattr(current_process(), "index", 0) or 0
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
-    queues = os.environ.get("TT_WORKER_QUEUES", "").split(",")
-    if any(queues):
+    queues = settings.worker_queues
+    if queues:
         warm_database()
     if "score" in queues:
         warm_models()
@@ -131,13 +134,14 @@ class StageTask(Task):
     reject_on_worker_lost = True
     throws = (TrackerError,)  # expected failures: logged without a traceback
 
-    def run_stage(self, stage: str, fn: Callable[[stages.StageContext, int], bool | str], video_id: int) -> int:
+    def run_stage(self, row: stages.Stage, video_id: int) -> int:
         ctx = context()
+        stage = row.name
         worker = f"{self.request.hostname or 'worker'}/{os.getpid()}"
         started = utcnow()
         try:
-            proceed = fn(ctx, video_id)
-            if proceed:  # bookkeeping before the chain is touched: a retry re-sends the chain as it came
+            step = row.run(ctx, video_id)
+            if step is not stages.Next.STOP:  # bookkeeping before the chain is touched: a retry re-sends the chain as it came
                 stages.record_timing(ctx, video_id, stage, worker, started, utcnow())
         except Postponed as exc:  # e.g. a repost waiting for its original: run again later (a Celery retry without limit)
             logger.info("video %s, %s: %s; again in %ss", video_id, stage, exc, exc.seconds)
@@ -163,12 +167,11 @@ class StageTask(Task):
         except Exception as exc:
             self._fail(ctx, video_id, stage, worker, started, f"{stage}: internal error ({_reason(exc)})")
             raise
-        if not proceed:
+        if step is stages.Next.STOP:
             logger.info("video %s is already finished: %s skipped, chain stopped", video_id, stage)
             self.request.chain = None
-            return video_id
-        if isinstance(proceed, str):  # skip to that stage (Celery pops the chain's next task from the end)
-            self.request.chain = [STAGE_TASKS[proceed].si(video_id).set(argsrepr=getattr(self.request, "argsrepr", None))]
+        elif step is stages.Next.TO_ALERT:  # the rest of the chain is that one task (Celery pops the next from the end)
+            self.request.chain = [STAGE_TASKS["alert"].si(video_id).set(argsrepr=getattr(self.request, "argsrepr", None))]
         return video_id
 
     @staticmethod
@@ -180,48 +183,43 @@ class StageTask(Task):
             logger.exception("video %s: could not record the failure (%s)", video_id, reason)
 
 
-def stage_task(stage: str) -> Callable:
-    """Make ``fn(ctx, video_id)`` the Celery task of ``stage`` (name and queue from the config)."""
+def stage_task(row: stages.Stage) -> Task:
+    """The Celery task of a stage: its name, its function's docstring (its queue: ``celery_app``)."""
 
-    def decorate(fn: Callable[[stages.StageContext, int], bool | str]):
-        def task(self: StageTask, video_id: int) -> int:
-            return self.run_stage(stage, fn, video_id)
+    def task(self: StageTask, video_id: int) -> int:
+        return self.run_stage(row, video_id)
 
-        task.__name__, task.__doc__ = stage, fn.__doc__
-        return app.task(base=StageTask, bind=True, name=task_name(stage))(task)
-
-    return decorate
+    task.__name__, task.__doc__ = row.name, row.run.__doc__
+    return app.task(base=StageTask, bind=True, name=row.name)(task)
 
 
-download = stage_task("download")(stages.download)
-frames = stage_task("frames")(stages.extract_frames)
-score = stage_task("score")(stages.score)
-verdict = stage_task("verdict")(stages.verdict)
-alert = stage_task("alert")(stages.alert)
-STAGE_TASKS = {"download": download, "frames": frames, "score": score, "verdict": verdict, "alert": alert}
+STAGE_TASKS: dict[str, Task] = {row.name: stage_task(row) for row in stages.STAGES}
 
 
-@app.task(name=task_name("housekeeping"), ignore_result=True)
+def periodic_task(name: str) -> Callable:
+    """Register a function as the periodic task ``name`` (its queue, schedule and events: ``celery_app.PERIODIC``)."""
+    return app.task(name=name, ignore_result=True, send_events=PERIODIC[name].events)
+
+
+@periodic_task("housekeeping")
 def housekeeping() -> dict:
     """Periodic clean-up and report (scheduled by celery beat)."""
     return stages.housekeeping(context())
 
 
-# Beat's ticks (every watch_poll_interval) send no task events: they would crowd Flower's
-# task list. Their work shows in `watch list` and `alerts list`, and their errors in the worker log.
-@app.task(name=task_name("run_watches"), ignore_result=True, send_events=False)
+@periodic_task("run_watches")
 def run_watches() -> list[dict]:
     """Periodic (celery beat): list the due watches' sources and queue their new videos."""
     return [run.to_json() for run in watches.run_due_watches(context().settings, publisher())]
 
 
-@app.task(name=task_name("alert_followups"), ignore_result=True, send_events=False)
+@periodic_task("alert_followups")
 def alert_followups() -> dict:
     """Periodic (celery beat): retry failed alerts, send digests whose cooldown is over."""
     return alerting.alert_followups(context())
 
 
-@app.task(name=task_name("reap_stalled"), ignore_result=True, send_events=False)
+@periodic_task("reap_stalled")
 def reap_stalled() -> dict:
     """Periodic (celery beat): requeue or fail videos that stopped moving; alert rows for positives without one."""
     return reaper.reap_stalled(context(), requeue=lambda video_id, stage: video_chain(video_id, start=stage).apply_async())
@@ -236,15 +234,17 @@ def job_label(video_id: int, job_id: str | None = None, source: str | None = Non
     if job_id:
         parts.append(f"job={job_id}")
     if source:
-        name = PurePosixPath(urlsplit(source).path if "://" in source else source).name or source
+        name = PurePosixPath(urlsplit(source).path if is_url(source) else source).name or source
         parts.append(f"source={sanitize(name, 60).replace(' ', '_')}")
     return " ".join(parts)
 
 
-def video_chain(video_id: int, job_id: str | None = None, source: str | None = None, start: str = "download"):
-    """The chain of stage tasks for one video from stage ``start`` on; the first task's id is the job id."""
+def video_chain(video_id: int, job_id: str | None = None, source: str | None = None, start: str | None = None):
+    """The chain of stage tasks for one video from stage ``start`` on (default: the first);
+    the first task's id is the job id."""
     label = job_label(video_id, job_id, source)
-    tasks = [STAGE_TASKS[name].si(video_id).set(argsrepr=label) for name in stages.STAGES[stages.STAGES.index(start) :]]
+    names = list(STAGE_TASKS)
+    tasks = [STAGE_TASKS[name].si(video_id).set(argsrepr=label) for name in names[names.index(start or names[0]) :]]
     if job_id:
         tasks[0] = tasks[0].set(task_id=job_id)
     return chain(*tasks)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -22,7 +23,11 @@ from workers.images import jpeg_thumbnail
 from workers.media.keys import evidence_face_key, evidence_frame_key, evidence_key
 from workers.media.store import MediaStore
 from workers.sanitize import safe_name
+from workers.verdict import FrameScore
 from workers.video.sampling import Frame
+
+if TYPE_CHECKING:
+    from workers.storage.models import Detection
 
 THUMBNAIL_SIDE = 640
 FRAME_THUMBNAIL_SIDE = 480  # review strip; faces stay large enough to embed again
@@ -47,7 +52,7 @@ def face_crop(image: np.ndarray, box: Sequence[int]) -> np.ndarray:
     return image[max(0, top - margin) : min(h, bottom + margin), max(0, left - margin) : min(w, right + margin)]
 
 
-def evidence_scores(outcome: TargetOutcome, per_detection: int) -> list:
+def evidence_scores(outcome: TargetOutcome, per_detection: int) -> list[FrameScore]:
     """The positive frames of a positive outcome kept as evidence: the ``per_detection``
     highest-scoring ones (the best frame first), none for a negative outcome."""
     if not outcome.verdict.positive or per_detection <= 0:
@@ -106,7 +111,7 @@ def evidence_file_name(video_id: int, target_name: str, timestamp: float | None)
     return f"{video_id}-{safe_name(target_name)}{when}.jpg"
 
 
-def export_evidence(store: MediaStore, video_id: int, detections: Iterable, out_dir: Path) -> list[Path]:
+def export_evidence(store: MediaStore, video_id: int, detections: Iterable[Detection], out_dir: Path) -> list[Path]:
     """Copy the evidence thumbnails of ``detections`` (rows with ``evidence_key``,
     ``target_name``, ``best_timestamp``) into ``out_dir`` as ordinary files of the user."""
     out_dir = Path(out_dir)

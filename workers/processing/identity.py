@@ -60,7 +60,7 @@ def identify_file(session: Session, source: str, digest: str, video_id: int | No
     if video is not None and video.content_hash == digest:
         return video, True
     if video is None:
-        video = Video(source=source, content_hash=digest, status=VideoStatus.QUEUED, meta={})
+        video = Video(source=source, content_hash=digest, status=VideoStatus.QUEUED)
         session.add(video)
         session.flush()
     else:  # other bytes under the same name: its verdicts and links were about the old ones
@@ -83,4 +83,4 @@ def covers(video: Video, target_versions: Mapping[str, str]) -> bool:
         return all(pair in found for pair in target_versions.items())
     if video.status == VideoStatus.FAILED:
         return False
-    return set(target_versions) <= set((video.meta or {}).get("targets", []))
+    return set(target_versions) <= set(video.targets or ())

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from workers.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -21,7 +25,7 @@ class ScoringOptions:
     on_frames: Callable[[int], None] | None = None
 
     @classmethod
-    def from_settings(cls, settings, all_frames: bool = False) -> ScoringOptions:
+    def from_settings(cls, settings: Settings, all_frames: bool = False) -> ScoringOptions:
         """The settings' options; ``all_frames`` (``scan --all-frames``, ``target eval``): every
         sampled frame goes through the models (no early verdict, no reuse)."""
         return cls(

@@ -6,9 +6,9 @@
 The pipeline runs one step per stage task and passes store keys between them
 (frames stream chunk by chunk into a frame batch); ``scan`` and ``target
 eval`` run them in a row in one process, frames in memory. Either way a frame
-reaches the models the same way (``scoring_frames``: as the frame batch gives
-it back, each target the frames it reads whatever targets it runs with), so
-the per-frame scores and verdicts are the same.
+reaches the models the same way (``scoring_frames``: each target its kind's view
+of the frame, exactly as the frame batch gives it back, whatever targets it runs
+with), so the per-frame scores and verdicts are the same.
 """
 
 from __future__ import annotations
@@ -16,22 +16,26 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from workers.detect.backbone import resize_frame
 from workers.detect.base import Extractor, Target
-from workers.detect.scoring import TargetOutcome, TargetSpec, backbone_frames_suffice, check_targets, collect_scores, outcomes_for
-from workers.media.frame_batch import decode_jpeg, encode_jpeg
+from workers.detect.registry import by_view
+from workers.detect.scoring import TargetOutcome, TargetSpec, check_targets, collect_scores, outcomes_for
+from workers.detect.shared_passes import SharedPasses
+from workers.detect.views import FrameView
 from workers.media.store import MediaStore
 from workers.processing.evidence import evidence_frame_indices, save_evidence
 from workers.processing.options import ScoringOptions
 from workers.reposts import linking
-from workers.reposts.hashing import FrameHash, hashed
-from workers.storage import results
-from workers.storage.models import Video, utcnow
+from workers.reposts.hashing import FrameHash, FrameHasher
+from workers.reposts.matching import LinkRule
+from workers.settings import Settings
+from workers.storage import results, videos
+from workers.storage.models import Video
 from workers.verdict import FrameScore
-from workers.video.sampling import Decoding, Frame, SampledVideo, VideoInfo, open_sampled
+from workers.video.sampling import Decoding, Frame, SampledVideo, VideoInfo, VideoReader, open_sampled
 
 REUSE, WAIT, SCORE = linking.REUSE, linking.WAIT, linking.SCORE
 
@@ -40,55 +44,44 @@ REUSE, WAIT, SCORE = linking.REUSE, linking.WAIT, linking.SCORE
 
 
 @contextmanager
-def sample(path, settings, hashes: list[FrameHash] | None = None) -> Iterator[tuple[object, Iterator[Frame]]]:
+def sample(path: str | Path, settings: Settings, hashes: list[FrameHash] | None = None) -> Iterator[tuple[VideoReader, Iterator[Frame]]]:
     """The video's sampled frames (``frame_rate`` per second, at most ``max_frame_side``),
     streamed, as ``(reader, frames)``; with ``hashes`` (and ``repost_matching`` on) each frame's
-    PDQ hashes are appended to it on the way. Raises ``BadVideo``."""
-    with open_sampled(path, settings.frame_rate, settings.max_frame_side, settings.skip_loop_filter) as (reader, frames):
-        if hashes is not None and settings.repost_matching:
-            frames = hashed(frames, hashes)
+    PDQ hashes (taken at full size, with ``repost_hash_rate`` frames a second hashed in all:
+    ``FrameHasher``) are appended to it on the way. Raises ``BadVideo``."""
+    watch = None
+    if hashes is not None and settings.repost_matching:
+        watch = FrameHasher(hashes, settings.repost_hash_rate / settings.frame_rate)
+    with open_sampled(path, settings.frame_rate, settings.max_frame_side, settings.skip_loop_filter, watch) as (reader, frames):
         yield reader, frames
 
 
-def scoring_frames(frames: Iterable[Frame], backbone_only: bool) -> list[Frame]:
-    """The frames as the models read them, whichever way the video came, exactly as a frame
-    batch gives them back: resized once to the backbone's input (lossless) for targets that
-    read only VGG16 features (``backbone_only``), else as sampled after the batch's JPEG
-    round trip (``FULL_FRAME_QUALITY``). So scan, eval and pipeline score the same pixels."""
-    if backbone_only:
-        return [replace(f, image=resize_frame(f.image)) for f in frames]
-    return [replace(f, image=decode_jpeg(encode_jpeg(f.image))) for f in frames]
-
-
-def frame_groups(targets: Sequence[Target]) -> dict[bool, list[Target]]:
-    """The targets by the frames they read (``backbone_only`` -> targets; decided by
-    ``backbone_frames_suffice``): a target's scores never depend on the targets beside it."""
-    groups: dict[bool, list[Target]] = {}
-    for t in targets:
-        groups.setdefault(backbone_frames_suffice([t]), []).append(t)
-    return groups
+def scoring_frames(frames: Iterable[Frame], view: FrameView) -> list[Frame]:
+    """The frames as the models of a kind that reads ``view`` get them, whichever way the video
+    came: ``FrameView.render``, exactly what a frame batch written with that view gives back."""
+    return [replace(f, image=view.render(f.image)) for f in frames]
 
 
 @dataclass
 class SampledFile:
-    """A whole video's frames in memory (scan, eval): as sampled, and as its targets' models
-    read them (``scoring``: backbone_only -> frames, see ``scoring_frames``)."""
+    """A whole video's frames in memory (scan, eval): as sampled, and in each view its targets
+    read (``scoring``, see ``scoring_frames``)."""
 
     sampled: SampledVideo
-    scoring: dict[bool, list[Frame]]
+    scoring: dict[FrameView, list[Frame]]
     hashes: list[FrameHash] = field(default_factory=list)
 
-    def frames_for(self, backbone_only: bool) -> list[Frame]:
-        return self.scoring[backbone_only]
+    def frames_for(self, view: FrameView) -> list[Frame]:
+        return self.scoring[view]
 
 
-def sample_file(path, settings, targets: Sequence[Target], with_hashes: bool = False) -> SampledFile:
-    """``sample`` read whole, plus the frames ``targets`` read (``scoring_frames``)."""
+def sample_file(path: str | Path, settings: Settings, targets: Sequence[Target], with_hashes: bool = False) -> SampledFile:
+    """``sample`` read whole, plus the views of its frames that ``targets`` read (``scoring_frames``)."""
     hashes: list[FrameHash] = []
     with sample(path, settings, hashes if with_hashes else None) as (reader, frames):
         kept = list(frames)
         sampled = SampledVideo(reader.info, kept, reader.decoding())
-    scoring = {small: scoring_frames(kept, small) for small in frame_groups(targets)}
+    scoring = {view: scoring_frames(kept, view) for view in by_view(targets)}
     return SampledFile(sampled, scoring, hashes)
 
 
@@ -99,14 +92,14 @@ def record_frames(
     count: int,
     decoding: Decoding | None,
     hashes: Sequence[FrameHash],
-    link_at: float,
+    settings: Settings,
 ) -> linking.RepostLink:
     """Store what sampling learnt about ``video`` and link it, by its frames' PDQ hashes, to
-    the earlier video it reposts (the hashes are stored for later videos to match)."""
+    the earlier video it reposts (``repost_rule``; the hashes are stored for later videos to match)."""
     results.record_sampling(video, info, count, decoding)
     if not hashes:
         return linking.RepostLink(None)
-    return linking.link_repost(session, video, hashes, link_at)
+    return linking.link_repost(session, video, hashes, LinkRule.of(settings))
 
 
 def repost_action(
@@ -114,7 +107,7 @@ def repost_action(
     video: Video,
     link: linking.RepostLink,
     target_versions: Mapping[str, str],
-    settings,
+    settings: Settings,
     may_wait: bool = True,
 ) -> str:
     """What a linked video does: ``reuse`` (it took its finished original's verdicts for
@@ -124,9 +117,7 @@ def repost_action(
     if action == WAIT:
         if not may_wait:
             return SCORE  # a scan scores in order: an original still in the pipeline is not waited for
-        since = (video.meta or {}).get("repost_wait_since") or utcnow().timestamp()
-        video.meta = {**(video.meta or {}), "repost_wait_since": since}
-        return WAIT if utcnow().timestamp() - since < settings.repost_wait_seconds else SCORE
+        return WAIT if videos.wait_for_original(video) < settings.repost_wait_seconds else SCORE
     if action == REUSE:
         original = session.get(Video, link.original_id)
         if original is not None and results.reuse_verdicts(session, original, video, target_versions):
@@ -138,23 +129,24 @@ def repost_action(
 
 
 def score(
-    frames_for: Callable[[bool], Iterable[Frame]],
+    frames_for: Callable[[FrameView], Iterable[Frame]],
     targets: Sequence[Target],
     extractors: Mapping[str, Extractor],
     options: ScoringOptions,
     total: int | None = None,
-    passes=None,
+    passes: SharedPasses | None = None,
 ) -> dict[str, list[FrameScore]]:
     """Per-frame scores of every target, the work of targets of one kind shared
-    (``collect_scores``). ``frames_for(backbone_only)``: the video's frames as those
-    targets read them (``SampledFile.frames_for``, or a frame batch's stream of ``total``
-    frames); each group of ``frame_groups`` reads its own (progress: from the first).
+    (``collect_scores``). ``frames_for(view)``: the video's frames in that view
+    (``SampledFile.frames_for``, or a frame batch's stream of ``total`` frames); the targets
+    of each view (``registry.by_view``) read their own (progress: from the first), all asked
+    for before any is scored (a view missing fails at once).
     ``passes``: forward passes shared with other videos (a score worker's
-    ``workers.detect.batching.SharedPasses``); the same scores as alone."""
+    ``workers.detect.shared_passes.SharedPasses``); the same scores as alone."""
     check_targets(targets, extractors)
+    groups = [(frames_for(view), group) for view, group in by_view(targets).items()]
     scores: dict[str, list[FrameScore]] = {}
-    for n, (backbone_only, group) in enumerate(frame_groups(targets).items()):
-        frames = frames_for(backbone_only)
+    for n, (frames, group) in enumerate(groups):
         if passes is not None:
             scores.update(
                 passes.collect_scores(

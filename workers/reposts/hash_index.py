@@ -1,6 +1,8 @@
 """Stored PDQ frame hashes and their multi-index-hashing lookup.
 
-Each stored hash has 16 rows in ``frame_hash_chunks`` (chunk position and
+A stored frame has its whole-frame and centre hashes (``pdq``, ``centre``) and
+any region hashes (``regions``, run together; NULL on rows from before
+migration 0009, which match by the two). Each stored hash has 16 rows in ``frame_hash_chunks`` (chunk position and
 16-bit value, see ``workers.reposts.matching``). Looking up the hashes near a
 query probes that table's primary key for each chunk's value and its
 one-bit neighbours, then checks the exact distance of the few rows found:
@@ -13,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session
 
@@ -43,32 +46,45 @@ def store_hashes(session: Session, video_id: int, hashes: Sequence[FrameHash]) -
         return
     rows = [
         FrameHashRow(
-            video_id=video_id, frame_index=h.index, timestamp=h.timestamp, quality=h.quality, pdq=h.pdq, centre=h.centre, chroma=h.chroma
+            video_id=video_id,
+            frame_index=h.index,
+            timestamp=h.timestamp,
+            quality=h.quality,
+            pdq=h.pdq,
+            centre=h.centre,
+            regions="".join(h.regions) or None,
+            chroma=h.chroma,
         )
         for h in kept
     ]
     session.add_all(rows)
     session.flush()
-    entries = [{"chunk": key, "frame_hash_id": row.id} for row in rows for key in index_keys(row.pdq, row.centre)]
+    entries = [{"chunk": key, "frame_hash_id": row.id} for row in rows for key in index_keys(*_hashes(row))]
     session.execute(insert(FrameHashChunk), entries)
+
+
+def _hashes(row) -> tuple[str, ...]:
+    """A stored frame's hashes: whole frame, centre, regions."""
+    more = row.regions or ""
+    return row.pdq, row.centre, *(more[i : i + 64] for i in range(0, len(more), 64))
 
 
 def has_hashes(session: Session, video_id: int) -> bool:
     return session.scalar(select(FrameHashRow.id).where(FrameHashRow.video_id == video_id).limit(1)) is not None
 
 
-def video_hashes(session: Session, video_ids: Iterable[int]) -> dict[int, list[tuple[int, str, str]]]:
-    """Video id -> its frames as ``workers.reposts.matching`` compares them (chroma, hash, centre hash), in frame order."""
-    out: dict[int, list[str]] = defaultdict(list)
+def video_hashes(session: Session, video_ids: Iterable[int]) -> dict[int, list[tuple]]:
+    """Video id -> its frames as ``workers.reposts.matching`` compares them (chroma, hashes ...), in frame order."""
+    out: dict[int, list[tuple]] = defaultdict(list)
     ids = list(video_ids)
     for i in range(0, len(ids), _BATCH):
         rows = session.execute(
-            select(FrameHashRow.video_id, FrameHashRow.chroma, FrameHashRow.pdq, FrameHashRow.centre)
+            select(FrameHashRow.video_id, FrameHashRow.chroma, FrameHashRow.pdq, FrameHashRow.centre, FrameHashRow.regions)
             .where(FrameHashRow.video_id.in_(ids[i : i + _BATCH]))
             .order_by(FrameHashRow.video_id, FrameHashRow.frame_index)
         )
-        for video_id, chroma, pdq, centre in rows:
-            out[video_id].append((chroma, pdq, centre))
+        for row in rows:
+            out[row.video_id].append((row.chroma, *_hashes(row)))
     return dict(out)
 
 
@@ -83,14 +99,16 @@ def near_frames(session: Session, queries: Sequence[str], max_distance: int = MA
     ids = sorted(found)
     for i in range(0, len(ids), _BATCH):
         rows = session.execute(
-            select(FrameHashRow.id, FrameHashRow.video_id, FrameHashRow.pdq, FrameHashRow.centre).where(
+            select(FrameHashRow.id, FrameHashRow.video_id, FrameHashRow.pdq, FrameHashRow.centre, FrameHashRow.regions).where(
                 FrameHashRow.id.in_(ids[i : i + _BATCH])
             )
         ).all()
         if not rows:
             continue
-        close = (
-            (distances(queries, [h for r in rows for h in (r.pdq, r.centre)]) <= max_distance).reshape(len(queries), -1, 2).any(axis=(0, 2))
-        )
-        near.update((r.id, r.video_id) for r, ok in zip(rows, close, strict=True) if ok)
+        stored = [_hashes(r) for r in rows]
+        close = (distances(queries, [h for hs in stored for h in hs]) <= max_distance).any(axis=0)
+        owners = np.repeat(np.arange(len(rows)), [len(hs) for hs in stored])
+        hit = np.zeros(len(rows), bool)
+        hit[owners[close]] = True
+        near.update((r.id, r.video_id) for r, ok in zip(rows, hit, strict=True) if ok)
     return near

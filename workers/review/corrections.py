@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from workers.detect.registry import kinds
 from workers.errors import TrackerError
 from workers.images import read_rgb
 from workers.media import store_from_settings
 from workers.media.keys import evidence_face_key
 from workers.media.store import MediaStore
-from workers.pipeline.stages import is_url
 from workers.settings import Settings
 from workers.storage import results
 from workers.storage.db import session_scope
@@ -33,6 +33,7 @@ from workers.storage.models import Detection, FrameScore, ReviewVerdict, Video
 from workers.targets import published
 from workers.targets.bundle import load_target, target_meta
 from workers.video.sampling import read_frames_at
+from workers.video_ref import is_url
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class Correction:
 def video_file(store: MediaStore, video: Video) -> Iterator[Path | None]:
     """A local path of the video while it is available (in the media store, or the local
     file an in-process scan read), else None."""
-    key = (video.meta or {}).get("video_key")
+    key = video.video_key
     if key and store.exists(key):
         with store.local_path(key) as path:
             yield path
@@ -134,7 +135,8 @@ def apply_frame_marks(settings: Settings, detection_id: int, frame_indices: Sequ
         frames = [f for f in detection.frame_scores if f.frame_index in wanted]
         s.expunge_all()
     correction = Correction(name)
-    if kind != "face" or not frames:
+    declared = kinds().get(kind)  # a kind whose targets take marked frames at once (faces: their galleries)
+    if declared is None or not declared.corrected_by_marks or not frames:
         return correction
     embeddings, correction.problems = frame_embeddings(settings, store, video, frames)
     if not embeddings:

@@ -17,7 +17,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from workers.detect.registry import kinds
 from workers.errors import TrackerError
+from workers.review.training import retrainable
 from workers.settings import Settings
 from workers.storage import results, reviews
 from workers.storage.db import session_scope
@@ -56,11 +58,10 @@ def inbox(session: Session, flt: InboxFilter) -> list[InboxItem]:
         query = query.where(Detection.created_at >= flt.since)
     if flt.source:
         query = query.where(Video.source.contains(flt.source))
-    # Watch and review state are filtered here, not in SQL: read further back for them.
-    filtered_here = flt.watch is not None or flt.review is not None
-    rows = list(session.scalars(query.limit(flt.limit * (50 if filtered_here else 1))))
     if flt.watch is not None:
-        rows = [d for d in rows if (d.video.meta or {}).get("watch_id") == flt.watch]
+        query = query.where(Video.watch_id == flt.watch)
+    # The review state is filtered here, not in SQL: read further back for it.
+    rows = list(session.scalars(query.limit(flt.limit * (50 if flt.review is not None else 1))))
     held = reviews.states(session, [d.id for d in rows])
     items = [InboxItem(d, d.video, held[d.id]) for d in rows]
     if flt.review:
@@ -88,6 +89,12 @@ class DetectionView:
     reviews: list[Review]
     rule: str  # the verdict rule, in words
     why: str  # why it fired (or did not)
+
+    @property
+    def corrected_by_marks(self) -> bool:
+        """Frame marks on it make a new target version at once (a face gallery), not only reviews."""
+        kind = kinds().get(self.detection.target_kind)
+        return kind is not None and kind.corrected_by_marks
 
 
 @dataclass
@@ -203,6 +210,10 @@ class TargetView:
     detections: int
     error: str | None = None
 
+    @property
+    def retrainable(self) -> bool:
+        return retrainable(self.meta)
+
 
 def targets_view(settings: Settings, session: Session) -> list[TargetView]:
     counts = reviews.counts_by_target(session)
@@ -232,7 +243,7 @@ class PipelineView:
 
 def queue_lengths(settings: Settings) -> tuple[dict[str, int | None], str | None]:
     """Messages waiting per queue, asked of the Redis broker; (Nones, why) when it cannot be."""
-    from workers.pipeline.celery_app import QUEUES
+    from workers.pipeline.stages import QUEUES
 
     if not settings.broker_url or not settings.broker_url.startswith(("redis://", "rediss://")):
         return {q: None for q in QUEUES}, "no Redis broker configured (TT_BROKER_URL)"
@@ -246,7 +257,9 @@ def queue_lengths(settings: Settings) -> tuple[dict[str, int | None], str | None
 
 
 def pipeline_view(settings: Settings, session: Session, flower_url: str | None = None) -> PipelineView:
-    statuses = {s: 0 for s in VideoStatus.ALL} | results.status_counts(session)
+    from workers.pipeline.stages import STATUSES
+
+    statuses = {s: 0 for s in STATUSES} | results.status_counts(session)
     failures = list(session.scalars(select(Video).where(Video.status == VideoStatus.FAILED).order_by(Video.updated_at.desc()).limit(20)))
     queues, error = queue_lengths(settings)
     return PipelineView(statuses, queues, error, failures, flower_url)

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 from sqlalchemy import select
 
+from workers.detect.registry import kinds
 from workers.errors import TrackerError
 from workers.media import store_from_settings
 from workers.review.corrections import video_file
@@ -78,11 +79,18 @@ def reviewed_examples(settings: Settings, target: str, data: LabelledSet, positi
     return examples, problems
 
 
+def retrainable(meta: dict) -> bool:
+    """Whether reviews can retrain the saved target ``meta`` describes: its kind learns from
+    reviewed frames (``retrained_with_reviews``) and it was trained from a dataset on disk."""
+    kind = kinds().get(meta.get("kind", ""))
+    return kind is not None and kind.retrained_with_reviews and bool((meta.get("dataset") or {}).get("images"))
+
+
 def retrain_command(meta: dict) -> list[str]:
     """The ``target train`` command line that retrains a saved classifier target on the
     dataset it was trained on, with its head, class and verdict rule, plus the reviews."""
     dataset = meta.get("dataset") or {}
-    if meta.get("kind") != "classifier" or not dataset.get("images"):
+    if not retrainable(meta):
         raise TrackerError(f"{meta.get('name')}: only a classifier target trained from a dataset can be retrained")
     rule = meta.get("rule") or {}
     args = ["target", "train", meta["name"], "--images", dataset["images"]]

@@ -10,8 +10,9 @@ from typing import IO
 from workers.media import store_from_settings
 from workers.sanitize import csv_cell, sanitize
 from workers.settings import Settings
-from workers.storage import results, reviews
+from workers.storage import results, reviews, videos
 from workers.storage.db import session_scope
+from workers.video_ref import is_url
 
 RESULT_FIELDS = (
     "job_id",
@@ -47,8 +48,6 @@ JSON_TEXT_LIMIT = {"caption": 5000}
 def result_row(d, store, review: str | None = None) -> dict:
     """One verdict for export, its text as stored (each format cleans it: ``json_rows``,
     ``write_csv``); ``review``: its review state (unreviewed, confirmed, rejected)."""
-    from workers.pipeline.stages import is_url
-
     v = d.video
     return {
         "job_id": v.job_id,
@@ -56,7 +55,7 @@ def result_row(d, store, review: str | None = None) -> dict:
         "source": v.source,
         "url": v.source if is_url(v.source) else None,
         "platform": v.platform,
-        "platform_id": v.platform_id or ((v.meta or {}).get("ref") or {}).get("platform_id"),
+        "platform_id": videos.platform_ids(v)[1],
         "author": v.author,
         "caption": v.caption,
         "posted_at": v.posted_at.isoformat() if v.posted_at else None,

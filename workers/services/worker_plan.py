@@ -1,5 +1,5 @@
 """Planning a Celery worker: its queues, processes, GPUs and the environment its
-pool processes read (``tasks._fresh_process``: TT_SCORE_GPUS, TT_WORKER_QUEUES)."""
+pool processes read (``tasks._fresh_process``: the settings ``worker_queues``, ``score_gpus``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import subprocess
 from dataclasses import dataclass
 
 from workers.errors import TrackerError
+from workers.settings import env_name
 
 
 class UnknownQueue(TrackerError):
@@ -55,13 +56,14 @@ class WorkerPlan:
     queues: list[str]
     concurrency: int  # pool processes, or threads (videos in flight) for the threads pool
     gpus: list[str]  # one pool process per GPU (score queue only)
-    pool: str = "prefork"  # "threads": one process whose threads share forward passes (workers.pipeline.score_batches)
+    pool: str = "prefork"  # "threads": one process whose threads share forward passes (workers.pipeline.score_threads)
 
     def environment(self) -> dict[str, str]:
-        """What the pool processes read after the fork: their GPU, whether to warm models."""
-        env = {"TT_WORKER_QUEUES": ",".join(self.queues)}
+        """The settings the pool processes read after the fork (their GPU, whether to warm models), as
+        environment variables."""
+        env = {env_name("worker_queues"): ",".join(self.queues)}
         if self.gpus:
-            env["TT_SCORE_GPUS"] = ",".join(self.gpus)
+            env[env_name("score_gpus")] = ",".join(self.gpus)
         return env
 
     def argv(self, loglevel: str, pid: int) -> list[str]:
@@ -98,7 +100,7 @@ def plan_worker(settings, queues: str, concurrency: int | None = None) -> Worker
 def score_threads(queues: list[str], concurrency: int | None, gpus: list[str], settings) -> int | None:
     """Videos in flight for a worker that only scores, on a CPU host or one GPU, when more
     than one (``--concurrency``, else ``score_videos_in_flight``): its threads share forward
-    passes (``workers.pipeline.score_batches``); None: the usual prefork pool."""
+    passes (``workers.pipeline.score_threads``); None: the usual prefork pool."""
     if queues != ["score"] or len(gpus) > 1:
         return None
     in_flight = concurrency or settings.score_videos_in_flight

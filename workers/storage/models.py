@@ -1,7 +1,8 @@
 """SQLAlchemy models: the same schema on SQLite and Postgres.
 
 - ``Video``: one submitted video (a file or a URL), its status through the
-  pipeline and why it failed, its content hash and metadata.
+  pipeline and why it failed, its content hash and metadata, and what its
+  stages need to find again (``workers.storage.videos`` reads and changes that).
 - ``Detection``: the verdict of one target (name + version) on one video.
 - ``FrameScore``: the per-frame scores behind a detection.
 - ``StageTiming``: when each pipeline stage ran, and on which worker.
@@ -29,6 +30,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -49,13 +51,16 @@ class Base(DeclarativeBase):
 
 
 class VideoStatus:
+    """The words stored in ``videos.status`` and shown to users. Which stage shows which,
+    and their order, is the pipeline's stage table (``workers.pipeline.stages.STAGES``)."""
+
     QUEUED = "queued"
     DOWNLOADING = "downloading"
     EXTRACTING = "extracting"
     SCORING = "scoring"
     DONE = "done"
     FAILED = "failed"
-    ALL = (QUEUED, DOWNLOADING, EXTRACTING, SCORING, DONE, FAILED)
+    FINISHED = (DONE, FAILED)
 
 
 class Video(Base):
@@ -70,7 +75,20 @@ class Video(Base):
     author: Mapped[str | None] = mapped_column(Text)
     caption: Mapped[str | None] = mapped_column(Text)
     posted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    meta: Mapped[dict] = mapped_column(JSON, default=dict)
+    # What a source listed or the downloader learnt (``VideoRef.to_json``): counts, hashtags ...
+    ref: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    # The target names it is (to be) scored for; the watch that queued it (not a foreign key:
+    # a removed watch's videos keep its id, as they keep its results).
+    targets: Mapped[list] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    watch_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # The pipeline's progress, so that a retried or redelivered stage picks it up: where the
+    # download stage put the file in the media store; whether the frames stage stored the
+    # frames' hashes and linked the video; since when a repost waits for its original's
+    # verdicts; how often the reaper requeued it.
+    video_key: Mapped[str | None] = mapped_column(Text)
+    frames_linked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    repost_wait_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    requeues: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     status: Mapped[str] = mapped_column(String(16), default=VideoStatus.QUEUED, index=True)
     error: Mapped[str | None] = mapped_column(Text)
     fps: Mapped[float | None] = mapped_column(Float)
@@ -78,6 +96,11 @@ class Video(Base):
     height: Mapped[int | None] = mapped_column(Integer)
     duration: Mapped[float | None] = mapped_column(Float)
     sampled_frames: Mapped[int | None] = mapped_column(Integer)
+    # Frames the container promised against those that decoded; ``partial``: so few that a
+    # verdict saw only part of the video (truncated or corrupt: ``Decoding.partial``).
+    promised_frames: Mapped[int | None] = mapped_column(Integer)
+    decoded_frames: Mapped[int | None] = mapped_column(Integer)
+    partial: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The earlier video with the same content (a repost): its verdicts are reused when it was scored.
     # No ON DELETE action: SQLite can only add this key inline, where its options are not reflected.
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("videos.id"), index=True)
@@ -222,6 +245,8 @@ class FrameHash(Base):
     chroma: Mapped[int] = mapped_column(Integer)  # mean colour without brightness, packed 8:8:8 (PDQ sees only luminance)
     pdq: Mapped[str] = mapped_column(String(64))
     centre: Mapped[str] = mapped_column(String(64))  # the hash of the frame's centre (crops)
+    # More hashes of its regions (harder crops, content boxes), 64 hex digits each, run together; NULL: none (rows before 0009)
+    regions: Mapped[str | None] = mapped_column(Text)
 
 
 class FrameHashChunk(Base):

@@ -57,7 +57,7 @@ def apply_metadata(video: Video, ref: VideoRef) -> None:
     video.author = ref.author or video.author
     video.caption = ref.caption or video.caption
     video.posted_at = ref.posted_at or video.posted_at
-    video.meta = {**(video.meta or {}), "ref": ref.to_json()}
+    video.ref = ref.to_json()
 
 
 def claim_platform_id(session: Session, video: Video, ref: VideoRef) -> Video | None:
@@ -197,17 +197,17 @@ def set_status(video: Video, status: str, error: str | None = None) -> None:
 
 def record_sampling(video: Video, info: VideoInfo, sampled_frames: int, decoding: Decoding | None = None) -> None:
     """What frame sampling learnt about the video (rate, size, length, frames kept, and how many
-    frames decoded against how many the container promised: ``meta["decoding"]``)."""
+    frames decoded against how many the container promised, and whether that makes it partial)."""
     video.fps, video.width, video.height = info.fps, info.width, info.height
     video.duration = info.duration
     video.sampled_frames = sampled_frames
     if decoding is not None:
-        video.meta = {**(video.meta or {}), "decoding": decoding.to_json()}
+        video.promised_frames, video.decoded_frames, video.partial = decoding.promised, decoding.decoded, decoding.partial
 
 
 def is_partial(video: Video) -> bool:
     """Whether the video's frames were only part of it (truncated: see ``record_sampling``)."""
-    return bool(((video.meta or {}).get("decoding") or {}).get("partial"))
+    return bool(video.partial)
 
 
 def finish_video(

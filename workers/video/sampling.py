@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import av
 import numpy as np
@@ -67,6 +67,20 @@ class Frame:
     index: int  # frame number in the decoded stream
     timestamp: float  # seconds from the start
     image: np.ndarray  # RGB, uint8, HxWx3, upright (rotation metadata applied)
+
+
+class FrameWatch(Protocol):
+    """Sees the frames of a sampling pass at full resolution, before ``max_side`` shrinks them,
+    and may ask for more frames than are sampled (``workers.reposts.hashing``: PDQ hashes as
+    vPDQ takes them, and of frames between the samples). The sampled frames are unchanged."""
+
+    def wants(self, index: int, step: int) -> bool:
+        """Whether frame ``index`` is wanted besides the sampled ones (every ``step``-th)."""
+        ...
+
+    def see(self, frame: Frame, sampled: bool) -> None:
+        """A wanted frame, upright, at full size: RGB when ``sampled``, else its luma (HxW, from the decoder's Y plane)."""
+        ...
 
 
 def frame_step(fps: float, rate: float = 1.0) -> int:
@@ -114,7 +128,7 @@ def _display_order(path: str | Path) -> dict[int, int] | None:
     return {t: i for i, t in enumerate(sorted(pts))}
 
 
-class _Reader:
+class VideoReader:
     """An open video: its facts, and its frames decoded in order."""
 
     def __init__(self, path: str | Path, skip_loop_filter: bool = False) -> None:
@@ -129,7 +143,7 @@ class _Reader:
         self.reached = 0  # frames of the stream decoded up to (1 + the highest display number seen)
         self.broken = False  # decoding ended in an error (a truncated or corrupt stream)
 
-    def __enter__(self) -> _Reader:
+    def __enter__(self) -> VideoReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -149,19 +163,31 @@ class _Reader:
             width, height = height, width
         return VideoInfo(fps=fps, frame_count=count, width=width, height=height)
 
-    def frames(self, keep: Callable[[int], bool], max_side: int | None, last: int | None = None) -> Iterator[Frame]:
+    def frames(
+        self, keep: Callable[[int], bool], max_side: int | None, last: int | None = None, watch: tuple[FrameWatch, int] | None = None
+    ) -> Iterator[Frame]:
         """The frames whose number ``keep`` accepts (up to ``last``), upright, RGB.
+        ``watch``: (a ``FrameWatch``, the sampling step) also shown the frames at full size.
 
         A stream that breaks off midway ends the iteration with the frames so
         far; raises ``BadVideo`` when there are none at all."""
         yielded, fps = 0, self.info.fps
-        for index, frame in self._decoded(keep):
+        wanted = keep if watch is None else (lambda i: keep(i) or watch[0].wants(i, watch[1]))
+        for index, frame in self._decoded(wanted):
             if last is not None and index > last:
                 break
-            if keep(index):
-                self.turns = _quarter_turns(frame)
-                yield Frame(index=index, timestamp=index / fps, image=_rgb(frame, self.turns, max_side))
-                yielded += 1
+            sampled = keep(index)
+            if not sampled and not wanted(index):
+                continue
+            self.turns = _quarter_turns(frame)
+            if watch is not None and not sampled:  # wanted by the watch only: its luma
+                watch[0].see(Frame(index, index / fps, _turned(frame.to_ndarray(format="gray"), self.turns)), False)
+                continue
+            image = _rgb(frame, self.turns, None)
+            if watch is not None:
+                watch[0].see(Frame(index, index / fps, image), True)
+            yield Frame(index=index, timestamp=index / fps, image=fit_within(image, max_side))
+            yielded += 1
         if yielded == 0:
             raise BadVideo(f"{self.path}: no decodable frames (empty or corrupt video)")
 
@@ -227,12 +253,14 @@ def _quarter_turns(frame: av.VideoFrame) -> int:
     return round((frame.rotation or 0) / 90) % 4
 
 
+def _turned(image: np.ndarray, turns: int) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+
+
 def _rgb(frame: av.VideoFrame, turns: int, max_side: int | None) -> np.ndarray:
     """The frame as RGB uint8, turned upright, scaled down to ``max_side``."""
     image: np.ndarray = frame.to_ndarray(format="rgb24", interpolation=_INTERPOLATION)
-    if turns:
-        image = np.ascontiguousarray(np.rot90(image, turns))
-    return fit_within(image, max_side)
+    return fit_within(_turned(image, turns), max_side)
 
 
 def check_container(path: str | Path) -> None:
@@ -243,7 +271,7 @@ def check_container(path: str | Path) -> None:
 
 def probe_video(path: str | Path) -> VideoInfo:
     """Container facts (rate, frame count, size); raises ``BadVideo`` if unreadable."""
-    with _Reader(path) as reader:
+    with VideoReader(path) as reader:
         return reader.info
 
 
@@ -255,7 +283,7 @@ def sample_frames(path: str | Path, rate: float = 1.0, max_side: int | None = No
     frames decoded so far; the caller sees fewer frames, not an exception.
     ``skip_loop_filter``: see the module docstring.
     """
-    with _Reader(path, skip_loop_filter) as reader:
+    with VideoReader(path, skip_loop_filter) as reader:
         yield from reader.frames(_every(frame_step(reader.info.fps, rate)), max_side)
 
 
@@ -289,13 +317,15 @@ def read_sampled(path: str | Path, rate: float = 1.0, max_side: int | None = Non
 
 @contextmanager
 def open_sampled(
-    path: str | Path, rate: float = 1.0, max_side: int | None = None, skip_loop_filter: bool = False
-) -> Iterator[tuple[_Reader, Iterator[Frame]]]:
+    path: str | Path, rate: float = 1.0, max_side: int | None = None, skip_loop_filter: bool = False, watch: FrameWatch | None = None
+) -> Iterator[tuple[VideoReader, Iterator[Frame]]]:
     """The open video and its sampled frames as the decoder yields them (one in memory at a
     time); ``reader.info`` and ``reader.decoding()`` are complete once the frames are exhausted.
+    ``watch`` sees them (and any other frames it wants) at full size on the way (``FrameWatch``).
     The iterator raises ``BadVideo`` when the video gives no frame at all."""
-    with _Reader(path, skip_loop_filter) as reader:
-        yield reader, reader.frames(_every(frame_step(reader.info.fps, rate)), max_side)
+    with VideoReader(path, skip_loop_filter) as reader:
+        step = frame_step(reader.info.fps, rate)
+        yield reader, reader.frames(_every(step), max_side, watch=None if watch is None else (watch, step))
 
 
 def read_frames_at(path: str | Path, indices: Iterable[int], max_side: int | None = None, skip_loop_filter: bool = False) -> list[Frame]:
@@ -304,5 +334,5 @@ def read_frames_at(path: str | Path, indices: Iterable[int], max_side: int | Non
     wanted = set(indices)
     if not wanted:
         return []
-    with _Reader(path, skip_loop_filter) as reader:
+    with VideoReader(path, skip_loop_filter) as reader:
         return list(reader.frames(wanted.__contains__, max_side, last=max(wanted)))

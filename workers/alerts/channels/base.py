@@ -1,4 +1,5 @@
-"""The channel API, and the HTTP POST the webhook channels share."""
+"""The channel API, the entry each channel module declares (``ChannelKind``), and the HTTP
+POST the webhook channels share."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -46,6 +49,33 @@ class WebhookChannel(Channel):
     @property
     def name(self) -> str:
         return f"{self.kind} {redacted(self.url)}"
+
+
+@dataclass(frozen=True)
+class ChannelKind:
+    """What a channel module declares about itself (its ``CHANNEL``), so that settings, delivery, the
+    ``alerts test`` hint and the README's channel table all come from ``workers.alerts.channels.CHANNELS``."""
+
+    channel: type[Channel]  # its ``kind`` is the channel's name in reports
+    description: str  # one line for the README's channel table
+    settings: tuple[str, ...]  # every setting it reads; the first turns it on (a flag set, a URL list not empty)
+    build: Callable[[Any], list[Channel]]  # Settings -> its channels; ``AlertError`` when its settings are incomplete
+
+    @property
+    def key(self) -> str:
+        return self.channel.kind
+
+    def configured(self, settings) -> bool:
+        return bool(getattr(settings, self.settings[0]))
+
+    def channels(self, settings) -> list[Channel]:
+        """Its channels in ``settings`` ([] when it is off)."""
+        return self.build(settings) if self.configured(settings) else []
+
+
+def webhook_kind(channel: type[WebhookChannel], urls_setting: str, description: str) -> ChannelKind:
+    """The entry of a webhook channel: one channel per URL of the list setting ``urls_setting``."""
+    return ChannelKind(channel, description, (urls_setting,), lambda settings: [channel(url) for url in getattr(settings, urls_setting)])
 
 
 def redacted(url: str) -> str:

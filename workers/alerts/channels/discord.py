@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from workers.alerts.channels.base import WebhookChannel, post
+from workers.alerts.channels.base import WebhookChannel, post, webhook_kind
 from workers.alerts.message import Alert, AlertMessage, alerts_of
 from workers.sanitize import sanitize
 
@@ -72,3 +72,6 @@ class DiscordWebhook(WebhookChannel):
     def send(self, message: AlertMessage, timeout: float) -> None:
         body, content_type = discord_request(message)
         post(self.url, body, content_type, timeout, message.idempotency_key)
+
+
+CHANNEL = webhook_kind(DiscordWebhook, "alert_discord_webhook_urls", "Discord webhook (thumbnail attached)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from workers.alerts.channels.base import Channel
+from workers.alerts.channels.base import Channel, ChannelKind
 from workers.alerts.message import AlertMessage, alerts_of
 from workers.sanitize import sanitize
 
@@ -25,3 +25,6 @@ class LogChannel(Channel):
                 alert.shown_author or "-",
                 sanitize(alert.caption, 200) or "-",
             )
+
+
+CHANNEL = ChannelKind(LogChannel, "log (the worker's log)", ("alert_log",), lambda settings: [LogChannel()])

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from workers.alerts.channels.base import WebhookChannel, post_json
+from workers.alerts.channels.base import WebhookChannel, post_json, webhook_kind
 from workers.alerts.message import Alert, AlertMessage, alerts_of
 from workers.sanitize import sanitize
 
@@ -51,3 +51,6 @@ class SlackWebhook(WebhookChannel):
 
     def send(self, message: AlertMessage, timeout: float) -> None:
         post_json(self.url, slack_payload(message), timeout, message.idempotency_key)
+
+
+CHANNEL = webhook_kind(SlackWebhook, "alert_slack_webhook_urls", "Slack incoming webhook")

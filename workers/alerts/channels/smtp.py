@@ -7,9 +7,11 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from workers.alerts.channels.base import Channel, ChannelFailed
+from workers.alerts.channels.base import Channel, ChannelFailed, ChannelKind
 from workers.alerts.message import AlertMessage, alerts_of
+from workers.errors import AlertError
 from workers.sanitize import sanitize
+from workers.settings import env_name
 
 
 def email_message(message: AlertMessage, sender: str, recipients: list[str]) -> EmailMessage:
@@ -71,3 +73,32 @@ class SmtpEmail(Channel):
             raise ChannelFailed(f"SMTP {self.host} refused: {err}", permanent=True) from None
         except (TimeoutError, smtplib.SMTPException, OSError) as err:
             raise ChannelFailed(f"SMTP {self.host}:{self.port}: {type(err).__name__}: {err}") from None
+
+
+def smtp_channels(settings) -> list[Channel]:
+    """The e-mail channel of ``settings``; ``AlertError`` when the sender or the recipients are missing."""
+    sender = settings.smtp_from or settings.smtp_user
+    if not sender or "@" not in sender:
+        raise AlertError(f"e-mail alerts need a sender address: set {env_name('smtp_from')}")
+    if not settings.smtp_to:
+        raise AlertError(f"e-mail alerts need recipients: set {env_name('smtp_to')} (comma-separated addresses)")
+    password = settings.smtp_password
+    return [
+        SmtpEmail(
+            settings.smtp_host,
+            settings.smtp_port,
+            sender,
+            settings.smtp_to,
+            user=settings.smtp_user,
+            password=getattr(password, "get_secret_value", lambda: password)(),
+            security=settings.smtp_security,
+        )
+    ]
+
+
+CHANNEL = ChannelKind(
+    SmtpEmail,
+    "e-mail (thumbnail attached)",
+    ("smtp_host", "smtp_port", "smtp_security", "smtp_user", "smtp_password", "smtp_from", "smtp_to"),
+    smtp_channels,
+)

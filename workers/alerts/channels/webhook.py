@@ -14,7 +14,7 @@ delivery of one alert, so a receiver drops a repeat (delivery is at least once).
 
 from __future__ import annotations
 
-from workers.alerts.channels.base import WebhookChannel, post_json
+from workers.alerts.channels.base import WebhookChannel, post_json, webhook_kind
 from workers.alerts.message import Alert, AlertMessage
 from workers.sanitize import sanitize
 
@@ -39,3 +39,6 @@ class JsonWebhook(WebhookChannel):
 
     def send(self, message: AlertMessage, timeout: float) -> None:
         post_json(self.url, webhook_payload(message), timeout, message.idempotency_key)
+
+
+CHANNEL = webhook_kind(JsonWebhook, "alert_webhook_urls", "generic JSON webhook (thumbnail base64 inline)")

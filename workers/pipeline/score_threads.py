@@ -1,4 +1,5 @@
-"""Score tasks of several videos sharing forward passes (the Celery side).
+"""Score tasks of several videos in threads of one process, sharing forward passes
+(the Celery side of ``workers.detect.shared_passes``).
 
 A score-only worker with ``score_videos_in_flight`` > 1 runs one process with
 that many threads (Celery's ``threads`` pool): each thread runs the ordinary
@@ -8,7 +9,7 @@ of its chain), and the broker holds each unfinished video's message until its
 task ends (a killed worker's videos go back to the queue after
 ``broker_visibility_timeout``; a redelivered one finds its scores written and
 goes on). The threads hand their frames to this process's ``SharedPasses``
-(``workers.detect.batching``), which fills each forward pass with chunks of
+(``workers.detect.shared_passes``), which fills each forward pass with chunks of
 several videos. With one video in flight (prefork pool, one process per GPU)
 the same code scores one video at a time.
 
@@ -25,11 +26,11 @@ import time
 
 from celery.signals import task_postrun, task_prerun, worker_init, worker_ready
 
-from workers.detect.batching import passes_for
-from workers.pipeline.celery_app import task_name
+from workers.detect.shared_passes import passes_for
+from workers.pipeline.stages import STAGE
 from workers.settings import get_settings
 
-SCORE_TASK = task_name("score")
+SCORE_TASK = STAGE["score"].name  # tasks are named as their stage
 log = logging.getLogger("workers.pipeline.worker")
 _warmed: list[str] = []  # said once the worker's logging is up (worker_ready)
 

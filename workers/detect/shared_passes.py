@@ -1,7 +1,7 @@
 """Forward passes shared by the videos that one process scores at the same time.
 
 A score worker that runs several score tasks at once (threads of one process:
-``workers.pipeline.score_batches``) hands each video to ``SharedPasses``: one
+``workers.pipeline.score_threads``) hands each video to ``SharedPasses``: one
 thread owns the models and fills each forward pass with the next chunk
 (``batch_size`` frames that need scoring) of up to ``max_frames // batch_size``
 videos, so that a GPU sees large batches when the queue is full. Before a pass
@@ -174,7 +174,7 @@ _shared: dict[tuple, SharedPasses] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_passes(max_frames: int, batch_size: int, wait_seconds: float) -> SharedPasses:
+def process_passes(max_frames: int, batch_size: int, wait_seconds: float) -> SharedPasses:
     """This process's ``SharedPasses`` for these settings (a forked child makes its own)."""
     key = (os.getpid(), max_frames, batch_size, wait_seconds)
     with _shared_lock:
@@ -186,4 +186,4 @@ def shared_passes(max_frames: int, batch_size: int, wait_seconds: float) -> Shar
 def passes_for(settings) -> SharedPasses:
     """This process's ``SharedPasses`` as the settings size them (``score_batch_frames``,
     ``batch_size``, ``score_batch_wait_ms``)."""
-    return shared_passes(settings.score_batch_frames, settings.batch_size, settings.score_batch_wait_ms / 1000)
+    return process_passes(settings.score_batch_frames, settings.batch_size, settings.score_batch_wait_ms / 1000)
