@@ -173,13 +173,13 @@ code_auth=$(http_code -u "$FLOWER_USER:$FLOWER_PASSWORD" "$flower/")
 say "flower: $code_anon without the password, $code_auth with it"
 [ "$code_anon" = 401 ] || die "flower answered $code_anon without the password (401 expected)"
 [ "$code_auth" = 200 ] || die "flower answered $code_auth with the password (200 expected)"
-# Ready: Flower sees one worker of each queue (worker hostnames start with their queue).
+# Ready: Flower sees one worker of each queue (node names: QUEUE@HOST).
 workers="" ready=0
 for _ in $(seq 90); do
   workers=$(curl -s -m 15 -u "$FLOWER_USER:$FLOWER_PASSWORD" "$flower/api/workers?refresh=1" \
     | python3 -c 'import json, sys; print(" ".join(sorted(json.load(sys.stdin))))' 2>/dev/null || true)
   ready=1
-  for queue in io cpu score; do case " $workers" in *" $queue-"*) ;; *) ready=0 ;; esac; done
+  for queue in io cpu score; do case " $workers" in *" $queue@"*) ;; *) ready=0 ;; esac; done
   [ "$ready" = 1 ] && break
   sleep 2
 done

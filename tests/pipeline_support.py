@@ -227,7 +227,7 @@ class Cluster:
     def start_worker(self, name: str, queues: str, concurrency: int = 1) -> subprocess.Popen:
         log = self.root / f"worker-{name}.log"
         proc = subprocess.Popen(
-            [*CLI, "worker", "--queues", queues, "--concurrency", str(concurrency)],
+            [*CLI, "worker", "--queues", queues, "--concurrency", str(concurrency), "--name", f"{name}@%h"],  # two of one queue: two names
             env=self.env, cwd=ROOT, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: the pool children die with it
         )
@@ -337,10 +337,15 @@ def assert_scan_matches_pipeline(cluster: "Cluster", settings, target: str, jobs
         (row,) = scanned[path]
         with session_scope(settings.resolved_database_url) as s:
             local = facts(s.scalars(select(Detection).join(Video).where(Video.source == str(path))).one())
-        with cluster.session() as s:
-            remote_detection = s.scalars(select(Detection).join(Video).where(Video.job_id == job)).one()
-            remote = facts(remote_detection)
-            remote_verdict = remote_detection.verdict
+        deadline = time.monotonic() + 120  # a positive's timeline is completed after its verdict (a follow-up)
+        while True:
+            with cluster.session() as s:
+                remote_detection = s.scalars(select(Detection).join(Video).where(Video.job_id == job)).one()
+                remote = facts(remote_detection)
+                remote_verdict = remote_detection.verdict
+            if remote == local or time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
         assert remote[0] == local[0], path  # scores bit for bit: the same float32 features
         assert remote[1] == local[1], path
         assert row.verdict == remote_verdict

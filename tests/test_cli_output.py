@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -195,3 +196,76 @@ def test_config_at_80_columns_cuts_nothing(tmp_path):
 def test_help_shows_defaults(command, shown):
     proc = run(dict(os.environ), *command, "--help", columns=250)
     assert proc.returncode == 0 and shown in proc.stdout, proc.stdout
+
+
+JOB_A = "3f2a9c1e-1b2c-4d5e-8f90-123456789abc"
+JOB_B = "3f2a9c1e-77aa-4d5e-8f90-cba987654321"  # the same first 8 characters: their short forms are longer
+_ID_TOKEN = re.compile(r"(?<![\w-])[0-9a-f]{8}[0-9a-f-]*")  # not a target version (v...)
+
+
+def test_every_table_at_80_columns_shows_ids_whole_or_as_a_unique_prefix(scanned):
+    """Job ids (real uuids, two sharing their first 8 characters) in the status, results, alerts
+    and watch tables at 80 columns, next to a long path: each one shown is whole or a unique
+    prefix that `status` takes back, on one line; video, alert and watch ids are never folded."""
+    from workers.storage.db import forget_engines, session_scope
+    from workers.storage.models import AlertRow, Video
+
+    root, env, _hostile, _scan = scanned
+    url = f"sqlite:///{(root / 'data' / 'tiktok-tracker.db').resolve()}"
+    with session_scope(url) as s:
+        first, second = s.query(Video).order_by(Video.id).limit(2).all()
+        first.job_id, second.job_id = JOB_A, JOB_B
+        if not s.query(AlertRow).count():
+            s.add(AlertRow(video_id=first.id, target_name="astronaut", status="sent", attempts=1))
+        video_ids = {str(first.id), str(second.id)}
+    forget_engines(close=True)
+    long_folder = root / ("a-long-folder-name-for-the-newsroom-archive-" * 2)
+    long_folder.mkdir(exist_ok=True)
+    assert run(env, "watch", "add", str(long_folder), "--target", "astronaut").returncode == 0
+
+    outputs = {
+        "status": run(env, "status"),
+        "results": run(env, "results"),
+        "results --wide": run(env, "results", "--wide"),
+        "alerts list": run(env, "alerts", "list"),
+        "watch list": run(env, "watch", "list"),
+    }
+    shown: set[str] = set()
+    for name, proc in outputs.items():
+        assert proc.returncode == 0, (name, proc.stderr)
+        assert_clean(proc)
+        lines = proc.stdout.splitlines()
+        assert all(len(line) <= 80 for line in lines), (name, proc.stdout)
+        for line in lines:
+            assert not re.search(r"(?<![^\s│])(\d+|[0-9a-f]{8}[0-9a-f-]*)…", line), (name, line)  # no id cut short
+            for token in _ID_TOKEN.findall(line):
+                assert sum(job.startswith(token) for job in (JOB_A, JOB_B)) == 1, (name, token, proc.stdout)
+                shown.add(token)
+        first_cells = {line.split("│")[1].split()[0] for line in lines if line.startswith("│") and line.split("│")[1].strip()}
+        if name in ("status", "results"):  # the video ids, whole
+            column = 2 if name == "status" else 1
+            cells = {line.split("│")[column].split()[0] for line in lines if line.startswith("│") and line.split("│")[column].strip()}
+            assert video_ids <= cells, (name, proc.stdout)
+        elif name != "results --wide":
+            assert first_cells and all(c.isdigit() for c in first_cells), (name, proc.stdout)
+    assert any(JOB_A.startswith(t) for t in shown) and any(JOB_B.startswith(t) for t in shown), shown
+    from workers.storage.results import find_video
+
+    with session_scope(url) as s:  # what a table shows, `status` and `evidence` take back (their lookup)
+        assert all(find_video(s, token).job_id in (JOB_A, JOB_B) for token in shown), shown
+    forget_engines(close=True)
+    one = run(env, "status", min(shown, key=len), "--json")
+    assert one.returncode == 0 and json.loads(one.stdout)["job_id"] in (JOB_A, JOB_B), one.stderr
+    ambiguous = run(env, "status", JOB_A[:8])
+    assert ambiguous.returncode == 2 and JOB_A in ambiguous.stderr and JOB_B in ambiguous.stderr, ambiguous.stderr
+    assert len(ambiguous.stderr.strip().splitlines()) == 1  # one line, however narrow the terminal
+    evidence = run(env, "evidence", JOB_A[:13], "--out", str(root / "evidence-by-prefix"))
+    assert evidence.returncode in (0, 2) and "no job" not in evidence.stderr, evidence.stderr
+
+
+@pytest.mark.parametrize("command", [["scan"], ["target", "train"], ["enqueue"]])
+def test_help_has_no_flag_types_or_long_floats(command):
+    proc = run(dict(os.environ), *command, "--help", columns=200)
+    assert proc.returncode == 0, proc.stderr
+    assert "<bool>" not in proc.stdout and "0.3333" not in proc.stdout, proc.stdout
+    assert "--help" in proc.stdout and "--json" in proc.stdout or command == ["target", "train"]

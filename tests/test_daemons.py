@@ -149,3 +149,29 @@ def test_beat_ticks_send_no_sent_event():
         assert app.conf.task_send_sent_event is False
     finally:
         app.conf.task_send_sent_event = before
+
+
+def test_beat_ticks_log_at_debug_and_workers_name_no_plugins(tmp_path):
+    """Beat's "Sending due task" line every 30 s is DEBUG (an INFO log keeps what happened); a process
+    opening the database does not log Alembic's "setup plugin" lines (each worker process did, at start)."""
+    import logging
+
+    from workers.pipeline.celery_app import demote_ticks
+
+    tick = logging.LogRecord("celery.beat", logging.INFO, __file__, 1, "Scheduler: Sending due task %s (%s)", ("w", "w"), None)
+    beat = logging.getLogger("celery.beat")
+    level = beat.level
+    try:
+        beat.setLevel(logging.INFO)
+        assert demote_ticks(tick) is False and tick.levelname == "DEBUG"
+        beat.setLevel(logging.DEBUG)
+        assert demote_ticks(tick) is True
+        other = logging.LogRecord("celery.beat", logging.INFO, __file__, 1, "beat: Starting...", (), None)
+        assert demote_ticks(other) is True and other.levelname == "INFO"
+    finally:
+        beat.setLevel(level)
+    code = ("import logging; logging.basicConfig(level=logging.INFO)\n"
+            f"from workers.storage.db import get_engine; get_engine('sqlite:///{tmp_path / 'x.db'}')")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Running upgrade" in proc.stderr, proc.stderr
+    assert "setup plugin" not in proc.stderr, proc.stderr

@@ -95,8 +95,20 @@ def test_hostnames_judged_by_every_address_they_resolve_to():
         p.check("https://mixed.example/v.mp4")  # one bad address is enough
     with pytest.raises(UnsafeURL, match="metadata"):
         p.check("http://metadata.example/")
-    with pytest.raises(DownloadError, match="cannot resolve"):
+    with pytest.raises(TransientDownloadError, match="cannot resolve"):  # DNS failures are retried, as other network errors
         p.check("https://nowhere.example/")
+
+
+def test_a_dns_failure_is_transient_however_it_surfaces():
+    """Through the address policy (``gaierror``, any code) or as yt-dlp's message: retried."""
+    from workers.download.ytdl import classify_error
+
+    for code in (socket.EAI_AGAIN, socket.EAI_NONAME, socket.EAI_FAIL):
+        p = UrlPolicy.from_allow_list((), resolver=lambda _host, code=code: (_ for _ in ()).throw(socket.gaierror(code, "dns")))
+        with pytest.raises(TransientDownloadError, match="cannot resolve host 'tiktok.example'"):
+            p.check("https://tiktok.example/v.mp4")
+    message = "ERROR: [TikTok] 1: Unable to download webpage: <urlopen error [Errno -2] Name or service not known>"
+    assert isinstance(classify_error(Exception(message), "https://tiktok.example/v"), TransientDownloadError)
 
 
 @pytest.mark.parametrize(

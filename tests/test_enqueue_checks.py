@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline_support import free_port
+from tests.pipeline_support import free_port, redis_url  # noqa: F401  (fixture)
 from tests.videos import truncate, write_video
 
 CLI = [sys.executable, "-m", "workers.cli.main"]
@@ -55,12 +55,31 @@ def assert_nothing_recorded(tmp_path: Path) -> None:
 
 
 def test_a_text_file_named_mp4_is_refused(env, tmp_path):
-    good = write_video(tmp_path / "good.mp4", seconds=1)
     notes = tmp_path / "notes.mp4"
     notes.write_text("this is a shopping list, not a video\n")
+    assert_refused(enqueue(env, str(notes)), "notes.mp4", "not a readable video")
     truncated = truncate(write_video(tmp_path / "whole.mp4", seconds=2), tmp_path / "cut.mp4", keep=0.3)
-    assert_refused(enqueue(env, str(good), str(notes), str(truncated)), "notes.mp4", "not a readable video", "(and 1 more)")
+    proc = enqueue(env, str(notes), str(truncated))
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    *refused, last = proc.stderr.strip().splitlines()  # each refused file on its own line, then why nothing is queued
+    assert [line.split(": ")[0] for line in refused] == ["refused"] * 2, refused
+    assert "notes.mp4" in refused[0] and "cut.mp4" in refused[1] and last == "error: nothing queued: all 2 refused", proc.stderr
     assert_nothing_recorded(tmp_path)
+
+
+def test_one_bad_file_does_not_block_a_folder(env, tmp_path, redis_url):
+    """The good files of a folder are queued; each refused one is named on its own line; exit status 1."""
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    write_video(folder / "a.mp4", seconds=1)
+    write_video(folder / "b.mp4", seconds=1)
+    (folder / "empty.mp4").write_bytes(b"")
+    proc = enqueue({**env, "TT_BROKER_URL": redis_url}, str(folder))
+    assert proc.returncode == 1, proc.stderr
+    jobs = [line.split("\t") for line in proc.stdout.splitlines()]
+    assert sorted(Path(source).name for _job, source in jobs) == ["a.mp4", "b.mp4"], proc.stdout
+    refused, = proc.stderr.strip().splitlines()
+    assert refused.startswith("refused: ") and "empty.mp4" in refused and "empty file" in refused, refused
 
 
 @pytest.mark.parametrize("url, reason", [

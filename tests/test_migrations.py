@@ -195,3 +195,34 @@ def test_upgrade_to_0008_moves_the_video_state_out_of_meta_and_back(database, tm
     assert metas[1] == {"targets": []}
     assert metas[2] == {**_META, "decoding": {"promised_frames": 60, "decoded_frames": 20, "partial": True}}
     forget_engines(close=True)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_upgrade_to_0011_keys_each_source_once(database, tmp_path, request):
+    """0011 gives each stored source a unique ``source_key`` (older duplicates: NULL, kept),
+    after which a second row of the same source is refused; its downgrade drops the key."""
+    import hashlib
+
+    from alembic import command
+    from sqlalchemy.exc import IntegrityError
+
+    from workers.storage.db import _alembic_config
+
+    url = request.getfixturevalue("postgres_url") if database == "postgres" else f"sqlite:///{tmp_path / 'v10.db'}"
+    insert = "INSERT INTO videos (id, source, status, created_at, updated_at) VALUES (:id, :s, 'done', '2024-01-01', '2024-01-01')"
+    with _database_at(url, "0010").begin() as conn:
+        for video_id, source in ((1, "/data/x.mp4"), (2, "/data/x.mp4"), (3, "https://example.org/v")):
+            conn.execute(text(insert), {"id": video_id, "s": source})
+    forget_engines(close=True)
+    engine = get_engine(url)
+    assert _revision(engine) == head_revision() and _differences(engine) == []
+    with engine.connect() as conn:
+        keys = dict(conn.execute(text("SELECT id, source_key FROM videos ORDER BY id")).all())
+    assert keys == {1: hashlib.sha256(b"/data/x.mp4").hexdigest(), 2: None, 3: hashlib.sha256(b"https://example.org/v").hexdigest()}
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(text("INSERT INTO videos (id, source, source_key, status, created_at, updated_at) "
+                          "VALUES (4, '/data/x.mp4', :k, 'queued', '2024-01-01', '2024-01-01')"), {"k": keys[1]})
+    with engine.begin() as conn:
+        command.downgrade(_alembic_config(conn), "0010")
+    assert "source_key" not in {c["name"] for c in inspect(engine).get_columns("videos")}
+    forget_engines(close=True)

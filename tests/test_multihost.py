@@ -136,7 +136,7 @@ class Deployment:
     def start_worker(self, host: Host, label: str, queues: str, concurrency: int = 1) -> subprocess.Popen:
         log = self.root / f"worker-{label}-{queues}.log"
         proc = host.popen(
-            [*CLI, "worker", "--queues", queues, "--concurrency", str(concurrency)],
+            [*CLI, "worker", "--queues", queues, "--concurrency", str(concurrency), "--name", f"{queues}@host-{label}"],  # one host name here
             env=self.host_env(label), cwd=ROOT, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.cluster.workers[label], self.cluster.logs[label] = proc, log

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 
 import pytest
 from sqlalchemy import func, select
@@ -110,8 +111,10 @@ def test_corrupt_file_and_non_video_fail_with_their_reason(run):
 def test_media_store_keeps_only_evidence(run):
     cluster, *_ = run
     media = cluster.root / "data" / "media"
-    left = sorted(p.relative_to(media).parts[0] for p in media.rglob("*") if p.is_file())
-    assert set(left) <= {"evidence"}, left
+    deadline = time.monotonic() + 120  # positives' media wait for their timeline follow-up (after the alert)
+    while set(left := sorted(p.relative_to(media).parts[0] for p in media.rglob("*") if p.is_file())) - {"evidence"}:
+        assert time.monotonic() < deadline, left
+        time.sleep(0.5)
     assert left, "positive verdicts should have evidence thumbnails"
     with cluster.session() as s:
         keys = s.scalars(select(Detection.evidence_key).where(Detection.evidence_key.is_not(None))).all()

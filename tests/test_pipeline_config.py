@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -40,7 +41,7 @@ def test_each_stage_is_routed_to_the_queue_of_its_kind_of_work():
         "download": "io", "alert": "io", "housekeeping": "io", "run_watches": "io", "alert_followups": "io",
         "reap_stalled": "io",
         "frames": "cpu", "verdict": "cpu",
-        "score": "score",
+        "score": "score", "timeline": "score",  # a positive's remaining frames, after its alert (a lower priority)
     }
     assert set(ROUTES.values()) == set(QUEUES)
 
@@ -115,6 +116,16 @@ def test_worker_plan_reaches_the_pool_processes_as_settings(monkeypatch):
     finally:
         get_settings.cache_clear()
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "3" and warmed == ["database", "models"]
+
+
+def test_a_worker_keeps_its_node_name_across_restarts():
+    """One name per host and queues (Flower lists a restarted worker as the same one, not one more
+    dead worker); ``--name`` gives a second worker of the same queues its own."""
+    plan = WorkerPlan(["io", "cpu"], 2, [])
+    argv = plan.argv("info")
+    assert argv[argv.index("--hostname") + 1] == "io+cpu@%h" and argv == plan.argv("info")
+    named = WorkerPlan(["score"], 1, []).argv("info", "score2@%h")
+    assert named[named.index("--hostname") + 1] == "score2@%h"
 
 
 # --- docker-compose.yml and infra/ ----------------------------------------------------------
@@ -254,3 +265,35 @@ def test_stage_retries_span_the_retry_window_even_with_the_shortest_jitter():
 def test_beat_runs_the_reaper():
     schedule = celery_config(Settings(reaper_interval=7))["beat_schedule"]["reap_stalled"]
     assert schedule["task"] == "reap_stalled" and schedule["schedule"] == 7
+
+
+# --- infra/systemd: the units of a deployment without Docker ------------------------------
+
+SYSTEMD = ROOT / "infra" / "systemd"
+
+
+def test_systemd_units_verify_and_run_every_process(tmp_path):
+    """A worker per queue (a template), beat, web and Flower, one environment file for all; each
+    unit passes ``systemd-analyze verify`` without a warning, its command a real `tiktok-tracker` one."""
+    import sys
+
+    units = sorted(p.name for p in SYSTEMD.glob("*.service"))
+    assert units == ["tiktok-tracker-beat.service", "tiktok-tracker-flower.service",
+                     "tiktok-tracker-web.service", "tiktok-tracker-worker@.service"]
+    env = (SYSTEMD / "tiktok-tracker.env").read_text()
+    for name in ("TT_BROKER_URL", "TT_DATABASE_URL", "TT_DATA_DIR", "TT_MODELS_DIR", "FLOWER_USER", "FLOWER_PASSWORD"):
+        assert f"\n{name}=" in env, name
+    for unit in units:
+        text = (SYSTEMD / unit).read_text()
+        assert "EnvironmentFile=/etc/tiktok-tracker/env" in text, unit
+        command = next(line for line in text.splitlines() if line.startswith("ExecStart=")).split()[1]
+        assert command in {"worker", "beat", "web", "flower"} and command in unit, unit
+    need(shutil.which("systemd-analyze") is not None, "systemd-analyze is not installed (apt install systemd)")
+    cli = Path(sys.executable).with_name("tiktok-tracker")
+    assert cli.exists(), cli
+    for unit in units:  # the command as installed here, instead of /opt/tiktok-tracker
+        text = (SYSTEMD / unit).read_text().replace("/opt/tiktok-tracker/.venv/bin/tiktok-tracker", str(cli))
+        (tmp_path / unit.replace("@.", "@io.")).write_text(text)
+    proc = subprocess.run(["systemd-analyze", "verify", *sorted(p.name for p in tmp_path.iterdir())],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stderr.strip() == "", proc.stderr

@@ -51,7 +51,8 @@ def _video(ctx, video_id) -> Video:
 
 def test_stalled_video_is_requeued_from_its_stage_then_failed_with_the_reason(ctx, tmp_path):
     path = write_video(tmp_path / "red.mp4", seconds=2, color=RED)
-    stuck, fresh, scanned = _queue(ctx, path), _queue(ctx, path), _queue(ctx, path, job=False)
+    # one row per source (videos.source_key): the others under names of their own
+    stuck, fresh, scanned = _queue(ctx, path), _queue(ctx, tmp_path / "fresh.mp4"), _queue(ctx, tmp_path / "scanned.mp4", job=False)
     stages.download(ctx, stuck)
     stages.extract_frames(ctx, stuck)
     stages.score(ctx, stuck)  # "scoring" (its verdict task was lost)

@@ -134,13 +134,13 @@ def test_url_downloads_fail_with_their_reason_or_are_retried(ctx, served, monkey
     missing = queue(ctx, served.url("/missing.mp4"))
     with pytest.raises(DownloadError, match="404"):
         stages.download(ctx, missing)
-    oversize = queue(ctx, served.url("/red.mp4"))
+    oversize = queue(ctx, served.url("/red.mp4?as=oversize"))  # one row per source: a URL of its own each
     with pytest.raises(DownloadError, match="max_download_mb"):
         stages.download(changed(ctx, max_download_mb=0.0005), oversize)
-    overlong = queue(ctx, served.url("/red.mp4"))
+    overlong = queue(ctx, served.url("/red.mp4?as=overlong"))
     with pytest.raises(DownloadError, match="max_video_seconds"):
         stages.download(changed(ctx, max_video_seconds=1.0), overlong)
-    unsafe = queue(ctx, served.url("/red.mp4"))
+    unsafe = queue(ctx, served.url("/red.mp4?as=unsafe"))
     with pytest.raises(UnsafeURL, match="loopback"):
         stages.download(changed(ctx, allow_hosts=[]), unsafe)
     assert list(ctx.store.keys("")) == []  # nothing half-downloaded is left

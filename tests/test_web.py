@@ -158,7 +158,7 @@ def test_reject_stores_a_review_cancels_alerts_and_shows_in_exports(web_env):
         [sys.executable, "-m", "workers.cli.main", "results", "--format", "csv"], capture_output=True, text=True, check=True
     ).stdout
     header, row = out.splitlines()[:2]
-    assert header.split(",")[-1] == "review" and row.endswith(",rejected")
+    assert header.split(",")[-2:] == ["review", "review_disagrees"] and row.endswith(",rejected,False")
 
 
 def test_frame_marks_are_stored(web_env):
@@ -230,3 +230,22 @@ def test_inbox_filters_by_watch_in_the_database(web_env):
         assert [i.video.id for i in inbox(s, InboxFilter(watch=4, limit=1))] == [seeded.video_id]
         assert inbox(s, InboxFilter(watch=5)) == []
         assert len(inbox(s, InboxFilter(limit=10))) == 4
+
+
+def test_the_inbox_shows_negatives_only_when_asked_and_says_what_a_review_of_one_means(web_env):
+    from workers.storage.models import Detection
+
+    settings, seeded = web_env
+    other = seed_results(settings, source="https://www.tiktok.com/@other/video/9")
+    with session_scope(settings.resolved_database_url) as s:
+        s.get(Detection, other.detection_id).verdict = "negative"
+    client = client_for(settings)
+    login(client)
+    default = client.get("/").text
+    assert f'id="detection-{seeded.detection_id}"' in default and f'id="detection-{other.detection_id}"' not in default
+    assert "Confirm: the target is there" in default and "Reject: not the target" in default
+    both = client.get("/?verdict=").text  # the filter's "any"
+    assert f'id="detection-{other.detection_id}"' in both and f'id="detection-{seeded.detection_id}"' in both
+    negatives = client.get("/?verdict=negative").text
+    assert f'id="detection-{seeded.detection_id}"' not in negatives
+    assert "Confirm: no target here" in negatives and "Reject: the target was missed" in negatives

@@ -175,6 +175,8 @@ class Scanner:
                 return reposted
             scores = processing.score(prepared.frames.frames_for, todo, self.extractors, self.options.reporting(on_frames))
             outcomes = processing.decide(todo, scores, len(sampled.frames))
+            if self.settings.complete_positive_timelines:  # as the pipeline's follow-up does, at once
+                outcomes.update(self._complete_timelines(prepared, todo, scores, outcomes))
         except TrackerError as exc:
             with session_scope(self.db_url) as s:
                 results.set_status(s.get(Video, video_id), VideoStatus.FAILED, str(exc))
@@ -188,6 +190,16 @@ class Scanner:
         with session_scope(self.db_url) as s:
             processing.record(s, s.get(Video, video_id), outcomes, evidence)
         return [prepared.cached.get(t.name) or _row(source, outcomes[t.name], partial) for t in self.targets]
+
+    def _complete_timelines(self, prepared: _Prepared, todo: Sequence[Target], scores, outcomes) -> dict[str, TargetOutcome]:
+        """The positive early verdicts' outcomes on all their frames (``processing.timeline``)."""
+        names = processing.incomplete_positives(outcomes.values())
+        if not names:
+            return {}
+        targets = [t for t in todo if t.name in names]
+        total = len(prepared.frames.sampled.frames)
+        full = processing.complete_scores(prepared.frames.frames_for, targets, self.extractors, self.options, scores, total)
+        return processing.decide(targets, full, total)
 
     def _link(self, session, video: Video, prepared: _Prepared) -> tuple[bool, list[ScanRow] | None]:
         """Record the sampling and the repost link (``processing.record_frames``); whether the

@@ -224,6 +224,13 @@ class ScoringSettings(SettingsGroup):
         True,
         description="Stop scoring a video once no remaining frame can change any verdict.",
     )
+    complete_positive_timelines: bool = Field(
+        True,
+        description=(
+            "After a positive early verdict (and its alert), score the video's remaining sampled frames at a lower "
+            "priority, so that its positive frames, timestamps and evidence are every appearance, not the first few."
+        ),
+    )
     duplicate_tolerance: float = Field(
         1.0,
         ge=0,
@@ -349,6 +356,16 @@ class PipelineSettings(SettingsGroup):
         ),
     )
     stall_requeues: int = Field(2, ge=0, description="Times the reaper requeues a stalled video before it fails it with the reason.")
+    lease_seconds: float = Field(
+        30.0,
+        ge=3,
+        description=(
+            "A running stage holds its video for this long (seconds), renewed every third of it while its "
+            "worker lives: a video whose lease expired (its worker was killed or its host lost) is requeued by "
+            "the reaper's next pass, or at once by a worker that starts. Shorter: faster recovery; too short "
+            "for database hiccups: work done twice (never two verdicts or alerts)."
+        ),
+    )
     reaper_interval: float = Field(
         60.0,
         gt=0,

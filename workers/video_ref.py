@@ -36,6 +36,21 @@ def is_url(source: str) -> bool:
     return bool(_URL.match(source))
 
 
+def canonical_source(source: str) -> str:
+    """The one rule for a submitted source's identity (``scan``, ``enqueue``, watches): a URL
+    as given; a local path absolute, ``~`` expanded, ``..`` and symlinks resolved. So
+    ``scan data/x.mp4`` and ``enqueue ./data/x.mp4`` are the same video."""
+    if is_url(source):
+        return source
+    return str(Path(source).expanduser().resolve())
+
+
+def source_key(source: str) -> str:
+    """What makes a stored source unique (``videos.source_key``): SHA-256 of its canonical form
+    as stored (a long URL or path does not fit a database index; its hash does)."""
+    return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def clean_text(value: Any, limit: int = MAX_TEXT) -> str | None:
     """Metadata text as stored: a str without NUL characters, at most ``limit`` characters."""
     if value is None:

@@ -17,6 +17,7 @@ import numpy as np
 
 from workers.images import jpeg_thumbnail
 from workers.sanitize import sanitize
+from workers.verdict_text import match_distance, score_text
 
 # Namespace of the alerts' idempotency keys (UUID 5 of what the alert is about).
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6b1c3f0e-5d2a-4c1e-9f7a-7474616c6572")
@@ -59,7 +60,7 @@ class Alert:
 
     target: str
     video_url: str
-    confidence: float | None  # best frame score, 0..1
+    confidence: float | None  # best frame score, 0..1 (a face target's: 1 - its match distance)
     positive_timestamps: list[float] = field(default_factory=list)  # seconds into the video
     author: str | None = None
     caption: str | None = None
@@ -74,6 +75,10 @@ class Alert:
     reposts_since: int = 0  # reposts of earlier alerted videos of this target since its previous alert (not alerted)
     found_at: datetime = field(default_factory=utcnow)
     key: str | None = None  # the idempotency key: stable for one (job, target); see ``idempotency_key``
+    # A face target: ``confidence`` is 1 - a distance, shown as the distance against this tolerance
+    # (``workers.verdict_text.score_text``), never as a percentage. None: a classifier's score.
+    match_tolerance: float | None = None
+    partial_note: str | None = None  # "partial: 19 of 523 frames decoded" when the video was truncated
 
     @property
     def idempotency_key(self) -> str:
@@ -101,11 +106,20 @@ class Alert:
         return f"at {shown}{more}"
 
     def confidence_text(self) -> str:
+        """The best frame's score in words: a face target's match distance against its tolerance
+        ("distance 0.31 (match at or below 0.40)"), a classifier's score as a percentage."""
+        if self.match_tolerance is not None:
+            return score_text(self.confidence, 1.0 - self.match_tolerance, is_distance=True)
         return "unknown" if self.confidence is None else f"{self.confidence:.0%}"
+
+    def score_label(self) -> str:
+        return "Face match" if self.match_tolerance is not None else "Confidence"
 
     def text_lines(self) -> list[str]:
         """Plain-text body lines (sanitized), for e-mail, chat and the log."""
-        lines = [self.title(), f"Video: {sanitize(self.video_url, 2000)}", f"Confidence: {self.confidence_text()}"]
+        lines = [self.title(), f"Video: {sanitize(self.video_url, 2000)}", f"{self.score_label()}: {self.confidence_text()}"]
+        if self.partial_note:
+            lines.append(f"Video truncated ({self.partial_note}): found in the part that decoded")
         if self.positive_timestamps:
             lines.append(f"Seen {self.when()}")
         if self.posted_at:
@@ -129,7 +143,14 @@ class Alert:
             "author": self.shown_author or None,
             "caption": sanitize(self.caption, CAPTION_LIMIT) or None,
             "posted_at": self.posted_at.isoformat() if self.posted_at else None,
-            "confidence": None if self.confidence is None else round(float(self.confidence), 4),
+            # A face target's best score is a match distance (``match_distance``/``match_tolerance``), not a confidence.
+            "confidence": None if self.confidence is None or self.match_tolerance is not None else round(float(self.confidence), 4),
+            "match_distance": None
+            if self.confidence is None or self.match_tolerance is None
+            else round(match_distance(float(self.confidence)), 4),
+            "match_tolerance": self.match_tolerance,
+            "partial": self.partial_note is not None,
+            "partial_note": self.partial_note,
             "positive_timestamps": [round(t, 2) for t in stamps[:MAX_TIMESTAMPS]],
             "positive_count": len(stamps),
             "best_timestamp": None if self.best_timestamp is None else round(float(self.best_timestamp), 2),

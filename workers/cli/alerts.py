@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
-from workers.cli.common import cell, console, settings
+from workers.cli.common import cell, console, id_column, settings
 
 app = typer.Typer(help="Alert channels and the alerts sent.", no_args_is_help=True)
 
@@ -66,7 +66,9 @@ def list_(
         console.print("No alerts yet.")
         return
     colours = {"sent": "green", "held": "yellow", "failed": "red", "pending": "cyan"}
-    table = Table("id", "video", "target", "status", "attempts", "created", "error")
+    table = Table(
+        id_column("id", [str(r["id"]) for r in rows]), Column("video", overflow="fold"), "target", "status", "attempts", "created", "error"
+    )
     for r in rows:
         table.add_row(
             str(r["id"]),
@@ -74,7 +76,7 @@ def list_(
             cell(r["target"]),
             f"[{colours.get(r['status'], 'white')}]{r['status']}[/]",
             str(r["attempts"]),
-            r["created_at"][:19],
+            r["created_at"][:19].replace("T", " "),  # wraps at the space, never cut
             cell(r["error"], 300),
         )
     console.print(table)

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Column
 
 from workers.sanitize import sanitize
 from workers.settings import Settings, get_settings
@@ -30,6 +31,25 @@ BackbonePreprocessing = typer.Option(
 )
 
 
+def _flags_without_a_type() -> None:
+    """typer shows every option's type in ``--help``, ``<bool>`` for a flag too, which takes no
+    value: show nothing there (a flag's help says what it does)."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "flags_without_a_type", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag and self.metavar is None else shown(self, ctx)
+
+    display_type_rich.flags_without_a_type = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_without_a_type()
+
+
 def settings() -> Settings:
     return get_settings()
 
@@ -40,6 +60,12 @@ def cell(value: object, limit: int | None = 200) -> str:
     capped) and with rich markup escaped, so ``[/]`` in a file name shows as written.
     For plain ``print`` output use ``workers.sanitize.sanitize`` (no markup to escape)."""
     return escape(sanitize(value, limit))
+
+
+def id_column(header: str, values: Sequence[str], **kw) -> Column:
+    """A table column of ids (job ids or their unique short form, video ids): never folded
+    or cut at 80 columns, as wide as its longest id (the other columns fold instead)."""
+    return Column(header, no_wrap=True, min_width=max([len(header), *(len(v) for v in values)]), **kw)
 
 
 def fail(message: str, code: int = 2) -> None:

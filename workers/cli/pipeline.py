@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from workers.cli.common import cell, console, err_console, settings, warn
+from workers.cli.common import cell, console, err_console, id_column, settings, warn
 from workers.errors import TrackerError
 from workers.sanitize import sanitize
 
@@ -43,6 +43,13 @@ def worker(
         help="Worker processes (default: score one per GPU, else 1; cpu one per core; io 4); a score-only worker on a CPU host or one GPU: videos in flight (default TT_SCORE_VIDEOS_IN_FLIGHT).",
     ),
     loglevel: str = typer.Option("INFO", "--loglevel", "-l", help="DEBUG, INFO, WARNING or ERROR."),
+    name: str | None = typer.Option(
+        None,
+        "--name",
+        "-n",
+        help="Node name, the same after each restart (default: QUEUES@%h, e.g. score@%h; %h is the host name). "
+        "Give a second worker of the same queues on one host its own, e.g. score2@%h.",
+    ),
 ) -> None:
     """Run a Celery worker for the given queue(s) (Ctrl-C: finish the current task, then stop)."""
     from workers.services.worker_plan import UnknownQueue, plan_worker
@@ -56,7 +63,7 @@ def worker(
     get_settings.cache_clear()  # the pool processes fork from this one: they read the settings again, with the plan
     from workers.pipeline.celery_app import app
 
-    app.worker_main(plan.argv(loglevel, os.getpid()))
+    app.worker_main(plan.argv(loglevel, name))
 
 
 # --- enqueue --------------------------------------------------------------------------
@@ -71,6 +78,9 @@ def enqueue(
     target: list[str] = typer.Option([], "--target", "-t", help="Target name; repeat for several (default: every saved target)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per job."),
     force: bool = typer.Option(False, "--force", help="Run videos already queued or done again (as a new job of the same video)."),
+    all_frames: bool = typer.Option(
+        False, "--all-frames", help="Score every sampled frame in the first pass (as scan --all-frames: no early verdict, no reuse)."
+    ),
 ) -> None:
     """Queue videos for the workers; prints one job id per video.
 
@@ -78,9 +88,10 @@ def enqueue(
     a note says it is already queued or done (with --force, or when it failed,
     it runs again).
 
-    Refused at once (exit status 2, nothing queued): a local file that is not a
-    video container, a URL the download address policy refuses (loopback,
-    private, metadata addresses; TT_ALLOW_HOSTS)."""
+    Refused at once, each on its own line: a local file that is not a video
+    container, a URL the download address policy refuses (loopback, private,
+    metadata addresses; TT_ALLOW_HOSTS). The others are still queued: exit
+    status 1 when some were refused, 2 when nothing could be queued."""
     from workers.pipeline.submit import (
         BrokerUnavailable,
         check_sources,
@@ -96,15 +107,22 @@ def enqueue(
     plain, listed, warnings = list_exports(cfg, sources)
     for warning in warnings:
         warn(escape(sanitize(warning)))
-    files_and_urls = resolve_sources(plain)
-    check_sources(cfg, files_and_urls)
+    files_and_urls, refused = check_sources(cfg, resolve_sources(plain))
     items = [*files_and_urls, *listed]
+    if not items and len(refused) == 1:
+        raise TrackerError(f"nothing queued: {refused[0]}")
+    for reason in refused:  # one line each, the rest still queued
+        err_console.print(f"[bold red]refused:[/] {cell(reason, None)}", highlight=False, soft_wrap=True)
+    if not items:
+        raise TrackerError(f"nothing queued: all {len(refused)} refused")
     try:
-        jobs = submit(cfg, items, names, publisher(), force=force)
+        jobs = submit(cfg, items, names, publisher(), force=force, all_frames=all_frames)
     except BrokerUnavailable as exc:
         _print_jobs(exc.queued, as_json)
         raise
     _print_jobs(jobs, as_json)
+    if refused:
+        raise typer.Exit(1)  # some queued, some refused (2: nothing could be done)
 
 
 def _print_jobs(jobs, as_json: bool) -> None:
@@ -114,9 +132,32 @@ def _print_jobs(jobs, as_json: bool) -> None:
             continue
         print(f"{job.ident}\t{sanitize(job.source, None)}", flush=True)
         if job.existing == "done":
-            err_console.print(f"{cell(job.source, 200)}: already done as {job.ident} (run it again: --force)", highlight=False)
+            err_console.print(
+                f"{cell(job.source, 200)}: already done as {job.ident} (run it again: --force)", highlight=False, soft_wrap=True
+            )
         elif job.existing:
-            err_console.print(f"{cell(job.source, 200)}: already queued as {job.ident} ({job.existing})", highlight=False)
+            err_console.print(f"{cell(job.source, 200)}: already queued as {job.ident} ({job.existing})", highlight=False, soft_wrap=True)
+
+
+# --- requeue --------------------------------------------------------------------------
+
+
+def requeue(
+    ident: str | None = typer.Argument(None, metavar="[JOB]", help="A job id (or video id) mid-way: run it again from its stage."),
+    stuck: bool = typer.Option(False, "--stuck", help="Every video mid-way whose worker is gone (lease expired) or that stalled."),
+) -> None:
+    """Publish again, from its stage, a video left mid-way (its worker killed, its message
+    lost); prints one line per video requeued. The reaper does this on its own within
+    TT_LEASE_SECONDS plus one pass; this is for what an operator decides to rerun now."""
+    from workers.services.recovery import requeue as requeue_videos
+
+    if (ident is None) == (not stuck):
+        raise typer.BadParameter("give a JOB or --stuck (not both)")
+    done = requeue_videos(settings(), ident, stuck)
+    for r in done:
+        print(f"{r.job_id or r.video_id}\tvideo {r.video_id}\t{r.status}: requeued from {r.stage}\t{sanitize(r.why, 300)}", flush=True)
+    if not done:
+        err_console.print("nothing stuck: every video mid-way has a live worker or is waiting its turn in a queue", highlight=False)
 
 
 # --- status ---------------------------------------------------------------------------
@@ -138,14 +179,16 @@ def status(
             return
         counts = found["counts"]
         console.print("  ".join(f"{k}: [bold]{counts.get(k, 0)}[/]" for k in status_colours()))
-        table = Table("job", "video", "status", "source", "updated", "error")
-        for v in found["videos"]:
+        jobs = [v["short_id"] or v["job_id"] or "" for v in found["videos"]]  # unique prefixes: `status` takes them
+        ids = [str(v["video_id"]) for v in found["videos"]]
+        table = Table(id_column("job", jobs), id_column("video", ids), "status", Column("source", overflow="fold"), "updated", "error")
+        for job, video_id, v in zip(jobs, ids, found["videos"], strict=True):
             table.add_row(
-                v["job_id"] or "",
-                str(v["video_id"]),
+                job,
+                video_id,
                 _coloured(v["status"]),
                 cell(v["source"]),
-                v["updated_at"][:19],
+                v["updated_at"][:19].replace("T", " "),  # wraps at the space, never cut
                 cell(v["error"], 500),
             )
         console.print(table)
@@ -159,10 +202,28 @@ def status(
     )
     if info["error"]:
         console.print(f"[red]reason:[/] {cell(info['error'], 2000)}", highlight=False)
+    if info.get("repost_of"):
+        o = info["repost_of"]
+        match = "the same file" if (o["match"] or 0) >= 1 else f"{o['match']:.0%} of frames match" if o["match"] is not None else "matched"
+        console.print(
+            f"[cyan]repost of:[/] video {o['video_id']}  job {o['job_id'] or '-'}  {cell(o['source'], 2000)} ({match})",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if info.get("waiting"):  # mid-way: who runs it and until when, or why it waits (stage leases)
+        console.print(f"[cyan]now:[/] {cell(info['waiting'], 2000)}", highlight=False)
     for t in info["timings"]:
         console.print(f"  {t['stage']:<9} {t['seconds']:>8.2f}s  on {cell(t['worker'])}", highlight=False)
-    for d in info["detections"]:
-        console.print(f"  {cell(d['target'])}: {d['verdict']} ({d['positive_frames']}/{d['frames']} frames)", highlight=False)
+    for d in info["detections"]:  # the current verdict of each target, with its version
+        notes = [n for n in (d["score_text"], d["partial_note"], d["disagreement"]) if n]
+        if d["review"] != "unreviewed":
+            notes.append(f"review: {d['review']}")
+        console.print(
+            f"  {cell(d['target'])} (version {cell(d['target_version'])}): {d['verdict']} ({d['positive_frames']}/{d['frames']} frames)",
+            highlight=False,
+        )
+        for note in notes:  # one a line: the score in words, partial, the review and whether it disagrees
+            console.print(f"    {cell(note, 500)}", highlight=False)
     if any(d["evidence"] for d in info["detections"]):
         console.print(f"evidence thumbnails: tiktok-tracker evidence {info['video_id']} --out DIR", highlight=False)
 
@@ -191,8 +252,17 @@ def results_(
     wide: bool = typer.Option(
         False, "--wide", "-w", help="Table: every column (job, author, caption, posted, thumbnail), folded instead of cut."
     ),
+    history: bool = typer.Option(
+        False, "--history", help="Also verdicts superseded by a newer one of the same video and target (marked superseded)."
+    ),
 ) -> None:
-    """Verdicts stored in the database, newest video first.
+    """Verdicts stored in the database, newest video first: the current verdict of each video
+    and target (its newest, with the target version); --history: superseded ones too.
+
+    A verdict made from part of a truncated video reads "negative (partial)" (or positive), with
+    how many frames decoded; a face target's score is a match distance against its tolerance,
+    not a probability. A review made before a rerun still holds, flagged when the verdict now
+    disagrees with it.
 
     The table shows video, target, verdict, score, when the target shows and the
     source (--wide: also job, author, caption, posted time, thumbnail); csv and
@@ -202,13 +272,13 @@ def results_(
     from workers.durations import parse_since
     from workers.services.export import json_rows, result_rows, write_csv
 
-    rows = result_rows(settings(), target, positive, parse_since(since) if since else None)
+    rows = result_rows(settings(), target, positive, parse_since(since) if since else None, history=history)
     if fmt is Format.json:
         print(json.dumps(json_rows(rows), indent=2))
     elif fmt is Format.csv:
         write_csv(rows, sys.stdout)
     else:
-        console.print(results_table(rows, wide))
+        console.print(results_table(rows, wide, _short_job_ids(rows) if wide else None))
         if not rows:
             err_console.print("no results yet")
         elif not wide:
@@ -227,14 +297,29 @@ def _timestamps(stamps: list, shown: int = 3) -> str:
     return text + (f" +{len(stamps) - shown}" if len(stamps) > shown else "")
 
 
-def results_table(rows: list[dict], wide: bool = False) -> Table:
+def _short_job_ids(rows: list[dict]) -> dict[str, str]:
+    from workers.services.status import short_job_ids
+
+    return short_job_ids(settings(), [r["job_id"] for r in rows])
+
+
+def results_table(rows: list[dict], wide: bool = False, short_ids: dict[str, str] | None = None) -> Table:
     """The results as a table readable at 80 columns: video, target, verdict, score,
-    when the target shows, source (folded, never cut). ``wide``: every column."""
-    columns = [_fixed("video"), _fixed("target"), _fixed("verdict"), _fixed("score"), Column("seen at", min_width=7, max_width=22)]
+    when the target shows, source (folded, never cut). ``wide``: every column (job ids
+    as ``short_ids``, their unique prefixes, when given). Ids are never cut or folded."""
+    short_ids = short_ids or {}
+    video_ids = [str(r["video_id"]) for r in rows] + [str(r["duplicate_of"]) for r in rows if r["duplicate_of"]]
+    columns = [
+        Column("video", min_width=max(map(len, ["video", *video_ids]))),
+        _fixed("target"),
+        Column("verdict", min_width=len("negative"), overflow="fold"),  # "(partial)" and notes wrap below it
+        Column("score", min_width=len("distance"), overflow="fold"),  # a face target's distance, wrapped
+        Column("seen at", min_width=7, max_width=22),
+    ]
     if wide:
         columns += [
             Column("review", overflow="fold"),
-            Column("job", overflow="fold"),
+            id_column("job", [short_ids.get(r["job_id"], r["job_id"]) for r in rows if r["job_id"]]),
             Column("source", overflow="fold", ratio=3),
             Column("author", overflow="fold", ratio=1),
             Column("caption", overflow="fold", ratio=3),
@@ -245,20 +330,23 @@ def results_table(rows: list[dict], wide: bool = False) -> Table:
         columns.append(Column("source", overflow="fold", min_width=12))
     table = Table(*columns)
     for r in rows:
-        colour = "green" if r["verdict"] == "positive" else "white"
-        best = "" if r["confidence"] is None else f"{r['confidence']:.3f}"
+        colour = "green" if r["verdict_label"] == "positive" else "white"
         repost = f" (repost of {r['duplicate_of']})" if r["duplicate_of"] else ""
+        notes = [n for n in (r["partial_note"], r["disagreement"]) if n]
+        if not r["current"]:
+            notes.insert(0, f"superseded (version {r['target_version']})")
+        verdict = f"[{colour}]{escape(r['verdict'])}[/]" + "".join(f"\n[yellow]{escape(n)}[/]" for n in notes)
         cells = [
             str(r["video_id"]) + repost,
-            cell(r["target"], 64),
-            f"[{colour}]{r['verdict']}[/]",
-            best,
+            cell(r["target"], 64) + f"\n[dim]v{escape(str(r['target_version']))}[/]",
+            verdict,
+            escape(r["score_short"]),
             _timestamps(r["positive_timestamps"], 10 if wide else 3),
         ]
         if wide:
             cells += [
                 cell(r["review"]),
-                cell(r["job_id"]),
+                cell(short_ids.get(r["job_id"], r["job_id"]) if r["job_id"] else ""),
                 cell(r["source"], None),
                 cell(r["author"], 80),
                 cell(r["caption"], 300),
@@ -299,5 +387,6 @@ def register(app: typer.Typer) -> None:
     app.command()(evidence)
     app.command()(worker)
     app.command()(enqueue)
+    app.command()(requeue)
     app.command()(status)
     app.command("results")(results_)

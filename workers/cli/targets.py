@@ -30,7 +30,9 @@ def train(
     threshold: float | None = typer.Option(
         None, "--threshold", min=0.0, max=1.0, help="Frame is positive when P(target) >= this.", show_default="0.4 pooled, 0.5 seed"
     ),
-    min_fraction: float = typer.Option(1 / 3, "--min-fraction", min=0.0, max=1.0, help="Verdict: positive frames / sampled frames."),
+    min_fraction: float = typer.Option(
+        1 / 3, "--min-fraction", min=0.0, max=1.0, show_default="1/3", help="Verdict: positive frames / sampled frames."
+    ),
     min_frames: int = typer.Option(1, "--min-frames", min=1, help="Verdict: at least this many positive frames."),
     with_reviews: bool = typer.Option(
         False, "--with-reviews", help="Add the frames reviewers marked (target / not the target) as labelled examples."

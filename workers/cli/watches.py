@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
-from workers.cli.common import cell, console, settings, warn
+from workers.cli.common import cell, console, id_column, settings, warn
 
 app = typer.Typer(help="Watch sources on a schedule: new videos are scanned for targets and alerted on.", no_args_is_help=True)
 
@@ -28,6 +28,7 @@ def watch_json(watch) -> dict:
         "every": format_duration(watch.every_seconds),
         "every_seconds": watch.every_seconds,
         "enabled": watch.enabled,
+        "all_frames": bool(watch.all_frames),
         "last_run_at": _when(watch.last_run_at) or None,
         "next_run_at": _when(watch.next_run_at) or None,
         "last_listed": watch.last_listed,
@@ -43,6 +44,9 @@ def add(
     source: str = typer.Argument(..., help="What to watch: tiktok:trending, @user, #tag, a URL, urls:FILE, a folder, tiktok-json:URL ..."),
     every: str = typer.Option("15m", "--every", help="How often: 30s, 15m, 2h, 1d, 1h30m."),
     target: list[str] = typer.Option(..., "--target", "-t", help="Target name; repeat for several."),
+    all_frames: bool = typer.Option(
+        False, "--all-frames", help="Its videos score every sampled frame in the first pass (as enqueue --all-frames)."
+    ),
 ) -> None:
     """Add a watch; it first runs at the next beat tick (or now with `watch run ID`)."""
     from workers.durations import format_duration, parse_duration
@@ -57,7 +61,7 @@ def add(
     spec = canonical_spec(source)
     names = resolve_targets(cfg, target)
     with session_scope(cfg.resolved_database_url) as s:
-        watch = watches.add(s, spec, names, seconds, utcnow())
+        watch = watches.add(s, spec, names, seconds, utcnow(), all_frames=all_frames)
         watch_id = watch.id
     console.print(f"Watch [bold]{watch_id}[/]: {cell(spec, 500)} every {format_duration(seconds)} for {', '.join(names)}")
     if seconds < cfg.watch_poll_interval:
@@ -83,7 +87,17 @@ def list_(as_json: bool = typer.Option(False, "--json", help="One JSON object pe
     if not rows:
         console.print("No watches. Add one with `tiktok-tracker watch add SOURCE --every 15m --target NAME`.")
         return
-    table = Table("id", "source", "targets", "every", "last run", "next run", "listed / queued", "problems")
+    ids = [str(r["id"]) for r in rows]
+    table = Table(
+        id_column("id", ids),
+        Column("source", overflow="fold", ratio=2),
+        Column("targets", overflow="fold"),
+        "every",
+        "last run",
+        "next run",
+        "listed / queued",
+        "problems",
+    )
     for r in rows:
         problems = [f"[yellow]{cell(w)}[/]" for w in r["last_warnings"]]
         if r["last_error"]:
@@ -96,8 +110,8 @@ def list_(as_json: bool = typer.Option(False, "--json", help="One JSON object pe
             cell(r["source"], 300),
             cell(", ".join(r["targets"])),
             r["every"],
-            (r["last_run_at"] or "never")[:19],
-            (r["next_run_at"] or "")[:19],
+            (r["last_run_at"] or "never")[:19].replace("T", " "),
+            (r["next_run_at"] or "")[:19].replace("T", " "),
             counts,
             "\n".join(problems),
         )

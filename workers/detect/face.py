@@ -355,4 +355,5 @@ KIND = DetectorKind(
     # Faces are found and embedded at full resolution; stored as JPEG, distances move far less than the tolerance.
     view=FrameView(size=None, colour="rgb", encoding="jpeg"),
     corrected_by_marks=True,  # marked faces join the gallery or the negative gallery
+    scores_distance=True,  # a frame's score is 1 - its distance to the gallery
 )

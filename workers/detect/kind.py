@@ -31,6 +31,9 @@ class DetectorKind:
     options: frozenset[str] = frozenset()  # construction options a command may give (--backbone-weights: ``weights``)
     corrected_by_marks: bool = False  # reviewers' frame marks make a new target version at once (a face gallery)
     retrained_with_reviews: bool = False  # ``target train --with-reviews`` retrains its targets (a classifier head)
+    # Its scores are ``1 - distance`` (a face gallery): shown as a match distance against the
+    # tolerance (``workers.verdict_text.score_text``), never as a probability.
+    scores_distance: bool = False
 
     @property
     def extractor_key(self) -> str:

@@ -39,6 +39,13 @@ def kind_of(key: str) -> DetectorKind:
     return kind
 
 
+def scores_distance(key: str) -> bool:
+    """Whether targets of kind ``key`` score ``1 - distance`` (shown as a match distance);
+    False for an unknown kind (shown as a plain score)."""
+    kind = kinds().get(key)
+    return kind is not None and kind.scores_distance
+
+
 def by_view(targets: Iterable[T]) -> dict[FrameView, list[T]]:
     """Targets (anything with a ``kind``, or kind keys as saved in bundles: no model needed)
     grouped by the view of a frame their kind reads, in order of first appearance: the frames

@@ -152,9 +152,9 @@ class UrlPolicy:
             try:
                 addresses = [ipaddress.ip_address(a) for a in self.resolver(host)]
             except socket.gaierror as err:
-                if err.errno == socket.EAI_AGAIN:
-                    raise TransientDownloadError(f"cannot resolve host {host!r} just now: {err.strerror}") from None
-                raise DownloadError(f"cannot resolve host {host!r} of {url!r}: {err.strerror}") from None
+                # Retried like any network error: a resolver that is down or cut off answers "no such
+                # name" as readily as "try again"; a name that does not exist fails after the retries.
+                raise TransientDownloadError(f"cannot resolve host {host!r} of {url!r}: {err.strerror}") from None
             except (UnicodeError, ValueError) as err:
                 raise UnsafeURL(f"refused URL {url!r}: bad host name ({err})") from None
             if not addresses:

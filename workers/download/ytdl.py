@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
 _TRANSIENT_WORDS = re.compile(
     r"timed? ?out|timeout|temporar|connection (?:reset|refused|aborted)|remote end closed|"
-    r"incomplete ?read|content too short|network is unreachable|try again",
+    r"incomplete ?read|content too short|network is unreachable|try again|"
+    r"name resolution|failed to resolve|name or service not known|nodename nor servname|getaddrinfo failed",  # DNS
     re.IGNORECASE,
 )
 

@@ -56,12 +56,14 @@ from workers.alerts import (
 )
 from workers.alerts.channels import NO_CHANNEL
 from workers.alerts.message import AlertMessage, idempotency_key, thumbnail_from_file
+from workers.detect.registry import scores_distance
 from workers.errors import AlertError
 from workers.media.store import MediaMissing, MediaStore
 from workers.storage import alerts as alert_rows
 from workers.storage import reviews, videos
 from workers.storage.db import session_scope
 from workers.storage.models import AlertRow, AlertStatus, Detection, Video, VideoStatus, as_utc, utcnow
+from workers.verdict_text import partial_note
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,8 @@ def alert_message(video: Video, target: str, detection: Detection | None, image:
         video_key=alert_rows.video_key(video.id),
         found_at=as_utc(detection.created_at) if detection else utcnow(),
         repost_of=repost_of,
+        match_tolerance=1.0 - detection.threshold if detection and scores_distance(detection.target_kind) else None,
+        partial_note=partial_note(video.decoded_frames, video.promised_frames) if video.partial else None,
         # The job id, not the database id: a reset database never reuses a key.
         key=idempotency_key("alert", video.job_id or f"video:{video.id}", target),
     )

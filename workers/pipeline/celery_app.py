@@ -9,7 +9,9 @@ separately:
 - ``io``: download, alert, and beat's periodic tasks (network-bound; many
   processes per host are fine)
 - ``cpu``: frames, verdict (decoding and bookkeeping; one process per core)
-- ``score``: the model (one process per GPU, or one per CPU host)
+- ``score``: the model (one process per GPU, or one per CPU host); the ``timeline``
+  follow-up too, at a lower priority (``stages.FOLLOW_UP_PRIORITY``): taken only
+  when no video waits there
 
 Reliability: a task is acknowledged only when it has finished (``acks_late``),
 and requeued when its worker process dies (``task_reject_on_worker_lost``);
@@ -22,12 +24,13 @@ Celery's result backend (disabled).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from celery import Celery
 from celery.signals import beat_init
 
-from workers.pipeline.stages import IO, STAGES
+from workers.pipeline.stages import FOLLOW_UPS, IO, STAGES
 from workers.pipeline.stages import QUEUES as QUEUES  # the worker command's choices
 from workers.settings import Settings, get_settings
 
@@ -58,7 +61,7 @@ PERIODIC = {
 }
 # Task name -> queue. Tasks are named as their stage (``download``, ``score`` ...): short
 # enough to read in Flower's task list and in worker logs.
-ROUTES = {task.name: task.queue for task in (*STAGES, *PERIODIC.values())}
+ROUTES = {task.name: task.queue for task in (*STAGES, *FOLLOW_UPS, *PERIODIC.values())}
 
 
 def beat_entry(task: Periodic, settings: Settings) -> dict:
@@ -120,3 +123,13 @@ def _beat_sends_no_sent_events(sender=None, **_kwargs) -> None:
     either: ``PERIODIC``.) Housekeeping still shows
     there once its worker takes it."""
     (sender.app if sender is not None else app).conf.task_send_sent_event = False
+    logging.getLogger("celery.beat").addFilter(demote_ticks)
+
+
+def demote_ticks(record: logging.LogRecord) -> bool:
+    """Beat's "Sending due task" line, every ``watch_poll_interval`` seconds, at DEBUG: shown with
+    ``beat --loglevel DEBUG`` only, so that an INFO log keeps what happened, not the clock."""
+    if not str(record.msg).startswith("Scheduler: Sending due task"):
+        return True
+    record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+    return logging.getLogger("celery.beat").getEffectiveLevel() <= logging.DEBUG

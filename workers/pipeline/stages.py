@@ -25,7 +25,7 @@ store keys, statuses, waiting (``Postponed``) and clean-up.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
@@ -36,22 +36,22 @@ from sqlalchemy import func, select
 from workers import processing
 from workers.detect.base import Extractor, Target
 from workers.detect.registry import by_view, make_extractor
-from workers.detect.scoring import needed_extractors
+from workers.detect.scoring import TargetOutcome, needed_extractors
 from workers.detect.shared_passes import passes_for
 from workers.download import fetch_ref, fetch_video
 from workers.errors import BadVideo, Postponed, TrackerError
 from workers.media import store_from_settings
 from workers.media.frame_batch import open_frames, write_frame_stream
-from workers.media.keys import frames_key, media_id, media_of_key, scores_key, video_key
+from workers.media.keys import evidence_face_key, frames_key, media_id, media_of_key, scores_key, video_key
 from workers.media.scores import decode_scores, encode_scores
 from workers.media.store import MediaMissing, MediaStore
 from workers.pipeline import alerting
 from workers.processing import ScoringOptions
 from workers.reposts import linking
 from workers.settings import Settings
-from workers.storage import results, videos
+from workers.storage import results, timelines, videos
 from workers.storage.db import session_scope
-from workers.storage.models import Video, VideoStatus, utcnow
+from workers.storage.models import Video, VideoStatus, as_utc, utcnow
 from workers.storage.videos import VideoState
 from workers.targets.published import TargetCatalog, catalog_for
 from workers.video.sampling import Frame, content_hash, read_frames_at
@@ -133,6 +133,9 @@ class StageContext:
     settings: Settings
     store: MediaStore
     models: LoadedModels = field(repr=False)
+    # Queues a positive video's timeline follow-up (``complete_timeline``) at a lower priority;
+    # None (stages run in one process, no broker): not queued, housekeeping drops its media later.
+    complete_later: Callable[[int], None] | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StageContext:
@@ -324,7 +327,7 @@ def score(ctx: StageContext, video_id: int) -> Next:
             batch.frames,
             targets,
             extractors,
-            ScoringOptions.from_settings(ctx.settings),
+            ScoringOptions.from_settings(ctx.settings, all_frames=video.all_frames),  # enqueue --all-frames: no early verdict
             total,
             passes=passes_for(ctx.settings),  # forward passes shared with this process's other videos
         )
@@ -351,8 +354,18 @@ def verdict(ctx: StageContext, video_id: int) -> Next:
     )
     with session_scope(ctx.db_url) as s:
         processing.record(s, s.get(Video, video_id), outcomes, evidence)
-    discard_media(ctx, _media(video), video.video_key)
+    if not _timeline_pending(ctx, outcomes):
+        discard_media(ctx, _media(video), video.video_key)
+    # else its frames, scores and file stay for ``complete_timeline``, which discards them
     return Next.CONTINUE
+
+
+def _timeline_pending(ctx: StageContext, outcomes: Mapping[str, TargetOutcome]) -> bool:
+    """Whether a positive early verdict left frames for a follow-up to score (``complete_positive_timelines``;
+    only where one can be queued: not in stages run in one process)."""
+    if ctx.complete_later is None or not ctx.settings.complete_positive_timelines:
+        return False
+    return bool(processing.incomplete_positives(outcomes.values()))
 
 
 def _evidence_frames(ctx: StageContext, video: VideoState, wanted: list[int]) -> list[Frame]:
@@ -371,7 +384,69 @@ def alert(ctx: StageContext, video_id: int) -> Next:
     """Alert on the video's new positive verdicts through every configured channel, one
     alert per (video, target) ever (see ``workers.pipeline.alerting``). A failing
     channel never fails the stage: the alert is recorded ``failed`` and retried later."""
-    return Next.CONTINUE if alerting.alert_video(ctx, video_id) else Next.STOP
+    if not alerting.alert_video(ctx, video_id):
+        return Next.STOP
+    _queue_timeline(ctx, video_id)
+    return Next.CONTINUE
+
+
+def _queue_timeline(ctx: StageContext, video_id: int) -> None:
+    """After the alert: queue the follow-up that completes the timeline when the verdict stage
+    kept the video's scores for it (a positive early verdict; a repeat finds nothing to do)."""
+    if ctx.complete_later is None or not ctx.settings.complete_positive_timelines:
+        return
+    with session_scope(ctx.db_url) as s:
+        video = s.get(Video, video_id)
+        media = _media(video) if video is not None and video.status == VideoStatus.DONE else None
+    if media is not None and ctx.store.exists(scores_key(media)):
+        ctx.complete_later(video_id)
+
+
+# --- timeline (a follow-up, not a stage of the chain) ------------------------------------------
+
+
+def complete_timeline(ctx: StageContext, video_id: int) -> Next:
+    """Score the rest of a positive video's sampled frames (its early verdict scored a prefix)
+    and write the complete timeline into the same detection rows (``storage.timelines``):
+    every positive frame and timestamp, the best frame and evidence strip among all of them.
+    Runs after the alert, at a lower priority than the stages. Then its media are dropped.
+
+    Idempotent: a video not done (a rerun on its way), whose kept scores are gone (completed
+    already, or never kept) or whose detections are complete is left alone; a target saved in
+    another version since keeps the early timeline of the version that scored it."""
+    with session_scope(ctx.db_url) as s:
+        stored = s.get(Video, video_id)
+        if stored is None or stored.status != VideoStatus.DONE:
+            return Next.STOP
+        video = videos.state_of(stored)
+    media = _media(video)
+    if not ctx.store.exists(scores_key(media)):
+        return Next.STOP
+    specs, scores, total = decode_scores(ctx.store.get(scores_key(media)))
+    scored_as = {spec.name: spec.version for spec in specs}
+    todo = processing.incomplete_positives(processing.decide(specs, scores, total).values())
+    targets = [t for t in ctx.models.targets(todo) if t.version == scored_as[t.name]]
+    if targets and ctx.store.exists(frames_key(media)):
+        extractors = ctx.models.extractors(needed_extractors(targets))
+        options = ScoringOptions.from_settings(ctx.settings)
+        with open_frames(ctx.store, frames_key(media)) as batch:
+            full = processing.complete_scores(batch.frames, targets, extractors, options, scores, total, passes=passes_for(ctx.settings))
+        outcomes = processing.decide([p for p in specs if p.name in full], full, total)
+        evidence, frame_evidence = processing.keep_evidence(
+            ctx.store, media, outcomes, lambda wanted: _evidence_frames(ctx, video, wanted), ctx.settings.evidence_frames
+        )
+        dropped: set[str] = set()  # evidence of the early strip's frames no longer in it
+        with session_scope(ctx.db_url) as s:
+            for name, outcome in outcomes.items():
+                det = timelines.incomplete_detection(s, video_id, name, outcome.target.version, len(scores[name]))
+                if det is not None:
+                    dropped |= timelines.complete_detection(s, det, outcome, evidence.get(name), frame_evidence.get(name))
+        for key in dropped:
+            ctx.store.delete(key)
+            ctx.store.delete(evidence_face_key(key))
+        log.info("video %s: timeline complete for %s (%d frames)", video_id, ", ".join(sorted(full)), total)
+    discard_media(ctx, media, video.video_key)
+    return Next.CONTINUE
 
 
 # --- bookkeeping shared by the task wrappers ------------------------------------------
@@ -421,7 +496,7 @@ def housekeeping(ctx: StageContext, stalled_after: timedelta = timedelta(hours=1
         if video is None:  # no such job in this database (deleted, or another database's): not needed
             for key in [frames_key(head), scores_key(head), *ctx.store.keys(f"videos/{head}")]:
                 ctx.store.delete(key)
-        elif video.status in FINISHED:
+        elif video.status in FINISHED and not _timeline_waits(ctx, head, video, stalled_after):
             discard_media(ctx, head, video.video_key)
     ctx.store.drop_stale_downloads(older_than=2 * ctx.settings.max_download_seconds)
     report = {"statuses": counts, "stalled": stalled}
@@ -429,6 +504,14 @@ def housekeeping(ctx: StageContext, stalled_after: timedelta = timedelta(hours=1
         log.warning("%d video(s) have not moved for %s: see `tiktok-tracker status`", stalled, stalled_after)
     log.info("housekeeping: %s", report)
     return report
+
+
+def _timeline_waits(ctx: StageContext, media: str, video: Video, stalled_after: timedelta) -> bool:
+    """A done video's media kept for its timeline follow-up (``complete_timeline``), for at most
+    ``stalled_after`` since it was done: a follow-up lost for longer leaves the early timeline."""
+    if video.status != VideoStatus.DONE or not ctx.settings.complete_positive_timelines or not ctx.store.exists(scores_key(media)):
+        return False
+    return as_utc(video.updated_at) > utcnow() - stalled_after
 
 
 # --- the stages -----------------------------------------------------------------------
@@ -460,3 +543,10 @@ STAGE = {stage.name: stage for stage in STAGES}
 RESUME_AT = {VideoStatus.QUEUED: STAGES[0].name} | {stage.status: stage.name for stage in STAGES if stage.status}
 # Every status in the order a video goes through them (``tiktok-tracker status``, the web app's pipeline page).
 STATUSES = (VideoStatus.QUEUED, *(stage.status for stage in STAGES if stage.status), *FINISHED)
+# Follow-ups: tasks outside the chain that a stage queues (``StageContext.complete_later``),
+# routed to their queue like the stages (``celery_app.ROUTES``), never a video's status.
+TIMELINE = Stage("timeline", complete_timeline, SCORE, None)  # queued by the alert stage
+FOLLOW_UPS = (TIMELINE,)
+# Their Celery priority on the Redis broker (0, the stages' tasks, is taken first ... 9 last):
+# a score worker takes a follow-up only when no video waits to be scored.
+FOLLOW_UP_PRIORITY = 9

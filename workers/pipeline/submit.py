@@ -32,9 +32,9 @@ from workers.errors import BadVideo, TrackerError, UnsafeURL
 from workers.settings import Settings
 from workers.storage import results, videos
 from workers.storage.db import session_scope
-from workers.storage.models import Video, VideoStatus
+from workers.storage.models import Video, VideoStatus, utcnow
 from workers.targets.published import catalog_for
-from workers.video_ref import VideoRef, is_url
+from workers.video_ref import VideoRef, canonical_source, is_url
 
 
 class BrokerUnavailable(TrackerError):
@@ -96,7 +96,7 @@ def resolve_sources(items: Iterable[str]) -> list[str]:
         files = expand_paths([path])
         if not files:
             raise TrackerError(f"{item}: no video files in this folder")
-        out.extend(str(f.resolve()) for f in files)
+        out.extend(canonical_source(str(f)) for f in files)
     return out
 
 
@@ -145,13 +145,18 @@ def refusal(item: str, policy: UrlPolicy) -> str | None:
     return None
 
 
-def check_sources(settings: Settings, items: Sequence[str]) -> None:
-    """Refuse the whole call (one line, nothing queued) when any source is sure to fail."""
+def check_sources(settings: Settings, items: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The sources worth queueing, and why each of the others is sure to fail (one reason a
+    source), so that one bad file does not hold back a folder's good ones."""
     policy = UrlPolicy.from_settings(settings)
-    problems = [p for p in (refusal(item, policy) for item in items) if p]
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise TrackerError(f"nothing queued: {problems[0]}{more}")
+    accepted, refused = [], []
+    for item in items:
+        problem = refusal(item, policy)
+        if problem:
+            refused.append(problem)
+        else:
+            accepted.append(item)
+    return accepted, refused
 
 
 def resolve_targets(settings: Settings, names: Sequence[str]) -> list[str]:
@@ -187,20 +192,21 @@ def new_job_id() -> str:
     return str(uuid.uuid4())
 
 
-def new_video(item: str | VideoRef, target_names: Sequence[str], watch_id: int | None = None) -> Video:
+def new_video(item: str | VideoRef, target_names: Sequence[str], watch_id: int | None = None, all_frames: bool = False) -> Video:
     """The queued row of a path or URL, or of a listed video (with its metadata and platform id)."""
     if not isinstance(item, VideoRef):
-        return videos.queued_video(new_job_id(), item, target_names, watch_id)
-    video = videos.queued_video(new_job_id(), item.url, target_names, watch_id)
+        return videos.queued_video(new_job_id(), item, target_names, watch_id, all_frames)
+    video = videos.queued_video(new_job_id(), item.url, target_names, watch_id, all_frames)
     results.apply_metadata(video, item)
     video.platform_id = item.platform_id
     return video
 
 
-def requeue(video: Video, target_names: Sequence[str]) -> None:
+def requeue(video: Video, target_names: Sequence[str], all_frames: bool = False) -> None:
     """Run a finished video (one source: one row) again for ``target_names``, as a new job:
     its verdicts for other targets and its alerts stay (one alert per video and target, ever)."""
-    videos.reset_for_requeue(video, target_names, new_job_id())
+    videos.reset_for_requeue(video, target_names, new_job_id(), all_frames)
+    video.timings.clear()  # the last job's stage timings: `status JOB` shows this job's only
 
 
 def submit(
@@ -211,6 +217,7 @@ def submit(
     *,
     watch_id: int | None = None,
     force: bool = False,
+    all_frames: bool = False,
 ) -> list[Job]:
     """Record one queued video per source and ``publish`` its chain; return the jobs.
 
@@ -218,7 +225,9 @@ def submit(
     A path or URL the database already has (``identity.known_job``) is one video:
     while it is on its way, or done for these target versions, its job is returned
     as it is (``Job.existing``: its status); once finished without them, failed, or
-    with ``force``, it runs again as a new job on the same row.
+    with ``force``, it runs again as a new job on the same row (``force`` also reruns one
+    left mid-way by a worker that is gone, or that stalled: ``videos.is_stuck``).
+    ``all_frames``: its videos score every sampled frame in the first pass (no early verdict).
     Raises ``BrokerUnavailable`` when the broker is down; videos recorded by
     this call whose chain was not published are deleted (re-runs: failed) again.
     """
@@ -234,22 +243,27 @@ def submit(
         for item in sources:
             same = None if isinstance(item, VideoRef) else identity.known_job(s, item)
             if same is not None:
-                running = same.status not in VideoStatus.FINISHED
+                # On its way, unless ``force`` and its worker is gone (lease expired) or it stalled.
+                abandoned = force and videos.is_stuck(same, utcnow(), settings.stall_timeout)
+                running = same.status not in VideoStatus.FINISHED and not abandoned
                 if running or (not force and identity.covers(same, versions)):
                     answers.append(Job(same.job_id, same.id, same.source, existing=same.status))
                     continue
-                requeue(same, target_names)
+                requeue(same, target_names, all_frames)
                 s.flush()
                 rerun.add(same.id)
                 jobs.append(Job(same.job_id, same.id, same.source))
                 answers.append(jobs[-1])
                 continue
-            video = new_video(item, target_names, watch_id)
+            video = new_video(item, target_names, watch_id, all_frames)
             try:
                 with s.begin_nested():
                     s.add(video)
                     s.flush()
-            except IntegrityError:  # its platform id is taken: a known video
+            except IntegrityError:  # its platform id or its source is taken: a known video
+                same = None if isinstance(item, VideoRef) else identity.known_job(s, item)
+                if same is not None:  # submitted a moment ago by another run (the unique source_key)
+                    answers.append(Job(same.job_id, same.id, same.source, existing=same.status))
                 continue
             jobs.append(Job(video.job_id, video.id, video.source))
             answers.append(jobs[-1])

@@ -16,6 +16,10 @@ functions in ``workers.pipeline.stages``, one task per row of its table
   failed) like the stage's own, never left to end the chain silently. A
   video whose failure could not even be recorded (the database is down for
   longer than the retry window) is found by beat's reaper (``reap_stalled``);
+- a lease on the video while the stage runs (``workers.pipeline.leases``): a worker killed
+  mid-stage is noticed within ``lease_seconds`` and its video requeued by the reaper, which
+  also runs once in every worker that starts; a delivery that finds the video leased by
+  another live worker does nothing (the work is in progress);
 - a stage that raises ``Postponed`` runs again after its delay (not a failure, no limit);
 - what the stage says comes next (``stages.Next``): the chain goes on; it stops
   (the video was already finished: a redelivered message), instead of redoing
@@ -29,13 +33,14 @@ from __future__ import annotations
 import logging
 import os
 import random
+import threading
 from collections.abc import Callable
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 from billiard.process import current_process
 from celery import Task, chain
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 from celery.utils.log import get_task_logger
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -46,6 +51,7 @@ from sqlalchemy.exc import OperationalError as DatabaseError
 from workers.errors import Postponed, TrackerError, TransientError
 from workers.pipeline import alerting, reaper, stages, watches
 from workers.pipeline.celery_app import PERIODIC, app
+from workers.pipeline.leases import LeaseKeeper
 from workers.pipeline.submit import Publisher
 from workers.retrying import jittered_backoff, retries_spanning
 from workers.settings import get_settings
@@ -72,6 +78,8 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 _context: stages.StageContext | None = None
+_keeper: LeaseKeeper | None = None
+_keeper_lock = threading.Lock()
 
 
 def context() -> stages.StageContext:
@@ -79,14 +87,15 @@ def context() -> stages.StageContext:
     global _context
     if _context is None:
         _context = stages.StageContext.from_settings(get_settings())
+        _context.complete_later = complete_later  # follow-ups go through the broker
     return _context
 
 
 @worker_process_init.connect
 def _fresh_process(**_kwargs) -> None:
     """In each pool process, after the fork: own models, own connections, own GPU."""
-    global _context
-    _context = None
+    global _context, _keeper
+    _context = _keeper = None
     forget_engines(close=False)
     settings = get_settings()  # score_gpus, worker_queues: the plan of `tiktok-tracker worker`
     gpus = settings.score_gpus
@@ -98,6 +107,24 @@ def _fresh_process(**_kwargs) -> None:
         warm_database()
     if "score" in queues:
         warm_models()
+
+
+def lease_keeper() -> LeaseKeeper:
+    """This process's stage leases (``workers.pipeline.leases``)."""
+    global _keeper
+    with _keeper_lock:
+        if _keeper is None:
+            ctx = context()
+            _keeper = LeaseKeeper(ctx.db_url, ctx.settings.lease_seconds)
+        return _keeper
+
+
+@worker_ready.connect
+def _recover_on_start(sender=None, **_kwargs) -> None:
+    """A worker that starts requeues what gone workers left mid-way (``reaper.reap_at_start``),
+    from a thread of its main process: it never delays the worker."""
+    node = getattr(sender, "hostname", None)  # the Celery node name, as in its stage leases
+    threading.Thread(target=reaper.reap_at_start, args=(context(), requeue_chain, node), name="reaper-at-start", daemon=True).start()
 
 
 def warm_database() -> None:
@@ -139,8 +166,19 @@ class StageTask(Task):
         stage = row.name
         worker = f"{self.request.hostname or 'worker'}/{os.getpid()}"
         started = utcnow()
+        keeper = lease_keeper()
         try:
-            step = row.run(ctx, video_id)
+            other = keeper.take(video_id, worker)
+            if other is not None:  # a second delivery of work in progress (see ``leases``)
+                logger.info(
+                    "video %s, %s: %s runs it (lease until %s); this delivery does nothing", video_id, stage, other.worker, other.until
+                )
+                self.request.chain = None
+                return video_id
+            try:
+                step = row.run(ctx, video_id)
+            finally:
+                keeper.release(video_id)
             if step is not stages.Next.STOP:  # bookkeeping before the chain is touched: a retry re-sends the chain as it came
                 stages.record_timing(ctx, video_id, stage, worker, started, utcnow())
         except Postponed as exc:  # e.g. a repost waiting for its original: run again later (a Celery retry without limit)
@@ -196,6 +234,35 @@ def stage_task(row: stages.Stage) -> Task:
 STAGE_TASKS: dict[str, Task] = {row.name: stage_task(row) for row in stages.STAGES}
 
 
+@app.task(bind=True, name=stages.TIMELINE.name, acks_late=True, reject_on_worker_lost=True, throws=(TrackerError,))
+def timeline(self: Task, video_id: int) -> int:
+    """A positive video's remaining frames, scored after its alert (``stages.complete_timeline``).
+    Not a stage: it never fails the video (done already) and records no stage timing; a transient
+    error is retried as a stage's is, any other leaves the early timeline (logged)."""
+    ctx = context()
+    try:
+        stages.complete_timeline(ctx, video_id)
+    except TRANSIENT as exc:
+        settings = ctx.settings
+        limit = retries_spanning(settings.task_retry_window, settings.task_retry_backoff, settings.task_retry_backoff_max)
+        if self.request.retries >= limit:
+            raise
+        delay = round(
+            jittered_backoff(self.request.retries, settings.task_retry_backoff, settings.task_retry_backoff_max, random.random), 2
+        )
+        logger.warning("video %s, timeline: %s; retry %d/%d in %ss", video_id, _reason(exc), self.request.retries + 1, limit, delay)
+        raise self.retry(exc=exc, countdown=delay, max_retries=limit) from exc
+    except TrackerError as exc:
+        logger.warning("video %s: its timeline stays as the early verdict left it (%s)", video_id, exc)
+        raise
+    return video_id
+
+
+def complete_later(video_id: int) -> None:
+    """Queue ``timeline`` for the video behind every stage's task on the score queue."""
+    timeline.apply_async((video_id,), priority=stages.FOLLOW_UP_PRIORITY, argsrepr=job_label(video_id))
+
+
 def periodic_task(name: str) -> Callable:
     """Register a function as the periodic task ``name`` (its queue, schedule and events: ``celery_app.PERIODIC``)."""
     return app.task(name=name, ignore_result=True, send_events=PERIODIC[name].events)
@@ -222,7 +289,12 @@ def alert_followups() -> dict:
 @periodic_task("reap_stalled")
 def reap_stalled() -> dict:
     """Periodic (celery beat): requeue or fail videos that stopped moving; alert rows for positives without one."""
-    return reaper.reap_stalled(context(), requeue=lambda video_id, stage: video_chain(video_id, start=stage).apply_async())
+    return reaper.reap_stalled(context(), requeue=requeue_chain)
+
+
+def requeue_chain(video_id: int, stage: str) -> None:
+    """Publish a video's chain again from ``stage`` (the reaper, ``tiktok-tracker requeue``)."""
+    video_chain(video_id, start=stage).apply_async()
 
 
 def job_label(video_id: int, job_id: str | None = None, source: str | None = None) -> str:

@@ -67,12 +67,12 @@ def run_watch(
         watch = watch_rows.get(s, watch_id)
         if not watch_rows.claim_run(s, watch, now, force):
             return None
-        run, targets = WatchRun(watch.id, watch.source), list(watch.targets)
+        run, targets, all_frames = WatchRun(watch.id, watch.source), list(watch.targets), bool(watch.all_frames)
     try:
         resolve_targets(settings, targets)
         listing = list_videos(run.source, settings, seen=KnownVideos(url))
         run.listed, run.warnings = listing.listed, list(listing.warnings)
-        run.jobs = submit(settings, listing.videos, targets, publish, watch_id=watch_id)
+        run.jobs = submit(settings, listing.videos, targets, publish, watch_id=watch_id, all_frames=all_frames)
     except BrokerUnavailable as exc:
         run.jobs, run.error = exc.queued, str(exc)
     except TrackerError as exc:

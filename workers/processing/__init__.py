@@ -2,6 +2,7 @@
 
     identify / hash (``identity``) -> sample frames, PDQ hashes, repost link
     -> score -> verdict, evidence -> record          (``steps``)
+    a positive early verdict's remaining frames later    (``timeline``)
 
 The pipeline's Celery tasks (``workers.pipeline.stages``) call one step per
 stage and pass media-store keys between them; ``workers.scan`` and
@@ -27,6 +28,7 @@ from workers.processing.steps import (
     sample_file,
     score,
 )
+from workers.processing.timeline import complete_scores, incomplete_positives
 
 __all__ = [
     "REUSE",
@@ -36,8 +38,10 @@ __all__ = [
     "ScoringOptions",
     "decide",
     "frames_from",
+    "complete_scores",
     "identify_download",
     "identify_file",
+    "incomplete_positives",
     "keep_evidence",
     "link_by_content",
     "record",

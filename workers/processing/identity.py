@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from workers.reposts.linking import RepostLink
 from workers.reposts.matching import VideoMatch
 from workers.storage import results
 from workers.storage.models import Video, VideoStatus
-from workers.video_ref import VideoRef
+from workers.video_ref import VideoRef, canonical_source
 
 SAME_CONTENT = VideoMatch(1.0, 1.0)
 
@@ -56,13 +57,21 @@ def identify_file(session: Session, source: str, digest: str, video_id: int | No
     """The video a scan is about: ``video_id`` (a rescan of a known video), else the one known
     as ``source``, else a new row linked by content to an earlier copy. Returns it and whether
     its stored verdicts still describe this content (False: new, or the file at this source changed)."""
+    source = canonical_source(source)
     video = session.get(Video, video_id) if video_id is not None else results.video_by_source(session, source)
     if video is not None and video.content_hash == digest:
         return video, True
     if video is None:
-        video = Video(source=source, content_hash=digest, status=VideoStatus.QUEUED)
-        session.add(video)
-        session.flush()
+        try:
+            with session.begin_nested():
+                video = Video(source=source, content_hash=digest, status=VideoStatus.QUEUED)
+                session.add(video)
+                session.flush()
+        except IntegrityError:  # the same source, added a moment ago by another scan or enqueue
+            video = results.video_by_source(session, source)
+            if video is None:
+                raise
+            return identify_file(session, source, digest, video.id)
     else:  # other bytes under the same name: its verdicts and links were about the old ones
         video.content_hash, video.duplicate_of, video.duplicate_match = digest, None, None
     link_by_content(session, video)
@@ -71,8 +80,8 @@ def identify_file(session: Session, source: str, digest: str, video_id: int | No
 
 def known_job(session: Session, source: str) -> Video | None:
     """The video already submitted (or scanned) as ``source``, if any: what a repeated
-    ``enqueue`` answers with instead of a new row."""
-    return results.video_by_source(session, source)
+    ``enqueue`` answers with instead of a new row (its local path resolved: ``canonical_source``)."""
+    return results.video_by_source(session, canonical_source(source)) or results.video_by_source(session, source)  # or a row from before
 
 
 def covers(video: Video, target_versions: Mapping[str, str]) -> bool:

@@ -175,6 +175,20 @@ class RescanReport:
     failed: list[int] = field(default_factory=list)
 
 
+def queue_rescan(settings: Settings, name: str, since: datetime | None = None, all_frames: bool = False) -> RescanReport:
+    """``rescan`` through the pipeline's queues (the web app, with a broker configured): each video
+    with a verdict for the target runs again as a new job, scored by the workers with the version
+    they load, instead of inside the web process. ``rescanned``: the videos queued."""
+    from workers.pipeline.submit import submit
+    from workers.pipeline.tasks import publisher
+
+    version = str(published.catalog_for(settings).meta(name).get("version", ""))
+    with session_scope(settings.resolved_database_url) as s:
+        sources = {d.video_id: d.video.source for d in results.detections(s, name, since=since)}
+    jobs = submit(settings, list(dict.fromkeys(sources.values())), [name], publisher(), force=True, all_frames=all_frames)
+    return RescanReport(name, version, rescanned=sorted(j.video_id for j in jobs if not j.existing))
+
+
 def rescan(settings: Settings, name: str, since: datetime | None = None, all_frames: bool = False) -> RescanReport:
     """Rescore, with the target's current version, every video that has a verdict for it
     (found at or after ``since``) and whose file is still available (``all_frames``: as ``scan --all-frames``)."""

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 from workers.detect.registry import kinds
 from workers.errors import TrackerError
 from workers.review.training import retrainable
+from workers.review.verdicts import ShownVerdict, shown
 from workers.settings import Settings
 from workers.storage import results, reviews
 from workers.storage.db import session_scope
@@ -32,24 +33,40 @@ REVIEW_STATES = (reviews.UNREVIEWED, *ReviewVerdict.DETECTION)
 @dataclass
 class InboxFilter:
     target: str | None = None
-    verdict: str | None = None  # positive | negative
+    verdict: str | None = None  # positive | negative (None: both; the web inbox asks for positives unless its filter says "any")
     review: str | None = None  # unreviewed | confirmed | rejected
     watch: int | None = None  # a watch id
     source: str | None = None  # text in the video's URL or path
     since: datetime | None = None
     limit: int = 100
+    history: bool = False  # superseded verdicts too (a newer verdict of the same video and target replaced them)
 
 
 @dataclass
 class InboxItem:
     detection: Detection
     video: Video
-    review: str  # review state
+    review: str  # review state (the review that holds for the video and target, across reruns)
+    superseded: bool = False
+    held: Review | None = None  # that review
+
+    @property
+    def shown(self) -> ShownVerdict:
+        return shown(self.detection, self.held, self.superseded)
 
 
 def inbox(session: Session, flt: InboxFilter) -> list[InboxItem]:
-    """Detections newest first (positive first only through the filter), with their videos and review state."""
-    query = select(Detection).join(Video).options(selectinload(Detection.video)).order_by(Detection.created_at.desc(), Detection.id.desc())
+    """Current verdicts (``flt.history``: superseded ones too, flagged) newest first (positive
+    first only through the filter), with their videos and review state."""
+    superseded = results.superseded_clause()
+    query = (
+        select(Detection, superseded.label("superseded"))
+        .join(Video)
+        .options(selectinload(Detection.video))
+        .order_by(Detection.created_at.desc(), Detection.id.desc())
+    )
+    if not flt.history:
+        query = query.where(~superseded)
     if flt.target:
         query = query.where(Detection.target_name == flt.target)
     if flt.verdict:
@@ -61,9 +78,9 @@ def inbox(session: Session, flt: InboxFilter) -> list[InboxItem]:
     if flt.watch is not None:
         query = query.where(Video.watch_id == flt.watch)
     # The review state is filtered here, not in SQL: read further back for it.
-    rows = list(session.scalars(query.limit(flt.limit * (50 if flt.review is not None else 1))))
-    held = reviews.states(session, [d.id for d in rows])
-    items = [InboxItem(d, d.video, held[d.id]) for d in rows]
+    rows = list(session.execute(query.limit(flt.limit * (50 if flt.review is not None else 1))))
+    held = reviews.holding(session, [d.id for d, _ in rows])
+    items = [InboxItem(d, d.video, held[d.id].verdict if held[d.id] else reviews.UNREVIEWED, bool(old), held[d.id]) for d, old in rows]
     if flt.review:
         items = [i for i in items if i.review == flt.review]
     return items[: flt.limit]
@@ -89,6 +106,12 @@ class DetectionView:
     reviews: list[Review]
     rule: str  # the verdict rule, in words
     why: str  # why it fired (or did not)
+    superseded: bool = False  # a newer verdict of the same target replaced it (shown below the current one)
+    held: Review | None = None  # the detection review that holds (``review`` is its verdict)
+
+    @property
+    def shown(self) -> ShownVerdict:
+        return shown(self.detection, self.held, self.superseded)
 
     @property
     def corrected_by_marks(self) -> bool:
@@ -126,8 +149,10 @@ def video_view(settings: Settings, session: Session, video_id: int) -> VideoView
     if video is None:
         return None
     held = reviews.latest(session, [d.id for d in video.detections])
+    old = {d.id for d, superseded in results.verdicts(session, video_id=video.id, history=True) if superseded}
     views = []
-    for d in sorted(video.detections, key=lambda d: (d.target_name, d.created_at)):
+    # Per target: the current verdict first, then the superseded ones, newest first.
+    for d in sorted(video.detections, key=lambda d: (d.target_name, d.id in old, -d.created_at.timestamp(), -d.id)):
         try:
             meta = target_meta(settings.models_dir, d.target_name)
         except TrackerError:
@@ -145,9 +170,9 @@ def video_view(settings: Settings, session: Session, video_id: int) -> VideoView
             )
             for f in d.frame_scores
         ]
-        history = list(session.scalars(select(Review).where(Review.detection_id == d.id).order_by(Review.id)))
+        history = reviews.about(session, d)  # every run's and version's reviews of this video and target
         state = held[(d.id, None)].verdict if (d.id, None) in held else reviews.UNREVIEWED
-        views.append(DetectionView(d, state, frames, history, rule_text(meta, d), why_text(d)))
+        views.append(DetectionView(d, state, frames, history, rule_text(meta, d), why_text(d), d.id in old, held.get((d.id, None))))
     timings = [(t.stage, (t.finished_at - t.started_at).total_seconds(), t.worker) for t in results.stage_timings(session, video.id)]
     repost = session.get(Video, video.duplicate_of) if video.duplicate_of else None
     return VideoView(video, views, timings, repost)
@@ -251,7 +276,8 @@ def queue_lengths(settings: Settings) -> tuple[dict[str, int | None], str | None
 
     try:
         client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=2, socket_timeout=2)
-        return {q: int(client.llen(q)) for q in QUEUES}, None
+        # Kombu keeps a priority's messages in a list of their own (``score\x06\x169``: the timeline follow-ups).
+        return {q: sum(int(client.llen(q + ("" if p == 0 else f"\x06\x16{p}"))) for p in (0, 3, 6, 9)) for q in QUEUES}, None
     except redis.RedisError as exc:
         return {q: None for q in QUEUES}, f"broker unreachable: {str(exc).splitlines()[0]}"
 

@@ -66,8 +66,15 @@ class WorkerPlan:
             env[env_name("score_gpus")] = ",".join(self.gpus)
         return env
 
-    def argv(self, loglevel: str, pid: int) -> list[str]:
-        """Arguments of ``app.worker_main``."""
+    @property
+    def default_name(self) -> str:
+        """The worker's node name, stable per host and queues (``score@%h``): a restarted worker
+        is the same worker to Flower and Celery's control commands, not one more dead one."""
+        return f"{'+'.join(self.queues)}@%h"
+
+    def argv(self, loglevel: str, name: str | None = None) -> list[str]:
+        """Arguments of ``app.worker_main`` (``name``: the node name, default ``default_name``;
+        two workers of the same queues on one host need their own, e.g. ``score2@%h``)."""
         return [
             "worker",
             "--queues",
@@ -75,7 +82,7 @@ class WorkerPlan:
             "--concurrency",
             str(self.concurrency),
             "--hostname",
-            f"{'+'.join(self.queues)}-{pid}@%h",
+            name or self.default_name,
             "--loglevel",
             loglevel.upper(),
             "--pool",

@@ -10,6 +10,7 @@ initial revision, then upgraded).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -70,6 +71,10 @@ def forget_engines(close: bool = False) -> None:
         for engine in _engines.values():
             engine.dispose(close=close)
         _engines.clear()
+
+
+# Alembic names each of its plugins at INFO as it loads them: in every worker process, at each start.
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def _alembic_config(connection: Connection | None = None):

@@ -32,7 +32,9 @@ from sqlalchemy import (
     false,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+
+from workers.video_ref import source_key
 
 
 def utcnow() -> datetime:
@@ -68,7 +70,10 @@ class Video(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[str | None] = mapped_column(String(36), unique=True)
-    source: Mapped[str] = mapped_column(Text)  # path or URL as submitted
+    source: Mapped[str] = mapped_column(Text)  # URL as submitted, or absolute path (``video_ref.canonical_source``)
+    # SHA-256 of ``source``, unique: one row per source, even for two submissions at the same
+    # instant (set with it: ``set_source``); NULL on older duplicate rows (migration 0011).
+    source_key: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
     content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     platform: Mapped[str | None] = mapped_column(String(32))
     platform_id: Mapped[str | None] = mapped_column(String(128))
@@ -89,6 +94,10 @@ class Video(Base):
     frames_linked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     repost_wait_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     requeues: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The stage lease (``videos.take_lease``): the worker running a stage on it, and until when it
+    # holds the video unless it renews; both NULL between stages. Expired: the reaper requeues it.
+    lease_worker: Mapped[str | None] = mapped_column(Text)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16), default=VideoStatus.QUEUED, index=True)
     error: Mapped[str | None] = mapped_column(Text)
     fps: Mapped[float | None] = mapped_column(Float)
@@ -101,6 +110,8 @@ class Video(Base):
     promised_frames: Mapped[int | None] = mapped_column(Integer)
     decoded_frames: Mapped[int | None] = mapped_column(Integer)
     partial: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Every sampled frame scored in the first pass (``enqueue --all-frames``): no early verdict, no reuse.
+    all_frames: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The earlier video with the same content (a repost): its verdicts are reused when it was scored.
     # No ON DELETE action: SQLite can only add this key inline, where its options are not reflected.
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("videos.id"), index=True)
@@ -114,6 +125,12 @@ class Video(Base):
 
     # One row per platform video: what keeps a watch from enqueueing a known video again.
     __table_args__ = (Index("ix_videos_platform_id", "platform", "platform_id", unique=True),)
+
+    @validates("source")
+    def _set_source_key(self, _name: str, source: str) -> str:
+        """Every row written with a source gets its unique key (one row per source)."""
+        self.source_key = source_key(source) if source else None
+        return source
 
 
 class Detection(Base):
@@ -143,7 +160,17 @@ class Detection(Base):
         back_populates="detection", cascade="all, delete-orphan", order_by="FrameScore.frame_index"
     )
 
-    __table_args__ = (UniqueConstraint("video_id", "target_name", "target_version", name="uq_detection"),)
+    @property
+    def timeline_complete(self) -> bool:
+        """Every sampled frame has a score: its positive frames and timestamps are every appearance
+        (an early verdict scored a prefix; ``complete_positive_timelines`` scores the rest later)."""
+        return self.scored_frames >= self.frames
+
+    __table_args__ = (
+        UniqueConstraint("video_id", "target_name", "target_version", name="uq_detection"),
+        # Each (video, target)'s newest row is its current verdict (``results.verdicts``).
+        Index("ix_detections_video_target", "video_id", "target_name", "created_at"),
+    )
 
 
 class FrameScore(Base):
@@ -229,6 +256,7 @@ class Watch(Base):
     last_enqueued: Mapped[int | None] = mapped_column(Integer)  # new videos queued by the last run
     last_warnings: Mapped[list] = mapped_column(JSON, default=list)
     last_error: Mapped[str | None] = mapped_column(Text)
+    all_frames: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # its videos: every frame scored
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

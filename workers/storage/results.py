@@ -4,19 +4,22 @@ version): re-running a stage replaces its rows, never duplicates them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import case, delete, func, select, text, update
+from sqlalchemy import and_, case, exists, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from workers.detect.scoring import TargetOutcome
+from workers.errors import TrackerError
 from workers.storage.db import session_scope
 from workers.storage.models import Base, Detection, FrameScore, StageTiming, Video, VideoStatus, utcnow
 from workers.video.sampling import Decoding, VideoInfo
 from workers.video_ref import VideoRef
 
+_JOB_PREFIX = re.compile(r"[0-9a-fA-F-]+")  # job ids are uuids
 _PG_CONTENT_LOCK = 0x7474_6368  # "ttch": namespace of the per-content advisory locks
 
 
@@ -111,16 +114,9 @@ def reuse_verdicts(session: Session, original: Video, video: Video, targets: Map
     if not chosen or any(d is None for d in chosen):
         return False
     for det in chosen:
-        session.execute(
-            delete(Detection).where(
-                Detection.video_id == video.id,
-                Detection.target_name == det.target_name,
-                Detection.target_version == det.target_version,
-            )
-        )
         scores = [_copy(f, detection_id=None) for f in det.frame_scores]
-        copy = _copy(det, video_id=video.id, created_at=utcnow(), frame_scores=scores)
-        session.add(copy)
+        values = {c.key: getattr(det, c.key) for c in Detection.__table__.columns if not c.primary_key}
+        _store_detection(session, {**values, "video_id": video.id, "created_at": utcnow()}, scores)
     for column in ("fps", "width", "height", "duration", "sampled_frames"):
         setattr(video, column, getattr(original, column))
     set_status(video, VideoStatus.DONE)
@@ -146,18 +142,11 @@ def save_outcome(
     frame_keys: Mapping[int, str] | None = None,
 ) -> Detection:
     """Store one target's verdict and frame scores (``frame_keys``: frame index -> evidence JPEG),
-    replacing a previous run's (``partial``
-    when the video's frames were only part of it)."""
+    replacing a previous run's of the same target version in place (its reviews stay; ``partial``
+    when the video's frames were only part of it). Another version's row stays, superseded."""
     frame_keys = frame_keys or {}
     t, v = outcome.target, outcome.verdict
-    session.execute(
-        delete(Detection).where(
-            Detection.video_id == video.id,
-            Detection.target_name == t.name,
-            Detection.target_version == t.version,
-        )
-    )
-    det = Detection(
+    values = dict(
         video_id=video.id,
         target_name=t.name,
         target_version=t.version,
@@ -173,19 +162,43 @@ def save_outcome(
         best_score=v.best.score if v.best else None,
         evidence_key=evidence_key,
         partial=is_partial(video),
-        frame_scores=[
-            FrameScore(
-                frame_index=s.index,
-                timestamp=s.timestamp,
-                score=s.score,
-                box=list(s.box) if s.box else None,
-                reused_from=s.reused_from,
-                evidence_key=frame_keys.get(s.index),
-            )
-            for s in outcome.scores
-        ],
+        created_at=utcnow(),
     )
-    session.add(det)
+    scores = [
+        FrameScore(
+            frame_index=s.index,
+            timestamp=s.timestamp,
+            score=s.score,
+            box=list(s.box) if s.box else None,
+            reused_from=s.reused_from,
+            evidence_key=frame_keys.get(s.index),
+        )
+        for s in outcome.scores
+    ]
+    return _store_detection(session, values, scores)
+
+
+def _store_detection(session: Session, values: dict, scores: list[FrameScore]) -> Detection:
+    """Write a (video, target, version)'s verdict into its row, updated in place when a run
+    already made one (a forced rerun, a redelivery): the row keeps its id, so the reviews
+    about it (``reviews.detection_id``) survive; its frame scores are replaced."""
+    key = (values["video_id"], values["target_name"], values["target_version"])
+    det = find_detection(session, *key)
+    if det is None:
+        try:
+            with session.begin_nested():
+                det = Detection(**values, frame_scores=scores)
+                session.add(det)
+                session.flush()
+            return det
+        except IntegrityError:  # a concurrent delivery inserted it first: update that row
+            det = find_detection(session, *key)
+            assert det is not None
+    for column, value in values.items():
+        setattr(det, column, value)
+    det.frame_scores = []
+    session.flush()  # the old frame scores go before the new ones come
+    det.frame_scores = scores
     session.flush()
     return det
 
@@ -242,13 +255,51 @@ def record_timing(session: Session, video_id: int, stage: str, worker: str, star
 # --- reading ---------------------------------------------------------------------
 
 
+MIN_JOB_PREFIX = 4  # shorter prefixes of a job id are not looked up (a digit string is a video id)
+
+
+class AmbiguousId(TrackerError):
+    """A job id prefix that more than one job starts with; ``candidates``: their job ids."""
+
+    def __init__(self, prefix: str, candidates: Sequence[str]) -> None:
+        shown = ", ".join(candidates[:10]) + (f" (and {len(candidates) - 10} more)" if len(candidates) > 10 else "")
+        super().__init__(f"{prefix!r} is the start of more than one job id: {shown}")
+        self.candidates = list(candidates)
+
+
 def find_video(session: Session, ident: str | int) -> Video | None:
-    """A video by job id, or by numeric video id."""
+    """A video by job id, a unique prefix of one (as git takes commits: ``AmbiguousId``
+    when several jobs start with it), or a numeric video id. The one lookup of every
+    command that takes a job id. A whole number is a video id first, then a job id prefix."""
     text = str(ident).strip()
+    if not text:
+        return None
     video = session.scalars(select(Video).where(Video.job_id == text)).first()
     if video is None and text.isdigit():
         video = session.get(Video, int(text))
+    if video is None and len(text) >= MIN_JOB_PREFIX and _JOB_PREFIX.fullmatch(text):
+        pattern = text.lower() + "%"
+        found = list(session.scalars(select(Video).where(Video.job_id.like(pattern)).order_by(Video.job_id).limit(51)))
+        if len(found) > 1:
+            raise AmbiguousId(text, [v.job_id or "" for v in found])
+        video = found[0] if found else None
     return video
+
+
+def short_job_ids(session: Session, job_ids: Iterable[str | None], least: int = 8) -> dict[str, str]:
+    """Each job id's shortest prefix of at least ``least`` characters that no other job starts
+    with (what tables show at 80 columns; ``find_video`` takes it back)."""
+    out: dict[str, str] = {}
+    for job_id in {j for j in job_ids if j}:
+        length = least
+        while length < len(job_id):
+            prefix = job_id[:length]
+            others = session.scalar(select(func.count()).where(Video.job_id.like(prefix + "%"), Video.job_id != job_id))
+            if not others:
+                break
+            length += 4
+        out[job_id] = job_id[:length]
+    return out
 
 
 def status_counts(session: Session) -> dict[str, int]:
@@ -257,7 +308,8 @@ def status_counts(session: Session) -> dict[str, int]:
 
 
 def recent_videos(session: Session, limit: int = 20) -> list[Video]:
-    return list(session.scalars(select(Video).order_by(Video.id.desc()).limit(limit)))
+    """The ``limit`` most recently updated videos (a rerun of an old video comes first)."""
+    return list(session.scalars(select(Video).order_by(Video.updated_at.desc(), Video.id.desc()).limit(limit)))
 
 
 def stage_timings(session: Session, video_id: int | None = None) -> list[StageTiming]:
@@ -277,3 +329,51 @@ def detections(session: Session, target: str | None = None, positive_only: bool 
     if since is not None:
         query = query.where(Detection.created_at >= since)
     return list(session.scalars(query))
+
+
+def superseded_clause():
+    """SQL true when a detection row is superseded: its (video, target) has a newer row (another
+    target version scored later; ties broken by id). The current verdict is the row without one.
+    A correlated NOT EXISTS on the index ``ix_detections_video_target``: cheap at 10^6 videos."""
+    newer = aliased(Detection)
+    return exists().where(
+        newer.video_id == Detection.video_id,
+        newer.target_name == Detection.target_name,
+        or_(newer.created_at > Detection.created_at, and_(newer.created_at == Detection.created_at, newer.id > Detection.id)),
+    )
+
+
+def verdicts(
+    session: Session,
+    target: str | None = None,
+    positive_only: bool = False,
+    since: datetime | None = None,
+    history: bool = False,
+    video_id: int | None = None,
+    limit: int | None = None,
+) -> list[tuple[Detection, bool]]:
+    """The one query of every listing of verdicts: ``(detection, superseded)`` pairs, newest
+    video first, with their videos loaded. By default only the current verdict of each
+    (video, target) (its newest row); ``history``: superseded rows too, flagged. The filters
+    (``positive_only``, ``since``: found at or after) apply to the rows listed, so a video whose
+    current verdict is negative is not listed as positive for an older version's positive."""
+    superseded = superseded_clause()
+    query = (
+        select(Detection, superseded.label("superseded"))
+        .join(Video, Detection.video_id == Video.id)
+        .options(selectinload(Detection.video))
+        .order_by(Video.id.desc(), Detection.target_name, Detection.created_at.desc(), Detection.id.desc())
+    )
+    if not history:
+        query = query.where(~superseded)
+    if target:
+        query = query.where(Detection.target_name == target)
+    if positive_only:
+        query = query.where(Detection.verdict == "positive")
+    if since is not None:
+        query = query.where(Detection.created_at >= since)
+    if video_id is not None:
+        query = query.where(Detection.video_id == video_id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [(d, bool(old)) for d, old in session.execute(query)]

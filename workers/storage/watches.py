@@ -16,8 +16,8 @@ class WatchNotFound(TrackerError):
     """No watch has that id."""
 
 
-def add(session: Session, source: str, targets: Sequence[str], every_seconds: float, now: datetime) -> Watch:
-    """A new watch, due at once."""
+def add(session: Session, source: str, targets: Sequence[str], every_seconds: float, now: datetime, all_frames: bool = False) -> Watch:
+    """A new watch, due at once (``all_frames``: its videos score every sampled frame)."""
     watch = Watch(
         source=source,
         targets=list(targets),
@@ -26,6 +26,7 @@ def add(session: Session, source: str, targets: Sequence[str], every_seconds: fl
         next_run_at=now,
         last_warnings=[],
         created_at=now,
+        all_frames=all_frames,
     )
     session.add(watch)
     session.flush()

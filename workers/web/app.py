@@ -119,11 +119,13 @@ class ReviewApp:
         try:
             flt = service.InboxFilter(
                 target=q.get("target") or None,
-                verdict=q.get("verdict") if q.get("verdict") in ("positive", "negative") else None,
+                # Positives unless the filter says otherwise ("any": negatives too).
+                verdict=(q.get("verdict") if q.get("verdict") in ("positive", "negative") else None) if "verdict" in q else "positive",
                 review=q.get("review") if q.get("review") in service.REVIEW_STATES else None,
                 watch=int(q["watch"]) if q.get("watch", "").isdigit() else None,
                 source=q.get("source") or None,
                 since=parse_since(q["since"]) if q.get("since") else None,
+                history=q.get("history") == "1",  # superseded verdicts too, marked
             )
             error = None
         except TrackerError as exc:
@@ -214,11 +216,12 @@ class ReviewApp:
     async def rescan(self, request: Request, form, _user) -> Response:
         from starlette.concurrency import run_in_threadpool
 
-        from workers.review.corrections import rescan
+        from workers.review.corrections import queue_rescan, rescan
 
         name = request.path_params["name"]
         since = parse_since(form["since"]) if form.get("since") else None
-        await run_in_threadpool(rescan, self.settings, name, since, bool(form.get("all_frames")))
+        run = queue_rescan if self.settings.broker_url else rescan  # with a broker: the workers rescore, not this process
+        await run_in_threadpool(run, self.settings, name, since, bool(form.get("all_frames")))
         return self.back(form, "/targets")
 
     async def retrain(self, request: Request, form, _user) -> Response:

@@ -22,7 +22,7 @@ def _embed(alert: Alert, image_name: str | None) -> dict:
         "url": sanitize(alert.video_url, 2000),
         "description": sanitize(alert.caption, 1000),
         "fields": [
-            {"name": "Confidence", "value": alert.confidence_text(), "inline": True},
+            {"name": alert.score_label(), "value": alert.confidence_text(), "inline": True},
             {"name": "Seen", "value": (alert.when() or "-")[:1024], "inline": True},
         ],
     }

@@ -17,8 +17,9 @@ class LogChannel(Channel):
     def send(self, message: AlertMessage, timeout: float) -> None:
         for alert in alerts_of(message):
             log.warning(
-                "ALERT target=%s confidence=%s %s url=%s author=%s caption=%s",
+                "ALERT target=%s %s=%s %s url=%s author=%s caption=%s",
                 alert.shown_target,
+                "match" if alert.match_tolerance is not None else "confidence",
                 alert.confidence_text(),
                 alert.when() or "-",
                 sanitize(alert.video_url, 500),

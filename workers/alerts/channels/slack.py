@@ -25,7 +25,7 @@ def _link(alert: Alert) -> str:
 
 def slack_payload(message: AlertMessage) -> dict:
     if isinstance(message, Alert):
-        lines = [f"*{_link(message)}*", f"Confidence {message.confidence_text()} {message.when()}".strip()]
+        lines = [f"*{_link(message)}*", f"{message.score_label()} {message.confidence_text()} {message.when()}".strip()]
         if message.caption:
             lines.append(f"> {slack_escape(sanitize(message.caption, 500))}")
         blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}]
