@@ -24,6 +24,7 @@ import pytest
 
 from tests.conftest import made_once, need, run_cache_env
 from tests.videos import write_image, write_video
+from workers.video_ref import canonical_source
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "workers.cli.main"]
@@ -336,7 +337,7 @@ def assert_scan_matches_pipeline(cluster: "Cluster", settings, target: str, jobs
     for path, job in jobs.items():
         (row,) = scanned[path]
         with session_scope(settings.resolved_database_url) as s:
-            local = facts(s.scalars(select(Detection).join(Video).where(Video.source == str(path))).one())
+            local = facts(s.scalars(select(Detection).join(Video).where(Video.source == canonical_source(str(path)))).one())
         deadline = time.monotonic() + 120  # a positive's timeline is completed after its verdict (a follow-up)
         while True:
             with cluster.session() as s:

@@ -13,7 +13,7 @@ import redis
 from sqlalchemy.exc import IntegrityError
 from starlette.testclient import TestClient
 
-from tests.pipeline_support import redis_url  # noqa: F401  (fixture)
+from tests.pipeline_support import private_redis  # noqa: F401  (fixture)
 from tests.web_support import CSRF, seed_results, web_settings
 from workers.processing import identity
 from workers.storage import results, videos
@@ -89,7 +89,9 @@ def test_a_repost_waiting_for_its_original_shows_progress(db_url):
             assert (utcnow() - s.get(Video, video_id).updated_at.replace(tzinfo=utcnow().tzinfo)).total_seconds() < 60
 
 
-def test_a_rescan_from_the_web_app_goes_through_the_queues_when_a_broker_is_set(tt_env, monkeypatch, redis_url):  # noqa: F811
+def test_a_rescan_from_the_web_app_goes_through_the_queues_when_a_broker_is_set(tt_env, monkeypatch, private_redis):  # noqa: F811
+    # A Redis of its own: no other test's worker may take the message it looks for.
+    redis_url = private_redis.url
     settings = web_settings(monkeypatch, None)
     seeded = seed_results(settings)
     target = settings.models_dir / "logo"

@@ -27,6 +27,7 @@ from tests.pipeline_support import (
 )
 from tests.videos import write_video
 from workers.storage.models import AlertRow, Video
+from workers.video_ref import canonical_source
 
 pytestmark = pytest.mark.services
 
@@ -54,7 +55,7 @@ def clip(path, **kwargs):
 
 
 def video_named(session, path) -> Video:
-    return session.scalars(select(Video).where(Video.source == str(path))).one()
+    return session.scalars(select(Video).where(Video.source == canonical_source(str(path)))).one()
 
 
 def alert_rows(session, *videos) -> list[str]:
@@ -114,7 +115,7 @@ def test_enqueueing_a_source_again_is_one_video_and_one_alert(stack):
     assert forced != [job]
     cluster.wait(forced)
     with cluster.session() as s:
-        (video,) = s.scalars(select(Video).where(Video.source == str(path))).all()
+        (video,) = s.scalars(select(Video).where(Video.source == canonical_source(str(path)))).all()
         assert video.job_id == forced[0] and video.status == "done"
         assert alert_rows(s, video) == ["sent"]
 

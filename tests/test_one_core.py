@@ -32,6 +32,7 @@ from tests.pipeline_support import (
 )
 from workers.storage.db import session_scope
 from workers.storage.models import Video
+from workers.video_ref import canonical_source
 
 pytestmark = pytest.mark.services
 
@@ -82,7 +83,7 @@ def per_frame(database_url: str, sources) -> dict:
     out = {}
     with session_scope(database_url) as s:
         for source in sources:
-            video = s.scalars(select(Video).where(Video.source == str(source))).one()
+            video = s.scalars(select(Video).where(Video.source == canonical_source(str(source)))).one()
             assert video.status == "done", (source, video.status, video.error)
             for d in video.detections:
                 out[(str(source), d.target_name)] = (

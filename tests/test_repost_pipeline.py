@@ -24,6 +24,7 @@ from tests.pipeline_support import (
     redis_url,  # noqa: F401  (fixture)
 )
 from workers.storage.models import AlertRow, Video
+from workers.video_ref import canonical_source
 
 pytestmark = pytest.mark.services
 
@@ -62,7 +63,7 @@ def test_each_cluster_is_scored_once_and_its_reposts_take_its_verdicts(run):
     cluster, clusters = run
     with cluster.session() as s:
         for paths in clusters.values():
-            videos = [s.scalars(select(Video).where(Video.source == str(p))).one() for p in paths]
+            videos = [s.scalars(select(Video).where(Video.source == canonical_source(str(p)))).one() for p in paths]
             assert {v.status for v in videos} == {"done"}, [(v.source, v.status, v.error) for v in videos]
             scored = [v for v in videos if "score" in {t.stage for t in v.timings}]
             assert len(scored) == 1, [(v.source, sorted(t.stage for t in v.timings)) for v in videos]
@@ -78,7 +79,7 @@ def test_each_positive_cluster_is_alerted_once(run):
     with cluster.session() as s:
         verdicts = {}
         for key, paths in clusters.items():
-            ids = [s.scalars(select(Video.id).where(Video.source == str(p))).one() for p in paths]
+            ids = [s.scalars(select(Video.id).where(Video.source == canonical_source(str(p)))).one() for p in paths]
             rows = list(s.scalars(select(AlertRow).where(AlertRow.video_id.in_(ids))))
             positive = s.get(Video, ids[0]).detections[0].verdict == "positive"
             verdicts[key] = positive

@@ -68,7 +68,8 @@ def run(setup, tmp_path_factory, module_postgres_url, redis_url):  # noqa: F811
     root = tmp_path_factory.mktemp("score-batches")
     videos = [*make_videos(root / "videos", 6, seconds=9, fps=4), *seeds]
     spoiled = write_video(root / "spoiled.mp4", seconds=9, fps=4, color=(30, 210, 30), seed=77)  # no repost of the others
-    cluster = Cluster(root, module_postgres_url, redis_url, models, **SHARING, **weights)
+    # Early verdicts stay early (no follow-up passes): the log then has one pass report per video.
+    cluster = Cluster(root, module_postgres_url, redis_url, models, complete_positive_timelines="false", **SHARING, **weights)
     try:
         cluster.start_worker("io+cpu", "io,cpu", concurrency=2)
         job_ids = cluster.enqueue(*map(str, videos), str(spoiled), "--target", target)
@@ -107,7 +108,7 @@ def test_scores_and_verdicts_equal_scoring_each_video_alone(run):
     cluster, jobs, _final, videos, models, target, weights, root, _spoiled = run
     settings = Settings(
         data_dir=root / "scan-data", models_dir=models, database_url=f"sqlite:///{root / 'scan.db'}",
-        batch_size=SHARING["batch_size"], **weights,
+        batch_size=SHARING["batch_size"], complete_positive_timelines=False, **weights,
     )
     scanned = assert_scan_matches_pipeline(cluster, settings, target, {path: jobs[str(path)] for path in videos})
     if target == "trump":

@@ -184,7 +184,7 @@ def queue_rescan(settings: Settings, name: str, since: datetime | None = None, a
 
     version = str(published.catalog_for(settings).meta(name).get("version", ""))
     with session_scope(settings.resolved_database_url) as s:
-        sources = {d.video_id: d.video.source for d in results.detections(s, name, since=since)}
+        sources = {d.video_id: d.video.source for d, _ in results.verdicts(s, name, since=since)}
     jobs = submit(settings, list(dict.fromkeys(sources.values())), [name], publisher(), force=True, all_frames=all_frames)
     return RescanReport(name, version, rescanned=sorted(j.video_id for j in jobs if not j.existing))
 
@@ -198,7 +198,7 @@ def rescan(settings: Settings, name: str, since: datetime | None = None, all_fra
     report = RescanReport(name, scanner.targets[0].version)
     store = store_from_settings(settings)
     with session_scope(settings.resolved_database_url) as s:
-        videos = {d.video_id: d.video for d in results.detections(s, name, since=since)}
+        videos = {d.video_id: d.video for d, _ in results.verdicts(s, name, since=since)}
         s.expunge_all()
     for video_id, video in sorted(videos.items()):
         with video_file(store, video) as path:

@@ -97,7 +97,7 @@ def original_of(session: Session, video: Video, same: Video | None = None) -> Vi
     ).first()
 
 
-def _copy(row: Base, **changes):
+def copy_row(row: Base, **changes):
     """A new row of the same model with the same column values (not its primary key), plus ``changes``."""
     table = type(row).__table__
     values = {c.key: getattr(row, c.key) for c in table.columns if not c.primary_key}
@@ -114,7 +114,7 @@ def reuse_verdicts(session: Session, original: Video, video: Video, targets: Map
     if not chosen or any(d is None for d in chosen):
         return False
     for det in chosen:
-        scores = [_copy(f, detection_id=None) for f in det.frame_scores]
+        scores = [copy_row(f, detection_id=None) for f in det.frame_scores]
         values = {c.key: getattr(det, c.key) for c in Detection.__table__.columns if not c.primary_key}
         _store_detection(session, {**values, "video_id": video.id, "created_at": utcnow()}, scores)
     for column in ("fps", "width", "height", "duration", "sampled_frames"):
@@ -164,7 +164,13 @@ def save_outcome(
         partial=is_partial(video),
         created_at=utcnow(),
     )
-    scores = [
+    return _store_detection(session, values, frame_score_rows(outcome, frame_keys))
+
+
+def frame_score_rows(outcome: TargetOutcome, frame_keys: Mapping[int, str] | None = None) -> list[FrameScore]:
+    """The rows of an outcome's frame scores (``frame_keys``: frame index -> evidence JPEG)."""
+    frame_keys = frame_keys or {}
+    return [
         FrameScore(
             frame_index=s.index,
             timestamp=s.timestamp,
@@ -175,7 +181,6 @@ def save_outcome(
         )
         for s in outcome.scores
     ]
-    return _store_detection(session, values, scores)
 
 
 def _store_detection(session: Session, values: dict, scores: list[FrameScore]) -> Detection:
@@ -316,18 +321,6 @@ def stage_timings(session: Session, video_id: int | None = None) -> list[StageTi
     query = select(StageTiming).order_by(StageTiming.started_at)
     if video_id is not None:
         query = query.where(StageTiming.video_id == video_id)
-    return list(session.scalars(query))
-
-
-def detections(session: Session, target: str | None = None, positive_only: bool = False, since: datetime | None = None) -> list[Detection]:
-    """Verdicts, newest video first, with their videos loaded (``since``: found at or after)."""
-    query = select(Detection).join(Video).options(selectinload(Detection.video)).order_by(Video.id.desc(), Detection.target_name)
-    if target:
-        query = query.where(Detection.target_name == target)
-    if positive_only:
-        query = query.where(Detection.verdict == "positive")
-    if since is not None:
-        query = query.where(Detection.created_at >= since)
     return list(session.scalars(query))
 
 

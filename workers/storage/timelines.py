@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workers.detect.scoring import TargetOutcome
-from workers.storage.models import Detection, FrameScore
+from workers.storage.models import Detection, Video
+from workers.storage.results import copy_row, frame_score_rows
 
 
 def incomplete_detection(session: Session, video_id: int, target_name: str, target_version: str, scored: int) -> Detection | None:
@@ -47,16 +48,35 @@ def complete_detection(
     det.best_timestamp = v.best.timestamp if v.best else None
     det.best_score = v.best.score if v.best else None
     det.evidence_key = evidence_key or det.evidence_key
-    det.frame_scores = [
-        FrameScore(
-            frame_index=s.index,
-            timestamp=s.timestamp,
-            score=s.score,
-            box=list(s.box) if s.box else None,
-            reused_from=s.reused_from,
-            evidence_key=frame_keys.get(s.index),
-        )
-        for s in outcome.scores
-    ]
+    det.frame_scores = frame_score_rows(outcome, frame_keys)
     session.flush()
+    complete_reposts(session, det)
     return before - set(frame_keys.values())
+
+
+# What a completed timeline changes in a detection, and so in the copies reposts took of it.
+_TIMELINE_COLUMNS = (
+    "verdict", "frames", "scored_frames", "reused_frames", "positive_frames",
+    "positive_timestamps", "best_timestamp", "best_score", "evidence_key",
+)  # fmt: skip
+
+
+def complete_reposts(session: Session, det: Detection) -> int:
+    """Reposts that took ``det``'s early verdict (``results.reuse_verdicts``, before the
+    follow-up ran) take its completed timeline too, in their own rows; returns how many."""
+    copies = session.scalars(
+        select(Detection)
+        .join(Video, Detection.video_id == Video.id)
+        .where(
+            Video.duplicate_of == det.video_id,
+            Detection.target_name == det.target_name,
+            Detection.target_version == det.target_version,
+            Detection.scored_frames < det.scored_frames,
+        )
+    ).all()
+    for copy in copies:
+        for column in _TIMELINE_COLUMNS:
+            setattr(copy, column, getattr(det, column))
+        copy.frame_scores = [copy_row(f, detection_id=None) for f in det.frame_scores]
+    session.flush()
+    return len(copies)

@@ -1,6 +1,8 @@
-"""A positive video's timeline is completed after its early verdict and alert (issue 29,
-point 4), with real Celery workers (``tiktok-tracker worker``), the local Redis and a
-Postgres database of the module's own; ``enqueue --all-frames`` scores every frame at once.
+"""What a reporter files, with real Celery workers (``tiktok-tracker worker``), the local
+Redis and a Postgres database of the module's own (issue 29): a positive video's timeline
+is completed after its early verdict and alert, ``enqueue --all-frames`` scores every frame
+at once, a person's review survives ``enqueue --force``, and a truncated file reads
+``partial`` in every output.
 
 Videos of 12 s are sampled to 12 frames; the ``red`` target needs 4 positive frames, so the
 early verdict decides a red video after 4 and its alert (the log channel, in the io
@@ -26,7 +28,7 @@ from tests.pipeline_support import (
     red_target,  # noqa: F401  (fixture)
     redis_url,  # noqa: F401  (fixture)
 )
-from tests.videos import write_video
+from tests.videos import truncated_copy, write_video
 from workers.storage.models import AlertRow, Detection, Video
 
 pytestmark = pytest.mark.services
@@ -66,6 +68,7 @@ def run(tmp_path_factory, red_target, module_postgres_url, redis_url):  # noqa: 
     red = write_video(root / "red.mp4", seconds=FRAMES, fps=4, color=RED, seed=1)
     blue = write_video(root / "blue.mp4", seconds=FRAMES, fps=4, color=BLUE, seed=2)
     every = write_video(root / "every.mp4", seconds=FRAMES, fps=4, color=RED, seed=3)
+    cut = truncated_copy(write_video(root / "whole.mp4", seconds=FRAMES, fps=4, color=RED, seed=4), root / "cut.mp4", keep=1 / 3)
     # Three different videos, whatever their frames' likeness: none takes another's verdicts.
     cluster = Cluster(root, module_postgres_url, redis_url, red_target, repost_matching="false", vgg16_precision="float32")
     try:
@@ -73,7 +76,8 @@ def run(tmp_path_factory, red_target, module_postgres_url, redis_url):  # noqa: 
         cluster.start_worker("score", "score")
         early_jobs = cluster.enqueue(str(red), str(blue), "--target", "red")
         all_frames_job = cluster.enqueue(str(every), "--target", "red", "--all-frames")
-        jobs = dict(zip(("red", "blue", "every"), [*early_jobs, *all_frames_job], strict=True))
+        cut_job = cluster.enqueue(str(cut), "--target", "red")
+        jobs = dict(zip(("red", "blue", "every", "cut"), [*early_jobs, *all_frames_job, *cut_job], strict=True))
         final = cluster.wait(list(jobs.values()), timeout=240)
         assert set(final.values()) == {"done"}, cluster.log_text()
         yield cluster, jobs
@@ -146,3 +150,27 @@ def test_enqueue_all_frames_scores_every_frame_in_the_first_pass(run):
     )
     with cluster.session() as s:
         assert s.scalars(select(Video.all_frames).where(Video.job_id == jobs["every"])).one() is True
+
+
+def test_a_review_survives_a_forced_rerun(run):
+    cluster, jobs = run
+    det = _wait_complete(cluster, jobs["red"])
+    reviewed = cluster.cli("review", str(det.id), "confirmed", "--by", "desk")
+    assert reviewed.returncode == 0, reviewed.stderr
+    (rerun,) = cluster.enqueue(str(cluster.root / "red.mp4"), "--target", "red", "--force")
+    assert cluster.wait([rerun], timeout=120)[rerun] == "done", cluster.log_text()
+    rows = [r for r in json.loads(cluster.cli("results", "--format", "json").stdout) if r["job_id"] == rerun]
+    assert [(r["detection_id"], r["review"], r["review_disagrees"]) for r in rows] == [(det.id, "confirmed", False)]
+    _wait_complete(cluster, rerun)  # its own follow-up, before the module's workers stop
+
+
+def test_a_truncated_file_reads_partial_in_every_output(run):
+    cluster, jobs = run
+    (row,) = [r for r in json.loads(cluster.cli("results", "--format", "json").stdout) if r["job_id"] == jobs["cut"]]
+    assert row["partial"] is True and row["verdict"].endswith("(partial)") and 0 < row["decoded_frames"] < row["promised_frames"]
+    note = f"partial: {row['decoded_frames']} of {row['promised_frames']} frames decoded"
+    assert row["partial_note"] == note
+    csv_text = cluster.cli("results", "--format", "csv").stdout
+    assert next(line for line in csv_text.splitlines() if jobs["cut"] in line).count("(partial)") == 1 and note in csv_text
+    status = cluster.cli("status", jobs["cut"]).stdout
+    assert "(partial)" in status and note in " ".join(status.split())
