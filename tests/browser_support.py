@@ -67,9 +67,11 @@ def browser() -> Iterator:
             chromium.close()
 
 
-def log_in(page, base: str, password: str) -> None:
+def log_in(page, base: str, password: str, name: str = "") -> None:
+    """Through the login form (``name`` empty: the ``TT_WEB_PASSWORD`` admin)."""
     page.goto(f"{base}/")
     assert "/login" in page.url
+    page.fill("input[name=name]", name)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/")

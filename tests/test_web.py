@@ -158,7 +158,8 @@ def test_reject_stores_a_review_cancels_alerts_and_shows_in_exports(web_env):
         [sys.executable, "-m", "workers.cli.main", "results", "--format", "csv"], capture_output=True, text=True, check=True
     ).stdout
     header, row = out.splitlines()[:2]
-    assert header.split(",")[-2:] == ["review", "review_disagrees"] and row.endswith(",rejected,False")
+    assert header.split(",")[-3:] == ["review", "review_disagrees", "reviewer"]
+    assert row.endswith(f",rejected,False,{settings.web_user}")
 
 
 def test_frame_marks_are_stored(web_env):

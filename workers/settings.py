@@ -516,6 +516,20 @@ class WebSettings(SettingsGroup):
         None, description="Key that signs the web app's session cookies (empty: a new random key per start)."
     )
     web_secure_cookies: bool = Field(False, description="Send the session cookie over HTTPS only (behind TLS).")
+    web_auth_role_header: str = Field(
+        "",
+        description="Header the authenticating proxy sets to the user's role (viewer, reviewer or admin); without it, web_default_role.",
+    )
+    web_default_role: Literal["viewer", "reviewer", "admin"] = Field(
+        "reviewer", description="Role of a user named by web_auth_header when the proxy sends no role."
+    )
+    web_failed_login_limit: str = Field(
+        "5/minute,20/hour",
+        description="Failed logins allowed per client address and per account name before the login answers 429 (empty: no limit).",
+    )
+    web_session_idle_seconds: int = Field(
+        8 * 3600, ge=0, description="A session unused this long is over (0: only logout or a password change ends it)."
+    )
     flower_url: str = Field("", description="Where Flower is, for the pipeline page's link (e.g. http://127.0.0.1:5555).")
 
 

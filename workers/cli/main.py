@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Column, Table
 
-from workers.cli import alerts, daemons, pipeline, review, targets, watches
+from workers.cli import alerts, daemons, pipeline, review, targets, users, watches
 from workers.cli.common import BackbonePreprocessing, BackboneWeights, cell, console, err_console, progress_bar, settings
 from workers.errors import TrackerError
 from workers.settings import env_name
@@ -23,6 +23,7 @@ app = typer.Typer(
 app.add_typer(targets.app, name="target")
 app.add_typer(watches.app, name="watch")
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(users.app, name="user")
 
 
 @app.command()

@@ -345,7 +345,7 @@ def results_table(rows: list[dict], wide: bool = False, short_ids: dict[str, str
         ]
         if wide:
             cells += [
-                cell(r["review"]),
+                cell(r["review"] + (f" by {r['reviewer']}" if r.get("reviewer") else "")),
                 cell(short_ids.get(r["job_id"], r["job_id"]) if r["job_id"] else ""),
                 cell(r["source"], None),
                 cell(r["author"], 80),

@@ -36,6 +36,7 @@ def watch_json(watch) -> dict:
         "last_warnings": list(watch.last_warnings or []),
         "last_error": watch.last_error,
         "created_at": _when(watch.created_at) or None,
+        "changed_by": watch.changed_by,  # the account that added, enabled or disabled it last (web app)
     }
 
 

@@ -119,9 +119,12 @@ def frame_embeddings(
     return out, problems
 
 
-def apply_frame_marks(settings: Settings, detection_id: int, frame_indices: Sequence[int], verdict: str) -> Correction:
+def apply_frame_marks(
+    settings: Settings, detection_id: int, frame_indices: Sequence[int], verdict: str, by: str | None = None
+) -> Correction:
     """Add the faces of a face detection's frames marked ``target`` to the target's gallery,
-    or those marked ``not_target`` to its negative gallery, and save the new version.
+    or those marked ``not_target`` to its negative gallery, and save the new version
+    (its history says ``by`` whom).
     Classifier targets are left as they are (their marks count when retrained with reviews)."""
     if verdict not in ReviewVerdict.FRAME:
         raise TrackerError(f"frame marks are {' or '.join(ReviewVerdict.FRAME)}, not {verdict!r}")
@@ -150,20 +153,22 @@ def apply_frame_marks(settings: Settings, detection_id: int, frame_indices: Sequ
     else:
         corrected = target.with_corrections(negatives=names)
         change = f"{len(names)} face(s) from video {video.id} added to the negative gallery"
-    published.save_target(corrected, settings, extra=history_after(before, change))  # and published for workers
+    published.save_target(corrected, settings, extra=history_after(before, change, by))  # and published for workers
     correction.version, correction.added = corrected.version, len(names)
     log.info("target %s: %s (version %s)", name, change, corrected.version)
     return correction
 
 
-def history_after(before: dict, change: str) -> dict:
-    """``target.json`` fields that carry a target's version history into its next version."""
+def history_after(before: dict, change: str, by: str | None = None) -> dict:
+    """``target.json`` fields that carry a target's version history into its next version
+    (``by``: the account that made the change, when known)."""
     previous = {
         "version": before.get("version"),
         "created": before.get("created"),
         "change": before.get("change", "created"),
+        "by": before.get("by"),
     }
-    return {"history": [*before.get("history", []), previous], "change": change}
+    return {"history": [*before.get("history", []), previous], "change": change, "by": by}
 
 
 @dataclass

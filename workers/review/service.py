@@ -218,7 +218,7 @@ def mark_frames(
             raise TrackerError(f"detection {detection_id} has no scored frame {unknown[0]}")
         if verdict not in ReviewVerdict.FRAME:
             raise TrackerError(f"frame marks are {' or '.join(ReviewVerdict.FRAME)}, not {verdict!r}")
-    correction = apply_frame_marks(settings, detection_id, indices, verdict)
+    correction = apply_frame_marks(settings, detection_id, indices, verdict, reviewer)
     with session_scope(settings.resolved_database_url) as s:
         detection = _detection(s, detection_id)
         for index in indices:
@@ -252,7 +252,12 @@ def targets_view(settings: Settings, session: Session) -> list[TargetView]:
             error = None
         except TrackerError as exc:
             meta, error = {}, str(exc)
-        current = {"version": meta.get("version"), "created": meta.get("created"), "change": meta.get("change", "created")}
+        current = {
+            "version": meta.get("version"),
+            "created": meta.get("created"),
+            "change": meta.get("change", "created"),
+            "by": meta.get("by"),
+        }
         views.append(TargetView(name, meta, [*meta.get("history", []), current], counts.get(name, {}), found.get(name, 0), error))
     return views
 

@@ -28,6 +28,7 @@ class ShownVerdict:
     match_distance: float | None  # face targets: the best frame's distance to the gallery
     match_tolerance: float | None  # face targets: the largest distance that matches
     review: str  # unreviewed | confirmed | rejected: the review that holds for the video and target
+    reviewer: str | None  # who made that review (an account name), when known
     disagrees: bool  # that review contradicts this verdict (made on an earlier run or version)
     disagreement: str | None
     superseded: bool  # a newer verdict of the same (video, target) replaced it (``results --history``)
@@ -58,6 +59,7 @@ def shown(detection: Detection, review: Review | None = None, superseded: bool =
         match_distance=None if not distance or best is None else round(match_distance(best), 4),
         match_tolerance=round(match_distance(detection.threshold), 4) if distance else None,
         review=state,
+        reviewer=review.reviewer if review is not None else None,
         disagrees=disagrees,
         disagreement=disagreement_text(state, detection.verdict) if disagrees else None,
         superseded=superseded,

@@ -54,8 +54,9 @@ RESULT_FIELDS = (
     "created_at",
     "review",
     "review_disagrees",
+    "reviewer",
 )
-TEXT_FIELDS = ("source", "url", "platform", "platform_id", "author", "caption", "target", "thumbnail", "evidence_key")
+TEXT_FIELDS = ("source", "url", "platform", "platform_id", "author", "caption", "target", "thumbnail", "evidence_key", "reviewer")
 # What the table shows of each row, computed once here (``workers.review.verdicts.ShownVerdict``).
 SHOWN_FIELDS = ("score_short", "disagreement")
 JSON_TEXT_LIMIT = {"caption": 5000}
@@ -107,6 +108,7 @@ def result_row(d, store, review=None, superseded: bool = False) -> dict:
         "duplicate_match": v.duplicate_match,
         "created_at": d.created_at.isoformat() if d.created_at else None,
         "review": seen.review,
+        "reviewer": seen.reviewer,  # the account that made the review that holds
         "review_disagrees": seen.disagrees,
         "score_short": seen.score_short,
         "disagreement": seen.disagreement,

@@ -12,6 +12,7 @@
   multi-index-hashing entries that find near hashes without scanning them all.
 - ``Review``: a person's say on a detection (confirmed / rejected) or on one
   of its frames (target / not_target); the latest row per (detection, frame) holds.
+- ``Account``: a review app login (name, role, password hash).
 """
 
 from __future__ import annotations
@@ -258,6 +259,7 @@ class Watch(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     all_frames: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # its videos: every frame scored
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    changed_by: Mapped[str | None] = mapped_column(String(128))  # the account that added, enabled or disabled it last
 
 
 class FrameHash(Base):
@@ -312,3 +314,19 @@ class Review(Base):
     # The target version a correction made from this review (face galleries), if any.
     target_version: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Account(Base):
+    """A person who may use the review app: a name, a role (``workers.accounts.ROLES``) and an
+    argon2 hash of the password. ``session_epoch`` grows at each password change: a session
+    made under an older epoch is over."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    password_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -16,8 +16,16 @@ class WatchNotFound(TrackerError):
     """No watch has that id."""
 
 
-def add(session: Session, source: str, targets: Sequence[str], every_seconds: float, now: datetime, all_frames: bool = False) -> Watch:
-    """A new watch, due at once (``all_frames``: its videos score every sampled frame)."""
+def add(
+    session: Session,
+    source: str,
+    targets: Sequence[str],
+    every_seconds: float,
+    now: datetime,
+    all_frames: bool = False,
+    by: str | None = None,
+) -> Watch:
+    """A new watch, due at once (``all_frames``: its videos score every sampled frame; ``by``: who added it)."""
     watch = Watch(
         source=source,
         targets=list(targets),
@@ -27,6 +35,7 @@ def add(session: Session, source: str, targets: Sequence[str], every_seconds: fl
         last_warnings=[],
         created_at=now,
         all_frames=all_frames,
+        changed_by=by,
     )
     session.add(watch)
     session.flush()
@@ -42,6 +51,14 @@ def get(session: Session, watch_id: int) -> Watch:
 
 def all_watches(session: Session) -> list[Watch]:
     return list(session.scalars(select(Watch).order_by(Watch.id)))
+
+
+def set_enabled(session: Session, watch_id: int, enabled: bool, by: str | None = None) -> Watch:
+    """Switch a watch on or off (a disabled one is never due), recording who did."""
+    watch = get(session, watch_id)
+    watch.enabled, watch.changed_by = enabled, by
+    session.flush()
+    return watch
 
 
 def remove(session: Session, watch_id: int) -> Watch:

@@ -3,11 +3,15 @@ call and a page. Every page needs a login when one is configured (HTML pages
 redirect to it, everything else answers 401); every POST needs the session's
 CSRF token (403 without); media are served only by keys found in the
 database (no request path ever reaches the filesystem); Jinja2 escapes every
-string it prints."""
+string it prints. Who may do what: ``workers.accounts`` (roles, the failed-login limiter,
+the idle rule) and ``auth`` (sessions, proxy header, CSRF)."""
 
 from __future__ import annotations
 
+import logging
 import secrets
+import time
+from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
 from urllib.parse import quote
@@ -22,6 +26,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from workers import accounts as roles
 from workers.durations import parse_since
 from workers.errors import TrackerError
 from workers.media import store_from_settings
@@ -29,6 +34,7 @@ from workers.media.store import MediaMissing, check_key
 from workers.review import service
 from workers.sanitize import sanitize
 from workers.settings import Settings
+from workers.storage import accounts
 from workers.storage.db import session_scope
 from workers.storage.models import Detection, FrameScore, ReviewVerdict
 from workers.targets.bundle import list_targets
@@ -36,6 +42,7 @@ from workers.web import auth
 from workers.web.timeline import timeline_svg
 
 HERE = Path(__file__).parent
+log = logging.getLogger("workers.web")  # logins (with the address) and who started what
 SESSION_COOKIE = "tt_session"
 SECURITY_HEADERS = {
     # Nothing but the app itself: no inline script runs even if some markup got through.
@@ -58,19 +65,72 @@ def _templates() -> Environment:
 class ReviewApp:
     """The routes over one settings object (tests make one per temporary database)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.db_url = settings.resolved_database_url
         self.store = store_from_settings(settings)
         self.env = _templates()
+        self.clock = clock
+        # In this process: `tiktok-tracker web` runs one uvicorn process (README, "Review in a browser").
+        self.limiter = roles.LoginLimiter(roles.parse_limits(settings.web_failed_login_limit), clock)
+
+    # --- who is asking ------------------------------------------------------------------
+
+    def has_accounts(self) -> bool:
+        with session_scope(self.db_url) as s:
+            return accounts.any_accounts(s)
+
+    def login_required(self) -> bool:
+        return auth.auth_required(self.settings) or self.has_accounts()
+
+    def current_user(self, request: Request) -> auth.User | None:
+        """The request's user (cached on it); None when not logged in, or when its session idled
+        out, or its account is gone or changed its password since."""
+        if "user" in request.scope.get("state", {}):
+            return request.state.user
+        user = self._resolve_user(request)
+        request.state.user = user
+        return user
+
+    def _resolve_user(self, request: Request) -> auth.User | None:
+        proxied = auth.proxy_user(request, self.settings)
+        if proxied is not None:
+            return proxied
+        if not self.login_required():
+            return auth.User("local", roles.ADMIN)
+        name = request.session.get("user")
+        if not name:
+            return None
+        now = self.clock()
+        if roles.idle_expired(request.session.get("seen"), now, self.settings.web_session_idle_seconds):
+            request.session.clear()
+            return None
+        epoch = request.session.get("epoch")
+        if epoch is None:  # the web_password admin
+            user = auth.User(name, roles.ADMIN) if auth.password_of(self.settings) and name == self.settings.web_user else None
+        else:
+            with session_scope(self.db_url) as s:
+                account = accounts.get(s, name)
+                ok = account is not None and account.session_epoch == epoch
+                user = auth.User(name, account.role, account=True) if ok and account else None
+        if user is None:
+            request.session.clear()
+            return None
+        request.session["seen"] = now
+        return user
 
     # --- helpers -----------------------------------------------------------------------
 
     def render(self, request: Request, name: str, status_code: int = 200, **context) -> HTMLResponse:
+        user = self.current_user(request)
         context.update(
             request=request,
-            user=auth.current_user(request, self.settings),
-            login_enabled=auth.auth_required(self.settings),
+            user=user.name if user else None,
+            role=user.role if user else None,
+            account=bool(user and user.account),
+            can_review=bool(user and roles.allows(user.role, roles.REVIEWER)),
+            can_admin=bool(user and roles.allows(user.role, roles.ADMIN)),
+            login_enabled=self.login_required(),
             csrf=auth.csrf_token(request),
         )
         html = self.env.get_template(name).render(**context)
@@ -81,7 +141,7 @@ class ReviewApp:
 
         @wraps(handler)
         async def guarded(request: Request) -> Response:
-            if auth.current_user(request, self.settings) is None:
+            if self.current_user(request) is None:
                 if request.url.path.startswith("/media/"):
                     return PlainTextResponse("login required", status_code=401, headers=SECURITY_HEADERS)
                 target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe="")
@@ -90,19 +150,22 @@ class ReviewApp:
 
         return guarded
 
-    def action(self, handler, login: bool = True):
-        """A POST route: CSRF token checked first (403), then the login (401)."""
+    def action(self, handler, login: bool = True, role: str = roles.VIEWER):
+        """A POST route: CSRF token checked first (403), then the login (401), then the role
+        (403, one line naming the role it needs)."""
 
         @wraps(handler)
         async def guarded(request: Request) -> Response:
             form = await request.form()
             if not auth.csrf_ok(request, form):
                 return PlainTextResponse("missing or wrong CSRF token: reload the page", status_code=403, headers=SECURITY_HEADERS)
-            user = auth.current_user(request, self.settings)
+            user = self.current_user(request)
             if login and user is None:
                 return PlainTextResponse("login required", status_code=401, headers=SECURITY_HEADERS)
+            if login and user and not roles.allows(user.role, role):
+                return PlainTextResponse(roles.refusal(role), status_code=403, headers=SECURITY_HEADERS)
             try:
-                return await handler(request, form, user)
+                return await handler(request, form, user.name if user else None)
             except TrackerError as exc:
                 return self.render(request, "error.html", status_code=400, message=str(exc))
 
@@ -160,6 +223,21 @@ class ReviewApp:
             view = service.pipeline_view(self.settings, s, self.settings.flower_url or None)
             return self.render(request, "pipeline.html", view=view)
 
+    async def watches(self, request: Request) -> Response:
+        """The watches and how their last run went; admins add, switch and remove them here."""
+        from workers.durations import format_duration
+        from workers.storage import watches
+
+        with session_scope(self.db_url) as s:
+            rows = watches.all_watches(s)
+            return self.render(
+                request,
+                "watches.html",
+                watches=rows,
+                every={w.id: format_duration(w.every_seconds) for w in rows},
+                targets=list_targets(self.settings.models_dir),
+            )
+
     async def media(self, request: Request) -> Response:
         """An evidence image, by a key that a detection or frame row holds; 404 for anything else."""
         key = request.path_params["key"]
@@ -185,16 +263,68 @@ class ReviewApp:
         return self.render(request, "login.html", next=auth.local_path(request.query_params.get("next")), failed=False)
 
     async def login(self, request: Request, form, _user) -> Response:
+        """Name and password; failures are limited per address and per name (429 + Retry-After),
+        checked before the password so that a right one is refused too while limited."""
         target = auth.local_path(form.get("next"))
-        if not auth.check_password(self.settings, str(form.get("password", ""))):
-            return self.render(request, "login.html", status_code=401, next=target, failed=True)
+        name = str(form.get("name", "")).strip()[:64]
+        password = str(form.get("password", ""))
+        address = auth.client_address(request)
+        keys = (f"addr:{address}", f"user:{(name or self.settings.web_user).lower()}")
+        wait = self.limiter.retry_after(keys)
+        if wait:
+            log.warning("login refused (rate limited, %d s): name %r from %s", wait, name, address)
+            headers = {**SECURITY_HEADERS, "Retry-After": str(wait)}
+            html = self.env.get_template("login.html").render(
+                request=request, user=None, login_enabled=True, csrf=auth.csrf_token(request), next=target, login_name=name, wait=wait
+            )
+            return HTMLResponse(html, status_code=429, headers=headers)
+        user = self.check_login(name, password)
+        if user is None:
+            self.limiter.failed(keys)
+            log.warning("login failed: name %r from %s", name, address)
+            return self.render(request, "login.html", status_code=401, next=target, login_name=name, failed=True)
+        log.info("login: %s (%s) from %s", user.name, user.role, address)
         request.session.clear()  # a fresh session (and CSRF token) after login
-        request.session["user"] = self.settings.web_user
+        request.session.update(user=user.name, seen=self.clock())
+        if user.account:
+            with session_scope(self.db_url) as s:
+                request.session["epoch"] = accounts.existing(s, user.name).session_epoch
         return RedirectResponse(target, status_code=303)
+
+    def check_login(self, name: str, password: str) -> auth.User | None:
+        with session_scope(self.db_url) as s:
+            if name and accounts.get(s, name) is not None:
+                account = accounts.authenticate(s, name, password)
+                return auth.User(account.name, account.role, account=True) if account else None
+        if (not name or name == self.settings.web_user) and auth.check_password(self.settings, password):
+            return auth.User(self.settings.web_user, roles.ADMIN)
+        roles.dummy_verify(password)  # an unknown name costs as much time as a known one
+        return None
 
     async def logout(self, request: Request, _form, _user) -> Response:
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
+
+    async def account_page(self, request: Request) -> Response:
+        return self.render(request, "account.html", changed=request.query_params.get("changed") == "1", problem=None)
+
+    async def change_password(self, request: Request, form, _name) -> Response:
+        """An account's own password change: this session goes on, every other one ends."""
+        user = self.current_user(request)
+        if user is None or not user.account:
+            return PlainTextResponse("only accounts made with `tiktok-tracker user add` change their password here", status_code=400)
+        key = (f"user:{user.name.lower()}",)
+        if self.limiter.retry_after(key) or self.check_login(user.name, str(form.get("current", ""))) is None:
+            self.limiter.failed(key)
+            log.warning("password change refused (wrong current password): %s from %s", user.name, auth.client_address(request))
+            return self.render(request, "account.html", status_code=403, changed=False, problem="wrong current password")
+        if form.get("new") != form.get("repeat"):
+            return self.render(request, "account.html", status_code=400, changed=False, problem="the two new passwords differ")
+        with session_scope(self.db_url) as s:
+            account = accounts.set_password(s, user.name, str(form.get("new", "")))
+            request.session["epoch"] = account.session_epoch
+        log.info("password changed: %s from %s", user.name, auth.client_address(request))
+        return RedirectResponse("/account?changed=1", status_code=303)
 
     # --- actions ----------------------------------------------------------------------
 
@@ -213,7 +343,7 @@ class ReviewApp:
             )
         return self.back(form)
 
-    async def rescan(self, request: Request, form, _user) -> Response:
+    async def rescan(self, request: Request, form, user) -> Response:
         from starlette.concurrency import run_in_threadpool
 
         from workers.review.corrections import queue_rescan, rescan
@@ -221,14 +351,49 @@ class ReviewApp:
         name = request.path_params["name"]
         since = parse_since(form["since"]) if form.get("since") else None
         run = queue_rescan if self.settings.broker_url else rescan  # with a broker: the workers rescore, not this process
+        log.info("rescan of target %s by %s from %s", name, user, auth.client_address(request))
         await run_in_threadpool(run, self.settings, name, since, bool(form.get("all_frames")))
         return self.back(form, "/targets")
 
-    async def retrain(self, request: Request, form, _user) -> Response:
+    async def retrain(self, request: Request, form, user) -> Response:
         from workers.review.training import start_retrain
 
+        log.info("retrain of target %s by %s from %s", request.path_params["name"], user, auth.client_address(request))
         start_retrain(self.settings, request.path_params["name"])
         return self.back(form, "/targets")
+
+    async def add_watch(self, request: Request, form, user) -> Response:
+        from workers.durations import parse_duration
+        from workers.pipeline.submit import resolve_targets
+        from workers.sources import canonical_spec
+        from workers.storage import watches
+        from workers.storage.models import utcnow
+
+        spec = canonical_spec(str(form.get("source", "")).strip())
+        names = resolve_targets(self.settings, [str(t) for t in form.getlist("target") if t])
+        with session_scope(self.db_url) as s:
+            watch = watches.add(
+                s, spec, names, parse_duration(str(form.get("every") or "15m")), utcnow(), bool(form.get("all_frames")), by=user
+            )
+            log.info("watch %d (%s) added by %s", watch.id, spec, user)
+        return self.back(form, "/watches")
+
+    async def switch_watch(self, request: Request, form, user) -> Response:
+        from workers.storage import watches
+
+        watch_id, enabled = request.path_params["watch_id"], form.get("enabled") == "1"
+        with session_scope(self.db_url) as s:
+            watches.set_enabled(s, watch_id, enabled, by=user)
+        log.info("watch %d %s by %s", watch_id, "enabled" if enabled else "disabled", user)
+        return self.back(form, "/watches")
+
+    async def remove_watch(self, request: Request, form, user) -> Response:
+        from workers.storage import watches
+
+        with session_scope(self.db_url) as s:
+            watches.remove(s, request.path_params["watch_id"])
+        log.info("watch %d removed by %s", request.path_params["watch_id"], user)
+        return self.back(form, "/watches")
 
     def routes(self) -> list:
         return [
@@ -236,21 +401,28 @@ class ReviewApp:
             Route("/videos/{video_id:int}", self.page(self.video)),
             Route("/targets", self.page(self.targets)),
             Route("/pipeline", self.page(self.pipeline)),
+            Route("/watches", self.page(self.watches)),
+            Route("/watches", self.action(self.add_watch, role=roles.ADMIN), methods=["POST"]),
+            Route("/watches/{watch_id:int}/enabled", self.action(self.switch_watch, role=roles.ADMIN), methods=["POST"]),
+            Route("/watches/{watch_id:int}/remove", self.action(self.remove_watch, role=roles.ADMIN), methods=["POST"]),
             Route("/media/{key:path}", self.page(self.media)),
             Route("/login", self.login_page, methods=["GET"]),
             Route("/login", self.action(self.login, login=False), methods=["POST"]),
             Route("/logout", self.action(self.logout, login=False), methods=["POST"]),
-            Route("/detections/{detection_id:int}/review", self.action(self.review), methods=["POST"]),
-            Route("/detections/{detection_id:int}/frames", self.action(self.mark), methods=["POST"]),
-            Route("/targets/{name}/rescan", self.action(self.rescan), methods=["POST"]),
-            Route("/targets/{name}/train", self.action(self.retrain), methods=["POST"]),
+            Route("/account", self.page(self.account_page)),
+            Route("/account/password", self.action(self.change_password), methods=["POST"]),
+            Route("/detections/{detection_id:int}/review", self.action(self.review, role=roles.REVIEWER), methods=["POST"]),
+            Route("/detections/{detection_id:int}/frames", self.action(self.mark, role=roles.REVIEWER), methods=["POST"]),
+            Route("/targets/{name}/rescan", self.action(self.rescan, role=roles.ADMIN), methods=["POST"]),
+            Route("/targets/{name}/train", self.action(self.retrain, role=roles.ADMIN), methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> Starlette:
+    """The app; ``clock`` (seconds) drives the failed-login windows and session idle time."""
     secret = settings.web_secret.get_secret_value() if settings.web_secret else secrets.token_hex(32)
-    review = ReviewApp(settings)
+    review = ReviewApp(settings, clock)
     return Starlette(
         routes=review.routes(),
         middleware=[
@@ -271,5 +443,10 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     import uvicorn
 
     host = host or settings.web_host
-    auth.check_bind(host, settings)
+    auth.check_bind(host, settings, ReviewApp(settings).has_accounts())
+    if not log.handlers:  # logins and failed logins, with the address, next to uvicorn's own log
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
     uvicorn.run(create_app(settings), host=host, port=port or settings.web_port, log_level="info", server_header=False)
