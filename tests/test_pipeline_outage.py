@@ -97,9 +97,11 @@ def test_database_refused_for_60_s_mid_run_every_video_finishes_and_every_positi
     tmp_path, postgres_url, redis_url, red_target  # noqa: F811
 ):
     with Receiver() as receiver:
-        # Retries span 120 s: the outage is outlasted; the reaper would act only after 600 s.
+        # Retries span 120 s: the outage is outlasted; the reaper would act only after 600 s, and leases
+        # (not renewable while the database is gone) outlast it too. A lease shorter than an outage
+        # gets its video requeued once after it: work redone, never a second verdict or alert.
         cluster = _cluster(tmp_path, postgres_url, redis_url, red_target, receiver, task_retry_window=120,
-                           task_retry_backoff=0.5, task_retry_backoff_max=3, stall_timeout=600)
+                           task_retry_backoff=0.5, task_retry_backoff_max=3, stall_timeout=600, lease_seconds=120)
         try:
             job_ids = _start(cluster, 8)
             at_cut = _cut_mid_run(cluster, job_ids, 60)

@@ -61,24 +61,33 @@ class Job:
 
 class Publisher:
     """Publishes one job's chain of stage tasks on the broker of a Celery ``app``;
-    ``chain(video_id, job_id, source)`` builds the chain (``tasks.video_chain``)."""
+    ``chain(video_id, job_id, source)`` builds the chain (``tasks.video_chain``).
+    ``broker_url``: the broker to publish on when it is not the one ``app`` was
+    configured with at import (a web app made with other settings)."""
 
     RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0}
 
-    def __init__(self, app: Any, chain: Callable[[int, str, str], Any]) -> None:
+    def __init__(self, app: Any, chain: Callable[[int, str, str], Any], broker_url: str | None = None) -> None:
         self.app = app
         self.chain = chain
+        self._own_url = broker_url if broker_url and broker_url != app.conf.broker_url else None
+        self._connection: Any = None
 
     @property
     def broker_url(self) -> str:
-        return self.app.conf.broker_url
+        return self._own_url or self.app.conf.broker_url
 
     def check(self, timeout: float) -> None:
         """Raise ``BrokerUnavailable`` unless the broker answers within ``timeout`` seconds."""
-        check_broker(self.app, timeout)
+        check_broker(self.app, timeout, self._own_url)
 
     def __call__(self, job: Job) -> None:
-        self.chain(job.video_id, job.job_id, job.source).apply_async(retry=True, retry_policy=self.RETRY_POLICY)
+        options: dict[str, Any] = {"retry": True, "retry_policy": self.RETRY_POLICY}
+        if self._own_url:
+            if self._connection is None:
+                self._connection = self.app.connection_for_write(self._own_url)
+            options["connection"] = self._connection  # the first task goes there; the workers send the rest
+        self.chain(job.video_id, job.job_id, job.source).apply_async(**options)
 
 
 def resolve_sources(items: Iterable[str]) -> list[str]:
@@ -170,13 +179,13 @@ def resolve_targets(settings: Settings, names: Sequence[str]) -> list[str]:
     return names
 
 
-def check_broker(app, timeout: float) -> None:
-    """Raise ``BrokerUnavailable`` (one line) unless the broker answers within ``timeout`` seconds."""
-    url = app.conf.broker_url
+def check_broker(app, timeout: float, url: str | None = None) -> None:
+    """Raise ``BrokerUnavailable`` (one line) unless the broker (``url``, else ``app``'s) answers within ``timeout`` seconds."""
+    url = url or app.conf.broker_url
     if not url:
         raise BrokerUnavailable("no broker configured: set TT_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
     try:
-        with app.connection_for_write() as conn:
+        with app.connection_for_write(url) as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=timeout)
     except Exception as exc:  # kombu wraps every transport error differently
         raise BrokerUnavailable(broker_error(url, exc)) from None

@@ -54,7 +54,7 @@ from workers.pipeline.celery_app import PERIODIC, app
 from workers.pipeline.leases import LeaseKeeper
 from workers.pipeline.submit import Publisher
 from workers.retrying import jittered_backoff, retries_spanning
-from workers.settings import get_settings
+from workers.settings import Settings, get_settings
 from workers.storage.db import forget_engines, get_engine
 from workers.storage.models import utcnow
 from workers.video_ref import is_url
@@ -322,6 +322,7 @@ def video_chain(video_id: int, job_id: str | None = None, source: str | None = N
     return chain(*tasks)
 
 
-def publisher() -> Publisher:
-    """What ``submit`` publishes each new job with: its chain, on this app's broker."""
-    return Publisher(app, video_chain)
+def publisher(settings: Settings | None = None) -> Publisher:
+    """What ``submit`` publishes each new job with: its chain, on the broker ``settings``
+    name (a web app's own), else on this app's."""
+    return Publisher(app, video_chain, settings.broker_url if settings else None)
