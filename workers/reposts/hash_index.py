@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session
 
 from workers.reposts.hashing import FrameHash
 from workers.reposts.matching import MAX_DISTANCE, MIN_QUALITY, distances, index_keys, probe_keys
+from workers.storage.db import batches
 from workers.storage.models import FrameHash as FrameHashRow
 from workers.storage.models import FrameHashChunk, Video
 
-_BATCH = 900  # bound parameters per IN (...) list: below every SQLite build's limit
 _PG_REPOST_LOCK = 0x7474_7270  # "ttrp": serialises repost linking on Postgres
 
 
@@ -77,10 +77,10 @@ def video_hashes(session: Session, video_ids: Iterable[int]) -> dict[int, list[t
     """Video id -> its frames as ``workers.reposts.matching`` compares them (chroma, hashes ...), in frame order."""
     out: dict[int, list[tuple]] = defaultdict(list)
     ids = list(video_ids)
-    for i in range(0, len(ids), _BATCH):
+    for batch in batches(ids):
         rows = session.execute(
             select(FrameHashRow.video_id, FrameHashRow.chroma, FrameHashRow.pdq, FrameHashRow.centre, FrameHashRow.regions)
-            .where(FrameHashRow.video_id.in_(ids[i : i + _BATCH]))
+            .where(FrameHashRow.video_id.in_(batch))
             .order_by(FrameHashRow.video_id, FrameHashRow.frame_index)
         )
         for row in rows:
@@ -93,14 +93,14 @@ def near_frames(session: Session, queries: Sequence[str], max_distance: int = MA
     Probes the chunk index (never scans the stored hashes), then checks exact distances."""
     keys = sorted({k for q in queries for k in probe_keys(q)})
     found: set[int] = set()
-    for i in range(0, len(keys), _BATCH):
-        found.update(session.scalars(select(FrameHashChunk.frame_hash_id).where(FrameHashChunk.chunk.in_(keys[i : i + _BATCH]))))
+    for batch in batches(keys):
+        found.update(session.scalars(select(FrameHashChunk.frame_hash_id).where(FrameHashChunk.chunk.in_(batch))))
     near: dict[int, int] = {}
     ids = sorted(found)
-    for i in range(0, len(ids), _BATCH):
+    for batch in batches(ids):
         rows = session.execute(
             select(FrameHashRow.id, FrameHashRow.video_id, FrameHashRow.pdq, FrameHashRow.centre, FrameHashRow.regions).where(
-                FrameHashRow.id.in_(ids[i : i + _BATCH])
+                FrameHashRow.id.in_(batch)
             )
         ).all()
         if not rows:

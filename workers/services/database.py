@@ -1,13 +1,16 @@
 """How an unreachable or broken results database is reported: one line, the same
-for every command and use case (``workers.cli.main`` wraps every command in it)."""
+for every command and use case (``workers.cli.main`` wraps every command in it).
+A database that answers is not blamed on its URL: the query that failed is."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 
 from workers.errors import TrackerError
 
@@ -16,14 +19,34 @@ class DatabaseUnavailable(TrackerError):
     """The results database cannot be reached or used."""
 
 
-def database_problem(url: str, exc: DBAPIError) -> str:
-    """``results database URL (password hidden): first line of the driver's reason (check TT_DATABASE_URL)``."""
+def database_problem(url: str, exc: DBAPIError, answers: bool = False) -> str:
+    """``results database URL (password hidden): first line of the driver's reason (check TT_DATABASE_URL)``;
+    ``answers`` (the database takes connections): the query is at fault, not the URL."""
     reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None and str(exc.orig).strip() else type(exc).__name__
     try:
         safe = make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - an unparsable URL is shown as set
         safe = url
+    if answers:
+        return f"results database {safe}: a query failed: {reason} (the database answers: please report this with the command)"
     return f"results database {safe}: {reason} (check TT_DATABASE_URL)"
+
+
+def database_answers(url: str, timeout: float = 3.0) -> bool:
+    """Whether a new connection to ``url`` runs ``SELECT 1`` (within ``timeout`` seconds on Postgres)."""
+    from workers.storage.db import normalise_url
+
+    try:
+        url = normalise_url(url)
+        engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": timeout} if url.startswith("postgresql") else {})
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        finally:
+            engine.dispose()
+    except Exception:  # noqa: BLE001 - any failure: it does not answer
+        return False
+    return True
 
 
 @contextmanager
@@ -33,4 +56,5 @@ def database_errors(url: str | Callable[[], str]) -> Iterator[None]:
     try:
         yield
     except DBAPIError as exc:
-        raise DatabaseUnavailable(database_problem(url() if callable(url) else url, exc)) from None
+        where = url() if callable(url) else url
+        raise DatabaseUnavailable(database_problem(where, exc, database_answers(where))) from None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -38,6 +38,16 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+IN_LIST_BATCH = 900  # bound parameters per IN (...) list: below every SQLite build's limit (and Postgres' 65535)
+
+
+def batches(items: Sequence, size: int = IN_LIST_BATCH) -> Iterator[Sequence]:
+    """``items`` in slices of ``size``: one query per slice keeps an IN (...) list of any
+    length (a million detections' ids) within the drivers' limits on bound parameters."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 def normalise_url(url: str) -> str:

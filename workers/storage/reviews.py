@@ -14,6 +14,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, aliased
 
 from workers.errors import TrackerError
+from workers.storage.db import batches
 from workers.storage.models import AlertRow, AlertStatus, Detection, Review, ReviewVerdict, Video, as_utc
 
 UNREVIEWED = "unreviewed"
@@ -66,14 +67,17 @@ def latest(session: Session, detection_ids: Iterable[int]) -> dict[tuple[int, in
     if not ids:
         return {}
     asked, about = aliased(Detection), aliased(Detection)
-    rows = session.execute(
-        select(asked.id, Review)
-        .join(about, Review.detection_id == about.id)
-        .join(asked, and_(asked.video_id == about.video_id, asked.target_name == about.target_name))
-        .where(asked.id.in_(ids))
-        .order_by(Review.created_at, Review.id)
-    )
-    return {(detection_id, r.frame_index): r for detection_id, r in rows}
+    held: dict[tuple[int, int | None], Review] = {}
+    for batch in batches(sorted(ids)):  # a detection's reviews all come with its batch, oldest first
+        rows = session.execute(
+            select(asked.id, Review)
+            .join(about, Review.detection_id == about.id)
+            .join(asked, and_(asked.video_id == about.video_id, asked.target_name == about.target_name))
+            .where(asked.id.in_(batch))
+            .order_by(Review.created_at, Review.id)
+        )
+        held.update({(detection_id, r.frame_index): r for detection_id, r in rows})
+    return held
 
 
 def about(session: Session, detection: Detection) -> list[Review]:
