@@ -250,3 +250,46 @@ def test_the_inbox_shows_negatives_only_when_asked_and_says_what_a_review_of_one
     negatives = client.get("/?verdict=negative").text
     assert f'id="detection-{seeded.detection_id}"' not in negatives
     assert "Confirm: no target here" in negatives and "Reject: the target was missed" in negatives
+
+
+def test_the_inbox_pages_by_keyset_and_its_pages_hold_while_detections_arrive(web_env):
+    """Older and newer pages start at a detection, not at an offset: a detection that arrives
+    while someone reads page 2 does not shift what "older" shows (issue 22, point 4)."""
+    from datetime import timedelta
+
+    from workers.review.service import Cursor, InboxFilter, inbox_page
+    from workers.storage.models import Detection
+
+    settings, first = web_env
+    ids = [first.detection_id] + [seed_results(settings, source=f"https://www.tiktok.com/@a/video/{n}").detection_id for n in range(6)]
+    url = settings.resolved_database_url
+    with session_scope(url) as s:  # one second apart, in id order (seeding is faster than the clock)
+        base = s.get(Detection, ids[0]).created_at
+        for n, detection_id in enumerate(ids):
+            s.get(Detection, detection_id).created_at = base + timedelta(seconds=n)
+
+    def page(**cursor):
+        with session_scope(url) as s:
+            found = inbox_page(s, InboxFilter(limit=3, **cursor))
+            return [i.detection.id for i in found.items], found.older, found.newer
+
+    newest, older, newer = page()
+    assert newest == ids[:-4:-1] and newer is None
+    late = seed_results(settings, source="https://www.tiktok.com/@a/video/late").detection_id  # arrives meanwhile
+    with session_scope(url) as s:
+        s.get(Detection, late).created_at = base + timedelta(seconds=60)
+    second, older2, newer2 = page(older_than=older)
+    assert second == ids[3:0:-1]  # the next three, whatever arrived above
+    last, older3, _ = page(older_than=older2)
+    assert last == [ids[0]] and older3 is None
+    back, _, newer_again = page(newer_than=newer2)
+    assert back == newest and newer_again is not None  # and the late one is newer than that page
+    assert page(newer_than=newer_again)[0] == [late]
+    assert Cursor.parse(older.token) == older
+
+    client = client_for(settings)
+    login(client)
+    html = client.get(f"/?verdict=positive&older={older.token}").text
+    assert f'id="detection-{ids[3]}"' in html and f'id="detection-{ids[6]}"' not in html
+    assert 'rel="first"' in html and "verdict=positive" in html.split('rel="first"')[0].rsplit("<a", 1)[1]
+    assert "not a page of the inbox" in client.get("/?older=12-x").text

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import Select, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from workers.detect.registry import kinds
@@ -24,10 +24,43 @@ from workers.review.verdicts import ShownVerdict, shown
 from workers.settings import Settings
 from workers.storage import results, reviews
 from workers.storage.db import session_scope
-from workers.storage.models import Detection, Review, ReviewVerdict, Video, VideoStatus
+from workers.storage.models import Detection, Review, ReviewVerdict, Video, VideoStatus, as_utc
 from workers.targets.bundle import list_targets, target_meta
 
 REVIEW_STATES = (reviews.UNREVIEWED, *ReviewVerdict.DETECTION)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A place in the inbox's order (newest first: created, then id): the "older" and "newer"
+    links page from it, and stay right while new detections arrive above it."""
+
+    created_at: datetime
+    id: int
+
+    EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # noqa: UP017 - Python 3.10 has no datetime.UTC
+
+    @classmethod
+    def of(cls, detection: Detection) -> Cursor:
+        return cls(as_utc(detection.created_at), detection.id)
+
+    @classmethod
+    def parse(cls, token: str) -> Cursor:
+        micros, _, ident = token.partition("-")
+        if not (micros.isdigit() and ident.isdigit()):
+            raise TrackerError(f"not a page of the inbox: {token[:40]!r}")
+        return cls(cls.EPOCH + timedelta(microseconds=int(micros)), int(ident))
+
+    @property
+    def token(self) -> str:
+        return f"{(self.created_at - self.EPOCH) // timedelta(microseconds=1)}-{self.id}"
+
+    def key(self):
+        return tuple_(self.created_at, self.id)
+
+
+def _order_key():
+    return tuple_(Detection.created_at, Detection.id)
 
 
 @dataclass
@@ -40,6 +73,8 @@ class InboxFilter:
     since: datetime | None = None
     limit: int = 100
     history: bool = False  # superseded verdicts too (a newer verdict of the same video and target replaced them)
+    older_than: Cursor | None = None  # the page after one that ended here
+    newer_than: Cursor | None = None  # the page before one that began here (when older_than is not set)
 
 
 @dataclass
@@ -55,16 +90,10 @@ class InboxItem:
         return shown(self.detection, self.held, self.superseded)
 
 
-def inbox(session: Session, flt: InboxFilter) -> list[InboxItem]:
-    """Current verdicts (``flt.history``: superseded ones too, flagged) newest first (positive
-    first only through the filter), with their videos and review state."""
+def _inbox_query(flt: InboxFilter) -> Select:
+    """The filter's detections (and whether each is superseded), in no order, at no cursor."""
     superseded = results.superseded_clause()
-    query = (
-        select(Detection, superseded.label("superseded"))
-        .join(Video)
-        .options(selectinload(Detection.video))
-        .order_by(Detection.created_at.desc(), Detection.id.desc())
-    )
+    query = select(Detection, superseded.label("superseded")).join(Video).options(selectinload(Detection.video))
     if not flt.history:
         query = query.where(~superseded)
     if flt.target:
@@ -77,13 +106,51 @@ def inbox(session: Session, flt: InboxFilter) -> list[InboxItem]:
         query = query.where(Video.source.contains(flt.source))
     if flt.watch is not None:
         query = query.where(Video.watch_id == flt.watch)
+    return query
+
+
+def inbox(session: Session, flt: InboxFilter) -> list[InboxItem]:
+    """Current verdicts (``flt.history``: superseded ones too, flagged) newest first (positive
+    first only through the filter), with their videos and review state: the ``flt.limit``
+    just older than ``flt.older_than``, else just newer than ``flt.newer_than``, else the newest."""
+    query = _inbox_query(flt)
+    upward = flt.older_than is None and flt.newer_than is not None
+    if flt.older_than is not None:
+        query = query.where(_order_key() < flt.older_than.key())
+    elif upward:
+        query = query.where(_order_key() > flt.newer_than.key())
+    if upward:
+        query = query.order_by(Detection.created_at, Detection.id)
+    else:
+        query = query.order_by(Detection.created_at.desc(), Detection.id.desc())
     # The review state is filtered here, not in SQL: read further back for it.
     rows = list(session.execute(query.limit(flt.limit * (50 if flt.review is not None else 1))))
     held = reviews.holding(session, [d.id for d, _ in rows])
     items = [InboxItem(d, d.video, held[d.id].verdict if held[d.id] else reviews.UNREVIEWED, bool(old), held[d.id]) for d, old in rows]
     if flt.review:
         items = [i for i in items if i.review == flt.review]
-    return items[: flt.limit]
+    items = items[: flt.limit]
+    return items[::-1] if upward else items
+
+
+@dataclass
+class InboxPage:
+    items: list[InboxItem]
+    older: Cursor | None  # where the "older" link starts (None: nothing older)
+    newer: Cursor | None  # where the "newer" link starts (None: this is the newest page)
+
+
+def inbox_page(session: Session, flt: InboxFilter) -> InboxPage:
+    """``inbox`` with its links: one cheap look each way for a detection beyond this page
+    (by the SQL filter: with a review filter, a link may lead to a page with none)."""
+    items = inbox(session, flt)
+    if not items:
+        return InboxPage(items, None, None)  # the page shows its "newest" link
+    base = _inbox_query(flt).limit(1)
+    first, last = Cursor.of(items[0].detection), Cursor.of(items[-1].detection)
+    older = session.execute(base.where(_order_key() < last.key())).first() is not None
+    newer = session.execute(base.where(_order_key() > first.key())).first() is not None
+    return InboxPage(items, last if older else None, first if newer else None)
 
 
 @dataclass

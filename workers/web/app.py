@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
@@ -60,6 +61,17 @@ def _templates() -> Environment:
     env.filters["urlquote"] = lambda value: quote(str(value), safe="")
     env.globals["timeline_svg"] = timeline_svg
     return env
+
+
+def inbox_link(query, direction: str | None, cursor: service.Cursor | None) -> str | None:
+    """The inbox with the same filters, paged ``direction`` ("older"/"newer") from ``cursor``
+    (None direction: its newest page); None when there is no such page."""
+    if direction is not None and cursor is None:
+        return None
+    kept = [(k, v) for k, v in query.multi_items() if k not in ("older", "newer")]
+    if direction is not None and cursor is not None:
+        kept.append((direction, cursor.token))
+    return "/" + ("?" + urlencode(kept) if kept else "")
 
 
 class ReviewApp:
@@ -137,16 +149,20 @@ class ReviewApp:
         return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
 
     def page(self, handler):
-        """A GET route that needs a login (HTML: redirect to it; media and others: 401)."""
+        """A GET route that needs a login (HTML: redirect to it; media and others: 401). Handlers
+        are plain functions, run in the thread pool: none blocks the event loop."""
 
-        @wraps(handler)
-        async def guarded(request: Request) -> Response:
+        def checked(request: Request) -> Response:
             if self.current_user(request) is None:
                 if request.url.path.startswith("/media/"):
                     return PlainTextResponse("login required", status_code=401, headers=SECURITY_HEADERS)
                 target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe="")
                 return RedirectResponse(f"/login?next={target}", status_code=303)
-            return await handler(request)
+            return handler(request)
+
+        @wraps(handler)
+        async def guarded(request: Request) -> Response:
+            return await run_in_threadpool(checked, request)  # database and media-store calls block
 
         return guarded
 
@@ -154,9 +170,7 @@ class ReviewApp:
         """A POST route: CSRF token checked first (403), then the login (401), then the role
         (403, one line naming the role it needs)."""
 
-        @wraps(handler)
-        async def guarded(request: Request) -> Response:
-            form = await request.form()
+        def checked(request: Request, form) -> Response:
             if not auth.csrf_ok(request, form):
                 return PlainTextResponse("missing or wrong CSRF token: reload the page", status_code=403, headers=SECURITY_HEADERS)
             user = self.current_user(request)
@@ -165,9 +179,14 @@ class ReviewApp:
             if login and user and not roles.allows(user.role, role):
                 return PlainTextResponse(roles.refusal(role), status_code=403, headers=SECURITY_HEADERS)
             try:
-                return await handler(request, form, user.name if user else None)
+                return handler(request, form, user.name if user else None)
             except TrackerError as exc:
                 return self.render(request, "error.html", status_code=400, message=str(exc))
+
+        @wraps(handler)
+        async def guarded(request: Request) -> Response:
+            form = await request.form()
+            return await run_in_threadpool(checked, request, form)  # database and media-store calls block
 
         return guarded
 
@@ -177,7 +196,7 @@ class ReviewApp:
 
     # --- pages -------------------------------------------------------------------------
 
-    async def inbox(self, request: Request) -> Response:
+    def inbox(self, request: Request) -> Response:
         q = request.query_params
         try:
             flt = service.InboxFilter(
@@ -189,41 +208,46 @@ class ReviewApp:
                 source=q.get("source") or None,
                 since=parse_since(q["since"]) if q.get("since") else None,
                 history=q.get("history") == "1",  # superseded verdicts too, marked
+                older_than=service.Cursor.parse(q["older"]) if q.get("older") else None,
+                newer_than=service.Cursor.parse(q["newer"]) if q.get("newer") else None,
             )
             error = None
         except TrackerError as exc:
             flt, error = service.InboxFilter(), str(exc)
         with session_scope(self.db_url) as s:
-            items = service.inbox(s, flt)
-            targets = sorted({i.detection.target_name for i in items} | set(list_targets(self.settings.models_dir)))
+            page = service.inbox_page(s, flt)
+            targets = sorted({i.detection.target_name for i in page.items} | set(list_targets(self.settings.models_dir)))
             return self.render(
                 request,
                 "inbox.html",
-                items=items,
+                items=page.items,
                 flt=flt,
                 error=error,
                 targets=targets,
                 review_states=service.REVIEW_STATES,
                 query=request.url.query,
+                older_url=inbox_link(q, "older", page.older),
+                newer_url=inbox_link(q, "newer", page.newer),
+                newest_url=inbox_link(q, None, None) if flt.older_than or flt.newer_than else None,
             )
 
-    async def video(self, request: Request) -> Response:
+    def video(self, request: Request) -> Response:
         with session_scope(self.db_url) as s:
             view = service.video_view(self.settings, s, request.path_params["video_id"])
             if view is None:
                 return self.render(request, "error.html", status_code=404, message="no such video")
             return self.render(request, "video.html", view=view, ReviewVerdict=ReviewVerdict)
 
-    async def targets(self, request: Request) -> Response:
+    def targets(self, request: Request) -> Response:
         with session_scope(self.db_url) as s:
             return self.render(request, "targets.html", targets=service.targets_view(self.settings, s))
 
-    async def pipeline(self, request: Request) -> Response:
+    def pipeline(self, request: Request) -> Response:
         with session_scope(self.db_url) as s:
             view = service.pipeline_view(self.settings, s, self.settings.flower_url or None)
             return self.render(request, "pipeline.html", view=view)
 
-    async def watches(self, request: Request) -> Response:
+    def watches(self, request: Request) -> Response:
         """The watches and how their last run went; admins add, switch and remove them here."""
         from workers.durations import format_duration
         from workers.storage import watches
@@ -238,7 +262,7 @@ class ReviewApp:
                 targets=list_targets(self.settings.models_dir),
             )
 
-    async def media(self, request: Request) -> Response:
+    def media(self, request: Request) -> Response:
         """An evidence image, by a key that a detection or frame row holds; 404 for anything else."""
         key = request.path_params["key"]
         try:
@@ -259,10 +283,10 @@ class ReviewApp:
 
     # --- login ------------------------------------------------------------------------
 
-    async def login_page(self, request: Request) -> Response:
+    def login_page(self, request: Request) -> Response:
         return self.render(request, "login.html", next=auth.local_path(request.query_params.get("next")), failed=False)
 
-    async def login(self, request: Request, form, _user) -> Response:
+    def login(self, request: Request, form, _user) -> Response:
         """Name and password; failures are limited per address and per name (429 + Retry-After),
         checked before the password so that a right one is refused too while limited."""
         target = auth.local_path(form.get("next"))
@@ -301,14 +325,14 @@ class ReviewApp:
         roles.dummy_verify(password)  # an unknown name costs as much time as a known one
         return None
 
-    async def logout(self, request: Request, _form, _user) -> Response:
+    def logout(self, request: Request, _form, _user) -> Response:
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
-    async def account_page(self, request: Request) -> Response:
+    def account_page(self, request: Request) -> Response:
         return self.render(request, "account.html", changed=request.query_params.get("changed") == "1", problem=None)
 
-    async def change_password(self, request: Request, form, _name) -> Response:
+    def change_password(self, request: Request, form, _name) -> Response:
         """An account's own password change: this session goes on, every other one ends."""
         user = self.current_user(request)
         if user is None or not user.account:
@@ -328,12 +352,12 @@ class ReviewApp:
 
     # --- actions ----------------------------------------------------------------------
 
-    async def review(self, request: Request, form, user) -> Response:
+    def review(self, request: Request, form, user) -> Response:
         detection_id = request.path_params["detection_id"]
         service.review_detection(self.settings, detection_id, str(form.get("verdict", "")), user)
         return self.back(form)
 
-    async def mark(self, request: Request, form, user) -> Response:
+    def mark(self, request: Request, form, user) -> Response:
         detection_id = request.path_params["detection_id"]
         frames = [int(v) for v in form.getlist("frame") if str(v).lstrip("-").isdigit()]
         result = service.mark_frames(self.settings, detection_id, frames, str(form.get("verdict", "")), user)
@@ -343,26 +367,24 @@ class ReviewApp:
             )
         return self.back(form)
 
-    async def rescan(self, request: Request, form, user) -> Response:
-        from starlette.concurrency import run_in_threadpool
-
+    def rescan(self, request: Request, form, user) -> Response:
         from workers.review.corrections import queue_rescan, rescan
 
         name = request.path_params["name"]
         since = parse_since(form["since"]) if form.get("since") else None
         run = queue_rescan if self.settings.broker_url else rescan  # with a broker: the workers rescore, not this process
         log.info("rescan of target %s by %s from %s", name, user, auth.client_address(request))
-        await run_in_threadpool(run, self.settings, name, since, bool(form.get("all_frames")))
+        run(self.settings, name, since, bool(form.get("all_frames")))
         return self.back(form, "/targets")
 
-    async def retrain(self, request: Request, form, user) -> Response:
+    def retrain(self, request: Request, form, user) -> Response:
         from workers.review.training import start_retrain
 
         log.info("retrain of target %s by %s from %s", request.path_params["name"], user, auth.client_address(request))
         start_retrain(self.settings, request.path_params["name"])
         return self.back(form, "/targets")
 
-    async def add_watch(self, request: Request, form, user) -> Response:
+    def add_watch(self, request: Request, form, user) -> Response:
         from workers.durations import parse_duration
         from workers.pipeline.submit import resolve_targets
         from workers.sources import canonical_spec
@@ -378,7 +400,7 @@ class ReviewApp:
             log.info("watch %d (%s) added by %s", watch.id, spec, user)
         return self.back(form, "/watches")
 
-    async def switch_watch(self, request: Request, form, user) -> Response:
+    def switch_watch(self, request: Request, form, user) -> Response:
         from workers.storage import watches
 
         watch_id, enabled = request.path_params["watch_id"], form.get("enabled") == "1"
@@ -387,7 +409,7 @@ class ReviewApp:
         log.info("watch %d %s by %s", watch_id, "enabled" if enabled else "disabled", user)
         return self.back(form, "/watches")
 
-    async def remove_watch(self, request: Request, form, user) -> Response:
+    def remove_watch(self, request: Request, form, user) -> Response:
         from workers.storage import watches
 
         with session_scope(self.db_url) as s:
