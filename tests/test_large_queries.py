@@ -58,3 +58,18 @@ def test_a_failing_query_on_a_database_that_answers_is_not_blamed_on_its_url(tmp
         s.execute(text("SELECT no_such_column FROM videos"))
     assert "a query failed: no such column: no_such_column" in str(caught.value)
     assert "check TT_DATABASE_URL" not in str(caught.value)
+
+
+def test_a_file_that_is_no_database_is_still_blamed_on_the_url(tmp_path):
+    """The probe reads the schema, read-only: a mistyped path is not created, and a file that
+    is no database does not pass for one that answers."""
+    from workers.services.database import database_answers
+
+    not_a_database = tmp_path / "notes.txt"
+    not_a_database.write_text("x" * 4096)
+    assert not database_answers(f"sqlite:///{not_a_database}")
+    assert not database_answers(f"sqlite:///{tmp_path / 'typo.db'}") and not (tmp_path / "typo.db").exists()
+    answering = tmp_path / "results.db"
+    with session_scope(f"sqlite:///{answering}"):
+        pass
+    assert database_answers(f"sqlite:///{answering}")

@@ -293,3 +293,33 @@ def test_the_inbox_pages_by_keyset_and_its_pages_hold_while_detections_arrive(we
     assert f'id="detection-{ids[3]}"' in html and f'id="detection-{ids[6]}"' not in html
     assert 'rel="first"' in html and "verdict=positive" in html.split('rel="first"')[0].rsplit("<a", 1)[1]
     assert "not a page of the inbox" in client.get("/?older=12-x").text
+
+
+def test_a_review_filtered_inbox_page_that_found_none_still_leads_further(web_env):
+    """The review state is filtered after reading (50 per shown row): a page that read only
+    unreviewed detections links on from the last one it read, not to nothing."""
+    from datetime import timedelta
+
+    from workers.review.service import Cursor, InboxFilter, inbox_page
+    from workers.storage import reviews
+    from workers.storage.models import Detection, Video
+
+    settings, seeded = web_env
+    url = settings.resolved_database_url
+    with session_scope(url) as s:
+        oldest = s.get(Detection, seeded.detection_id)
+        reviews.add_review(s, oldest, "confirmed", "reporter")
+        for n in range(60):  # newer, unreviewed
+            video = Video(source=f"https://www.tiktok.com/@b/video/{n}", status="done")
+            s.add(video)
+            s.flush()
+            s.add(Detection(video_id=video.id, target_name="logo", target_version="v1", target_kind="classifier",
+                            verdict="positive", frames=3, scored_frames=3, positive_frames=1, positive_timestamps=[0.0],
+                            threshold=0.5, created_at=oldest.created_at + timedelta(seconds=n + 1)))
+    with session_scope(url) as s:
+        first = inbox_page(s, InboxFilter(review="confirmed", limit=1))
+        assert first.items == [] and first.older is not None
+        second = inbox_page(s, InboxFilter(review="confirmed", limit=1, older_than=first.older))
+        assert [i.detection.id for i in second.items] == [seeded.detection_id]
+    with pytest.raises(Exception, match="not a page of the inbox"):
+        Cursor.parse("999999999999999999-1")

@@ -89,6 +89,18 @@ class Publisher:
             options["connection"] = self._connection  # the first task goes there; the workers send the rest
         self.chain(job.video_id, job.job_id, job.source).apply_async(**options)
 
+    def close(self) -> None:
+        """Close the connection of a broker of its own (a no-op on ``app``'s pooled ones)."""
+        if self._connection is not None:
+            self._connection.release()
+            self._connection = None
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
 
 def resolve_sources(items: Iterable[str]) -> list[str]:
     """URLs as given; local files as absolute paths, folders expanded to their videos."""

@@ -190,7 +190,8 @@ def queue_rescan(settings: Settings, name: str, since: datetime | None = None, a
     version = str(published.catalog_for(settings).meta(name).get("version", ""))
     with session_scope(settings.resolved_database_url) as s:
         sources = {d.video_id: d.video.source for d, _ in results.verdicts(s, name, since=since)}
-    jobs = submit(settings, list(dict.fromkeys(sources.values())), [name], publisher(settings), force=True, all_frames=all_frames)
+    with publisher(settings) as publish:
+        jobs = submit(settings, list(dict.fromkeys(sources.values())), [name], publish, force=True, all_frames=all_frames)
     return RescanReport(name, version, rescanned=sorted(j.video_id for j in jobs if not j.existing))
 
 

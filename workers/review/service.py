@@ -47,9 +47,12 @@ class Cursor:
     @classmethod
     def parse(cls, token: str) -> Cursor:
         micros, _, ident = token.partition("-")
-        if not (micros.isdigit() and ident.isdigit()):
-            raise TrackerError(f"not a page of the inbox: {token[:40]!r}")
-        return cls(cls.EPOCH + timedelta(microseconds=int(micros)), int(ident))
+        try:
+            if not (micros.isdigit() and ident.isdigit() and len(micros) <= 17 and int(ident) < 2**63):
+                raise ValueError(token)
+            return cls(cls.EPOCH + timedelta(microseconds=int(micros)), int(ident))
+        except (ValueError, OverflowError):
+            raise TrackerError(f"not a page of the inbox: {token[:40]!r}") from None
 
     @property
     def token(self) -> str:
@@ -113,6 +116,12 @@ def inbox(session: Session, flt: InboxFilter) -> list[InboxItem]:
     """Current verdicts (``flt.history``: superseded ones too, flagged) newest first (positive
     first only through the filter), with their videos and review state: the ``flt.limit``
     just older than ``flt.older_than``, else just newer than ``flt.newer_than``, else the newest."""
+    return _read_inbox(session, flt)[0]
+
+
+def _read_inbox(session: Session, flt: InboxFilter) -> tuple[list[InboxItem], list[Detection]]:
+    """``inbox``, and the detections read for it, newest first: with a review filter (applied
+    here, not in SQL) more are read than shown, and the next page starts after the last read."""
     query = _inbox_query(flt)
     upward = flt.older_than is None and flt.newer_than is not None
     if flt.older_than is not None:
@@ -123,14 +132,13 @@ def inbox(session: Session, flt: InboxFilter) -> list[InboxItem]:
         query = query.order_by(Detection.created_at, Detection.id)
     else:
         query = query.order_by(Detection.created_at.desc(), Detection.id.desc())
-    # The review state is filtered here, not in SQL: read further back for it.
     rows = list(session.execute(query.limit(flt.limit * (50 if flt.review is not None else 1))))
     held = reviews.holding(session, [d.id for d, _ in rows])
     items = [InboxItem(d, d.video, held[d.id].verdict if held[d.id] else reviews.UNREVIEWED, bool(old), held[d.id]) for d, old in rows]
     if flt.review:
         items = [i for i in items if i.review == flt.review]
-    items = items[: flt.limit]
-    return items[::-1] if upward else items
+    items, read = items[: flt.limit], [d for d, _ in rows]
+    return (items[::-1], read[::-1]) if upward else (items, read)
 
 
 @dataclass
@@ -141,13 +149,16 @@ class InboxPage:
 
 
 def inbox_page(session: Session, flt: InboxFilter) -> InboxPage:
-    """``inbox`` with its links: one cheap look each way for a detection beyond this page
-    (by the SQL filter: with a review filter, a link may lead to a page with none)."""
-    items = inbox(session, flt)
-    if not items:
+    """``inbox`` with its links: one cheap look each way for a detection beyond this page.
+    A page that a review filter left short goes on from the last detection read, not shown
+    (by the SQL filter: such a link may lead to a page with none)."""
+    items, read = _read_inbox(session, flt)
+    if not read:
         return InboxPage(items, None, None)  # the page shows its "newest" link
+    full = len(items) == flt.limit
+    first = Cursor.of(items[0].detection if full else read[0])
+    last = Cursor.of(items[-1].detection if full else read[-1])
     base = _inbox_query(flt).limit(1)
-    first, last = Cursor.of(items[0].detection), Cursor.of(items[-1].detection)
     older = session.execute(base.where(_order_key() < last.key())).first() is not None
     newer = session.execute(base.where(_order_key() > first.key())).first() is not None
     return InboxPage(items, last if older else None, first if newer else None)

@@ -5,7 +5,7 @@ A database that answers is not blamed on its URL: the query that failed is."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -33,11 +33,18 @@ def database_problem(url: str, exc: DBAPIError, answers: bool = False) -> str:
 
 
 def database_answers(url: str, timeout: float = 3.0) -> bool:
-    """Whether a new connection to ``url`` runs ``SELECT 1`` (within ``timeout`` seconds on Postgres)."""
+    """Whether the database at ``url`` takes a new connection and reads its schema (a SQLite
+    file is opened read-only: a mistyped path is not created, a file that is no database fails)."""
+    import sqlite3
+
     from workers.storage.db import normalise_url
 
     try:
         url = normalise_url(url)
+        if url.startswith("sqlite:///"):
+            with closing(sqlite3.connect(f"file:{url.removeprefix('sqlite:///')}?mode=ro", uri=True, timeout=timeout)) as db:
+                db.execute("PRAGMA schema_version").fetchone()
+            return True
         engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": timeout} if url.startswith("postgresql") else {})
         try:
             with engine.connect() as connection:

@@ -171,6 +171,8 @@ class Detection(Base):
         UniqueConstraint("video_id", "target_name", "target_version", name="uq_detection"),
         # Each (video, target)'s newest row is its current verdict (``results.verdicts``).
         Index("ix_detections_video_target", "video_id", "target_name", "created_at"),
+        # The inbox's order (newest first) and its keyset pages.
+        Index("ix_detections_created", "created_at", "id"),
     )
 
 

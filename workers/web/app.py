@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
+from typing import cast
 from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -85,6 +87,7 @@ class ReviewApp:
         self.clock = clock
         # In this process: `tiktok-tracker web` runs one uvicorn process (README, "Review in a browser").
         self.limiter = roles.LoginLimiter(roles.parse_limits(settings.web_failed_login_limit), clock)
+        self._attempts = threading.Lock()
 
     # --- who is asking ------------------------------------------------------------------
 
@@ -92,8 +95,26 @@ class ReviewApp:
         with session_scope(self.db_url) as s:
             return accounts.any_accounts(s)
 
-    def login_required(self) -> bool:
-        return auth.auth_required(self.settings) or self.has_accounts()
+    def login_required(self, request: Request | None = None) -> bool:
+        """Cached on the request: asked again while a handler holds its database session, it
+        must not take a second connection (threads x 2 connections would drain the pool)."""
+        state = request.scope.setdefault("state", {}) if request is not None else {}
+        if "login_required" not in state:
+            state["login_required"] = auth.auth_required(self.settings) or self.has_accounts()
+        return state["login_required"]
+
+    def limited_attempt(self, keys: tuple[str, ...], attempt: Callable[[], object]) -> tuple[int, object]:
+        """(seconds to wait, None) while ``keys`` are limited; else (0, ``attempt()``), a None
+        result counted as a failure. One attempt at a time in this process: guesses sent in
+        parallel threads cannot all pass the check before the first failure is counted."""
+        with self._attempts:
+            wait = self.limiter.retry_after(keys)
+            if wait:
+                return wait, None
+            result = attempt()
+            if result is None:
+                self.limiter.failed(keys)
+            return 0, result
 
     def current_user(self, request: Request) -> auth.User | None:
         """The request's user (cached on it); None when not logged in, or when its session idled
@@ -108,7 +129,7 @@ class ReviewApp:
         proxied = auth.proxy_user(request, self.settings)
         if proxied is not None:
             return proxied
-        if not self.login_required():
+        if not self.login_required(request):
             return auth.User("local", roles.ADMIN)
         name = request.session.get("user")
         if not name:
@@ -142,7 +163,7 @@ class ReviewApp:
             account=bool(user and user.account),
             can_review=bool(user and roles.allows(user.role, roles.REVIEWER)),
             can_admin=bool(user and roles.allows(user.role, roles.ADMIN)),
-            login_enabled=self.login_required(),
+            login_enabled=self.login_required(request),
             csrf=auth.csrf_token(request),
         )
         html = self.env.get_template(name).render(**context)
@@ -294,7 +315,7 @@ class ReviewApp:
         password = str(form.get("password", ""))
         address = auth.client_address(request)
         keys = (f"addr:{address}", f"user:{(name or self.settings.web_user).lower()}")
-        wait = self.limiter.retry_after(keys)
+        wait, found = self.limited_attempt(keys, lambda: self.check_login(name, password))
         if wait:
             log.warning("login refused (rate limited, %d s): name %r from %s", wait, name, address)
             headers = {**SECURITY_HEADERS, "Retry-After": str(wait)}
@@ -302,9 +323,8 @@ class ReviewApp:
                 request=request, user=None, login_enabled=True, csrf=auth.csrf_token(request), next=target, login_name=name, wait=wait
             )
             return HTMLResponse(html, status_code=429, headers=headers)
-        user = self.check_login(name, password)
+        user = cast(auth.User | None, found)
         if user is None:
-            self.limiter.failed(keys)
             log.warning("login failed: name %r from %s", name, address)
             return self.render(request, "login.html", status_code=401, next=target, login_name=name, failed=True)
         log.info("login: %s (%s) from %s", user.name, user.role, address)
@@ -338,8 +358,8 @@ class ReviewApp:
         if user is None or not user.account:
             return PlainTextResponse("only accounts made with `tiktok-tracker user add` change their password here", status_code=400)
         key = (f"user:{user.name.lower()}",)
-        if self.limiter.retry_after(key) or self.check_login(user.name, str(form.get("current", ""))) is None:
-            self.limiter.failed(key)
+        wait, current = self.limited_attempt(key, lambda: self.check_login(user.name, str(form.get("current", ""))))
+        if wait or current is None:
             log.warning("password change refused (wrong current password): %s from %s", user.name, auth.client_address(request))
             return self.render(request, "account.html", status_code=403, changed=False, problem="wrong current password")
         if form.get("new") != form.get("repeat"):
