@@ -31,7 +31,7 @@ from workers.download.safety import UrlPolicy
 from workers.errors import BadVideo, TrackerError, UnsafeURL
 from workers.settings import Settings
 from workers.storage import results, videos
-from workers.storage.db import session_scope
+from workers.storage.db import batches, session_scope
 from workers.storage.models import Video, VideoStatus, utcnow
 from workers.targets.published import catalog_for
 from workers.video_ref import VideoRef, canonical_source, is_url
@@ -297,7 +297,8 @@ def submit(
         unpublished = [j.video_id for j in jobs[published:]]
         reason = broker_error(publish.broker_url, exc)
         with session_scope(settings.resolved_database_url) as s:
-            s.execute(delete(Video).where(Video.id.in_([i for i in unpublished if i not in rerun])))
+            for batch in batches([i for i in unpublished if i not in rerun]):
+                s.execute(delete(Video).where(Video.id.in_(batch)))
             for video_id in (i for i in unpublished if i in rerun):
                 results.set_status(s.get(Video, video_id), VideoStatus.FAILED, f"not queued again: {reason}")
         lost = set(jobs[published:])
