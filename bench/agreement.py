@@ -9,11 +9,13 @@ users' CPUs): that one's features are computed in a process of their own (oneDNN
 the cap once, when it loads), the head and the judging in another. The head is always
 trained on every seed image and every sampled frame of Trump.mp4 and Biden.mp4 is
 checked; ``--groups-every N`` measures the grouped accuracy on the held-out images of
-one group of 20 near-duplicate seed images in N only (CI uses 4: 180 of 717 images),
-so that the other computations run on those alone. Exit status 0 when all agree.
+one group of 20 near-duplicate seed images in N only, so that the other computations
+run on those alone; with N the number of folds (5, CI's form: 157 of 717 images) those
+are the held-out images of one fold, and only that fold's heads are trained (half the
+gate's time). Exit status 0 when all agree.
 
     python bench/agreement.py                    # the full gate (~5 min on 2 cores the first time)
-    python bench/agreement.py --groups-every 4   # CI's form (tests/test_backbone_agreement.py)
+    python bench/agreement.py --groups-every 5   # CI's form (tests/test_backbone_agreement.py)
 
 Features and converted models are cached under ``--work`` (or ``TT_FEATURE_CACHE_DIR`` /
 ``TT_BACKBONE_CACHE_DIR``), so a second run computes only the fold heads again.

@@ -65,7 +65,7 @@ class Agreement:
     videos: tuple[VideoAgreement, ...]
     accuracy_float32: float
     accuracy: float
-    images: str  # the held-out images of the grouped accuracy ("all 717", "1 group in 4: 180 of 717")
+    images: str  # the held-out images of the grouped accuracy ("all 717", "1 group in 5: 157 of 717")
 
     @property
     def frames(self) -> int:

@@ -103,7 +103,7 @@ class _Tracker:
         return on_epoch
 
     def skip_fold(self, fold: int) -> None:
-        """A fold that cannot be validated (one class only): count its epochs as done."""
+        """A fold not trained (one class only, or none of its rows counted): count its epochs as done."""
         self.done += self.members * self.epochs
         if self.on_step:
             self.on_step(TrainingStep(self.phase, self.done, self.total, fold, self.folds, self.members, self.members))
@@ -131,7 +131,9 @@ def grouped_validation(
     ``eval_features``: other computations of the same rows (another precision or
     runtime), whose held-out rows the same fold heads also score; their metrics
     go in ``metrics["eval_features"][name]`` (the agreement gate), counted over the
-    held-out rows that ``eval_rows`` (a mask; default all) keeps."""
+    held-out rows that ``eval_rows`` (a mask; default all) keeps. With ``eval_rows``, a fold
+    none of whose held-out rows is counted is not trained: its heads would add nothing to
+    those metrics (the gate's CI form counts the rows of one fold, and trains that fold only)."""
     tracker = _Tracker("validation", opts.folds, opts, on_step)
     unique = np.unique(groups)
     fold_of_group = {g: i % opts.folds for i, g in enumerate(unique)}
@@ -142,7 +144,7 @@ def grouped_validation(
     other_truth: list[np.ndarray] = []
     for k in range(opts.folds):
         train, val = fold != k, (fold == k) & is_original
-        if not val.any() or len(np.unique(labels[train])) < 2:
+        if not val.any() or len(np.unique(labels[train])) < 2 or (eval_rows is not None and not (val & counted).any()):
             tracker.skip_fold(k + 1)
             continue
         head = _fit(features[train], labels[train], n_classes, opts, tracker.epoch_callback(k + 1))
