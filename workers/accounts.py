@@ -13,6 +13,7 @@ each may do, the password hash, the failed-login limiter and the session idle ru
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
@@ -80,10 +81,14 @@ def needs_rehash(stored_hash: str) -> bool:
 
 def dummy_verify(password: str) -> None:
     """As slow as checking a real account: an unknown name takes as long as a known one."""
-    verify_password(_DUMMY_HASH, password)
+    verify_password(_dummy_hash(), password)
 
 
-_DUMMY_HASH = _hasher.hash("not any account's password")
+@functools.cache
+def _dummy_hash() -> str:
+    """Made at the first unknown name, not at import (a hash costs ~0.2 s: every command would pay it)."""
+    return _hasher.hash("not any account's password")
+
 
 # --- failed logins ---------------------------------------------------------------------
 

@@ -7,16 +7,12 @@ from datetime import datetime, timedelta
 
 from workers.errors import TrackerError
 from workers.media import store_from_settings
-from workers.pipeline.stages import FOLLOW_UPS, STAGES
 from workers.review.verdicts import ShownVerdict, shown
 from workers.settings import Settings
 from workers.storage import results, reviews, videos
 from workers.storage.db import session_scope
 from workers.storage.models import Video, VideoStatus, as_utc, utcnow
 from workers.verdict_text import partial_note
-
-# Stage timings in the order a video goes through them (the follow-ups last), not by start time.
-_STAGE_ORDER = {name: i for i, name in enumerate([*(stage.name for stage in STAGES), *(stage.name for stage in FOLLOW_UPS)])}
 
 
 def video_json(v) -> dict:
@@ -91,7 +87,7 @@ def video_report(settings: Settings, ident: str) -> dict:
                 "started_at": t.started_at.isoformat(),
                 "seconds": round((t.finished_at - t.started_at).total_seconds(), 3),
             }
-            for t in sorted(results.stage_timings(s, video.id), key=lambda t: _STAGE_ORDER.get(t.stage, len(_STAGE_ORDER)))
+            for t in results.stage_timings(s, video.id)  # in the order they ran (the stages' order, then follow-ups)
         ]
         # The current verdict of each target (its newest row), with its version; ``superseded``:
         # how many older verdicts of that target it replaced (``results --history`` lists them).
