@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import pytest
 from sqlalchemy import select
@@ -56,6 +57,17 @@ def clip(path, **kwargs):
 
 def video_named(session, path) -> Video:
     return session.scalars(select(Video).where(Video.source == canonical_source(str(path)))).one()
+
+
+def wait_alert_stage(cluster, paths, timeout: float = 120) -> None:
+    """Until each video's alert stage has run: it runs after the verdict stage marks the video done."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with cluster.session() as s:
+            if all("alert" in {t.stage for t in video_named(s, p).timings} for p in paths):
+                return
+        assert time.monotonic() < deadline, cluster.log_text()
+        time.sleep(0.25)
 
 
 def alert_rows(session, *videos) -> list[str]:
@@ -129,6 +141,7 @@ def test_two_copies_enqueued_at_once_are_scored_once_and_alert_once(stack):
     jobs = cluster.enqueue(str(first), str(second), str(negative), str(negative_copy), "--target", "red")
     assert len(set(jobs)) == 4
     cluster.wait(jobs, timeout=300)
+    wait_alert_stage(cluster, [first, second, negative, negative_copy])
     with cluster.session() as s:
         for pair, verdict in (((first, second), "positive"), ((negative, negative_copy), "negative")):
             videos = [video_named(s, p) for p in pair]
