@@ -95,10 +95,10 @@ class ReviewApp:
         with session_scope(self.db_url) as s:
             return accounts.any_accounts(s)
 
-    def login_required(self, request: Request | None = None) -> bool:
+    def login_required(self, request: Request) -> bool:
         """Cached on the request: asked again while a handler holds its database session, it
         must not take a second connection (threads x 2 connections would drain the pool)."""
-        state = request.scope.setdefault("state", {}) if request is not None else {}
+        state = request.scope.setdefault("state", {})
         if "login_required" not in state:
             state["login_required"] = auth.auth_required(self.settings) or self.has_accounts()
         return state["login_required"]
