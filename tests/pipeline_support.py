@@ -237,12 +237,19 @@ class Cluster:
 
     def start_beat(self) -> subprocess.Popen:
         """``tiktok-tracker beat`` (one per deployment), its schedule file under the test's data dir."""
-        log = self.root / "beat.log"
+        return self.start_process("beat", "beat", "--loglevel", "INFO")
+
+    def start_metrics(self, port: int) -> subprocess.Popen:
+        """``tiktok-tracker metrics`` on 127.0.0.1:``port``."""
+        return self.start_process("metrics", "metrics", "--port", str(port))
+
+    def start_process(self, name: str, *args: str) -> subprocess.Popen:
+        """A long-running command of the CLI, in its own process group, logged to NAME.log."""
+        log = self.root / f"{name}.log"
         proc = subprocess.Popen(
-            [*CLI, "beat", "--loglevel", "INFO"],
-            env=self.env, cwd=ROOT, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
+            [*CLI, *args], env=self.env, cwd=ROOT, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
         )
-        self.workers["beat"], self.logs["beat"] = proc, log
+        self.workers[name], self.logs[name] = proc, log
         return proc
 
     def kill_worker(self, name: str, sig: int = signal.SIGKILL) -> None:

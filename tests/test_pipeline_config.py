@@ -185,6 +185,22 @@ def test_compose_flower_is_local_and_authenticated(compose):
         assert all(p.startswith("${TT_BIND_ADDRESS:-127.0.0.1}:") for p in compose["services"][service]["ports"])
 
 
+def test_compose_monitoring_profile_scrapes_an_authenticated_exporter(compose):
+    """``--profile monitoring``: the exporter (basic auth: it listens beyond loopback inside its
+    container) and a Prometheus with the project's rules, both published on localhost only."""
+    metrics, prometheus = compose["services"]["metrics"], compose["services"]["prometheus"]
+    assert metrics["profiles"] == prometheus["profiles"] == ["monitoring"]
+    assert metrics["command"] == ["tiktok-tracker", "metrics", "--host", "0.0.0.0", "--port", "9808"]
+    assert "TT_METRICS_PASSWORD" in metrics["environment"] and "TT_METRICS_PASSWORD" in prometheus["environment"]
+    assert metrics["ports"] == ["${METRICS_BIND_ADDRESS:-127.0.0.1}:${METRICS_HOST_PORT:-9808}:9808"]
+    assert prometheus["ports"] == ["${PROMETHEUS_BIND_ADDRESS:-127.0.0.1}:${PROMETHEUS_HOST_PORT:-9090}:9090"]
+    assert "./infra/prometheus:/etc/prometheus:ro" in prometheus["volumes"]
+    scrape = yaml.safe_load((ROOT / "infra" / "prometheus" / "prometheus.yml").read_text())
+    (job,) = scrape["scrape_configs"]
+    assert job["static_configs"] == [{"targets": ["metrics:9808"]}] and job["basic_auth"]["username"] == "prometheus"
+    assert scrape["rule_files"] == ["rules.yml"]
+
+
 def test_dockerfiles_and_docs_exist():
     for path in ("infra/Dockerfile.cpu", "infra/Dockerfile.gpu", "infra/env.example", "infra/config/tiktok-tracker.toml", "docs/pipeline.md"):
         assert (ROOT / path).is_file(), path
@@ -243,7 +259,7 @@ def test_compose_file_validates_with_docker_compose(tmp_path):
         cmd = ["docker-compose"]
     else:
         need(False, "neither `docker compose` nor `docker-compose` is installed (.ci/run installs docker-compose)")
-    for profile in ([], ["--profile", "gpu"], ["--profile", "s3"]):
+    for profile in ([], ["--profile", "gpu"], ["--profile", "s3"], ["--profile", "monitoring"]):
         proc = subprocess.run([*cmd, "-f", str(path), "--project-directory", str(ROOT), *profile, "config", "-q"],
                               capture_output=True, text=True, cwd=ROOT)
         assert proc.returncode == 0, proc.stderr
@@ -273,13 +289,14 @@ SYSTEMD = ROOT / "infra" / "systemd"
 
 
 def test_systemd_units_verify_and_run_every_process(tmp_path):
-    """A worker per queue (a template), beat, web and Flower, one environment file for all; each
-    unit passes ``systemd-analyze verify`` without a warning, its command a real `tiktok-tracker` one."""
+    """A worker per queue (a template), beat, web, Flower and the metrics exporter, and a timer
+    that runs ``health``, one environment file for all; each unit passes ``systemd-analyze
+    verify`` without a warning, its command a real `tiktok-tracker` one."""
     import sys
 
     units = sorted(p.name for p in SYSTEMD.glob("*.service"))
-    assert units == ["tiktok-tracker-beat.service", "tiktok-tracker-flower.service",
-                     "tiktok-tracker-web.service", "tiktok-tracker-worker@.service"]
+    assert units == ["tiktok-tracker-beat.service", "tiktok-tracker-flower.service", "tiktok-tracker-health.service",
+                     "tiktok-tracker-metrics.service", "tiktok-tracker-web.service", "tiktok-tracker-worker@.service"]
     env = (SYSTEMD / "tiktok-tracker.env").read_text()
     for name in ("TT_BROKER_URL", "TT_DATABASE_URL", "TT_DATA_DIR", "TT_MODELS_DIR", "FLOWER_USER", "FLOWER_PASSWORD"):
         assert f"\n{name}=" in env, name
@@ -287,13 +304,14 @@ def test_systemd_units_verify_and_run_every_process(tmp_path):
         text = (SYSTEMD / unit).read_text()
         assert "EnvironmentFile=/etc/tiktok-tracker/env" in text, unit
         command = next(line for line in text.splitlines() if line.startswith("ExecStart=")).split()[1]
-        assert command in {"worker", "beat", "web", "flower"} and command in unit, unit
+        assert command in {"worker", "beat", "web", "flower", "metrics", "health"} and command in unit, unit
     need(shutil.which("systemd-analyze") is not None, "systemd-analyze is not installed (apt install systemd)")
     cli = Path(sys.executable).with_name("tiktok-tracker")
     assert cli.exists(), cli
     for unit in units:  # the command as installed here, instead of /opt/tiktok-tracker
         text = (SYSTEMD / unit).read_text().replace("/opt/tiktok-tracker/.venv/bin/tiktok-tracker", str(cli))
         (tmp_path / unit.replace("@.", "@io.")).write_text(text)
+    shutil.copy(SYSTEMD / "tiktok-tracker-health.timer", tmp_path)
     proc = subprocess.run(["systemd-analyze", "verify", *sorted(p.name for p in tmp_path.iterdir())],
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stderr.strip() == "", proc.stderr

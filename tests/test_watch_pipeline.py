@@ -28,11 +28,13 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.local_http import MediaServer, Receiver, SmtpServer, tiktok_item
+from tests.prometheus_support import Prometheus, prometheus_binary
 from tests.pipeline_support import (
     BLUE,
     RED,
     TERMINAL,
     Cluster,
+    free_port,
     module_postgres_url,  # noqa: F401  (fixture)
     red_target,  # noqa: F401  (fixture)
     redis_url,  # noqa: F401  (fixture)
@@ -57,6 +59,7 @@ class Stack:
     items: list[dict]
     positive_urls: set[str]
     started: float
+    prometheus: Prometheus
 
     def wait_for(self, what: str, check, timeout: float = 150.0):
         """Poll ``check()`` until it returns something true; fail with the worker logs if it never does."""
@@ -98,6 +101,7 @@ def decodes(jpeg: bytes) -> bool:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, module_postgres_url, redis_url, red_target):  # noqa: F811
+    prometheus_binary()  # before anything starts: missing, the module skips (fails under CI=true)
     root = tmp_path_factory.mktemp("watch")
     served = root / "served"
     served.mkdir()
@@ -105,7 +109,13 @@ def stack(tmp_path_factory, module_postgres_url, redis_url, red_target):  # noqa
     for name, colour, seed in (("red0", RED, 1), ("blue1", BLUE, 2), ("red2", RED, 3), ("red3", RED, 5)):
         write_video(served / f"{name}.mp4", seconds=3, color=colour, seed=seed)
     shutil.copy(served / "red0.mp4", served / "repost.mp4")  # the same file, posted again
-    with MediaServer(served) as media, Receiver() as hook, SmtpServer() as smtp:
+    metrics_port = free_port()
+    with (
+        MediaServer(served) as media,
+        Receiver() as hook,
+        SmtpServer() as smtp,
+        Prometheus(root / "prometheus", f"127.0.0.1:{metrics_port}") as prometheus,
+    ):
         items = [
             tiktok_item(1, media.url("/red0.mp4")),
             tiktok_item(2, media.url("/blue1.mp4")),
@@ -120,6 +130,7 @@ def stack(tmp_path_factory, module_postgres_url, redis_url, red_target):  # noqa
             alert_webhook_urls=hook.url("/hook"), alert_timeout=5, alert_retry_backoff=0.1,
             smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_security="none",
             smtp_from="tracker@newsroom.example", smtp_to="desk@newsroom.example",
+            health_inspect_timeout=0.5,
         )
         try:
             added = cluster.cli("watch", "add", f"tiktok-json:{media.url(LISTING)}", "--every", "2s", "--target", "red")
@@ -128,9 +139,10 @@ def stack(tmp_path_factory, module_postgres_url, redis_url, red_target):  # noqa
             cluster.start_worker("io+cpu", "io,cpu", concurrency=2)
             cluster.start_worker("score", "score")
             cluster.start_beat()
+            cluster.start_metrics(metrics_port)  # scraped by a real Prometheus from the start
             positives = {f"https://www.tiktok.com/@user{n}/video/73000000000000000{n:02d}" for n in (1, 3)}
             positives.add(f"https://www.tiktok.com/@../../evil\\name\x1b[2J/video/{HOSTILE_ID}")
-            yield Stack(cluster, media, hook, smtp, items, positives, started)
+            yield Stack(cluster, media, hook, smtp, items, positives, started, prometheus)
         finally:
             cluster.stop()
 
@@ -264,3 +276,33 @@ def test_alerts_test_command_reports_every_channel(stack):
     broken = stack.cluster.cli("alerts", "test", env={"TT_ALERT_WEBHOOK_URLS": "http://127.0.0.1:9/nobody",
                                                       "TT_ALERT_RETRIES": "0"})
     assert broken.returncode == 1 and "failed" in broken.stdout
+
+
+def test_a_real_prometheus_scrapes_what_the_workers_did_and_fires_the_watch_alert(stack):
+    """After the run above (5 videos done, 3 alerts through 3 channels each, a listing blocked
+    run after run), Prometheus holds the exporter's numbers and fires TTWatchFailing."""
+    prom = stack.prometheus
+
+    def seen():
+        blocked = (prom.value('tt_watch_failed_runs{watch="1"}') or 0) >= 3
+        return blocked and prom.value('tt_videos{status="done"}') == 5 and prom.query('ALERTS{alertname="TTWatchFailing",alertstate="firing"}')
+
+    stack.wait_for("Prometheus to scrape the run and fire TTWatchFailing", seen, timeout=60)
+    assert prom.value('tt_up{part="database"}') == prom.value('tt_up{part="broker"}') == 1
+    assert prom.value("tt_backlog_videos") == 0
+    assert prom.value('sum(tt_videos_finished_total{status="done"})') == 5
+    assert prom.value('tt_stage_runs_total{stage="alert",outcome="ok"}') == 5
+    assert prom.value('tt_stage_duration_seconds_count{stage="score"}') == 4  # the repost was not rescored
+    assert 0 < prom.value('histogram_quantile(0.95, sum by (le) (tt_stage_duration_seconds_bucket{stage="score"}))') < 600
+    assert prom.value('tt_frames_scored_total{target="red"}') >= 4
+    sent = prom.query('tt_alert_deliveries_total{outcome="sent"}')
+    assert sorted(dict(k)["channel"].split()[0] for k in sent) == ["email", "log", "webhook"] and set(sent.values()) == {3.0}
+    assert not prom.query('tt_alert_deliveries_total{outcome="failed"}')
+    assert prom.value('sum(tt_watch_runs_total{outcome="blocked"})') >= 3 and prom.value('tt_watch_last_listed{watch="1"}') == 0
+    assert {dict(k)["queue"]: v for k, v in prom.query("tt_queue_consumers").items()} == {"io": 1, "cpu": 1, "score": 1}
+    assert prom.query('ALERTS{alertname=~"TTNoProgress|TTQueueWithoutWorker|TTPartDown|TTAlertDeliveryFailing"}') == {}
+
+    health = stack.cluster.cli("health", "--json")
+    assert health.returncode == 1, health.stdout + health.stderr
+    failing = {c["check"]: c["detail"] for c in json.loads(health.stdout) if not c["ok"]}
+    assert list(failing) == ["watches"] and "runs in a row" in failing["watches"], failing

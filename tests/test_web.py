@@ -3,6 +3,7 @@ escaping, reviews and what they change (exports, alerts), binding safety."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -182,7 +183,10 @@ def test_pages_render(web_env):
     settings, _ = web_env
     client = client_for(settings)
     login(client)
-    assert "Videos per status" in client.get("/pipeline").text
+    page = client.get("/pipeline").text
+    assert "Videos per status" in page and "Health" in page
+    assert re.search(r'<tr class="ok"><td>ok</td><th>database</th><td>answers</td></tr>', page), page
+    assert re.search(r'<tr class="ok"><td>ok</td><th>progress</th><td>0 waiting; last hour', page), page
     assert client.get("/targets").status_code == 200
     assert client.get("/static/style.css").status_code == 200
     assert client.get("/videos/999").status_code == 404

@@ -533,9 +533,34 @@ class WebSettings(SettingsGroup):
     flower_url: str = Field("", description="Where Flower is, for the pipeline page's link (e.g. http://127.0.0.1:5555).")
 
 
+class MonitoringSettings(SettingsGroup):
+    """The metrics a Prometheus scrapes (`tiktok-tracker metrics`) and what `tiktok-tracker health` calls a failure."""
+
+    model_config = ConfigDict(title="Monitoring")
+
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address `tiktok-tracker metrics` binds; any other than loopback needs metrics_password."
+    )
+    metrics_port: int = Field(9808, ge=1, le=65535, description="Port of the metrics endpoint (/metrics).")
+    metrics_user: str = Field("prometheus", description="User name of the metrics endpoint's basic auth.")
+    metrics_password: SecretStr | None = Field(
+        None, description="Password of the metrics endpoint's basic auth (empty: no auth, allowed on loopback only)."
+    )
+    health_stall_minutes: float = Field(
+        15.0, gt=0, description="No video finished for this long while videos wait: `health` fails (and the TTNoProgress alert fires)."
+    )
+    health_failed_runs: int = Field(
+        3, ge=1, description="A watch whose runs failed or were blocked this many times in a row fails `health` (TTWatchFailing)."
+    )
+    health_inspect_timeout: float = Field(
+        1.0, gt=0, description="Seconds the workers have to say which queues they consume (`health`, the metrics)."
+    )
+
+
 # pydantic puts the fields of the last base first: the groups are listed last to first, so that
 # `tiktok-tracker config` and the README show them first to last (SETTING_GROUPS' order).
 class Settings(
+    MonitoringSettings,
     WebSettings,
     AlertSettings,
     DownloadSettings,

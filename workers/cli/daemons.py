@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from workers.cli.common import settings
+from workers.cli.common import err_console, settings
 from workers.errors import TrackerError
 from workers.pipeline.monitor import DEFAULT_FLOWER_ADDRESS, DEFAULT_FLOWER_PORT, FlowerOptions
 
@@ -63,6 +63,27 @@ def flower(
     run_flower(app, opts, cfg)
 
 
+def metrics(
+    host: str | None = typer.Option(None, "--host", help="Address to listen on.", show_default="metrics_host: 127.0.0.1"),
+    port: int | None = typer.Option(None, "--port", min=1, max=65535, show_default="metrics_port: 9808"),
+) -> None:
+    """Serve the pipeline's Prometheus metrics on /metrics: one exporter for every host's workers.
+
+    It reads the database and the broker's Redis (where every worker counts what it did), so one
+    scrape target covers the deployment. Beyond loopback it needs TT_METRICS_PASSWORD (basic auth)."""
+    import logging
+
+    from workers.services.metrics import check_bind, serve
+
+    cfg = settings()
+    host, port = host or cfg.metrics_host, port or cfg.metrics_port
+    check_bind(cfg, host)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    err_console.print(f"metrics on http://{host}:{port}/metrics", highlight=False)
+    serve(cfg, host, port)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(beat)
     app.command()(flower)
+    app.command()(metrics)

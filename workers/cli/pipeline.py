@@ -228,6 +228,27 @@ def status(
         console.print(f"evidence thumbnails: tiktok-tracker evidence {info['video_id']} --out DIR", highlight=False)
 
 
+# --- health ---------------------------------------------------------------------------
+
+
+def health(as_json: bool = typer.Option(False, "--json", help="The checks as JSON.")) -> None:
+    """Is the pipeline doing its job? Database, broker, workers per queue, progress, watches,
+    alerts: one line each; exit status 1 when one fails (for cron and systemd timers)."""
+    from workers.services.health import checks, take_snapshot
+
+    cfg = settings()
+    found = checks(take_snapshot(cfg), cfg)
+    if as_json:
+        print(json.dumps([{"check": c.name, "ok": c.ok, "detail": c.detail} for c in found], indent=2))
+    else:
+        for c in found:
+            console.print(
+                f"{'[green]ok  [/]' if c.ok else '[red]FAIL[/]'} {c.name:<9} {cell(c.detail, 2000)}", highlight=False, soft_wrap=True
+            )
+    if not all(c.ok for c in found):
+        raise typer.Exit(1)
+
+
 def status_colours() -> dict[str, str]:
     """Every status, in the order a video goes through them (``stages.STATUSES``), with its colour."""
     from workers.pipeline.stages import STATUSES
@@ -389,4 +410,5 @@ def register(app: typer.Typer) -> None:
     app.command()(enqueue)
     app.command()(requeue)
     app.command()(status)
+    app.command()(health)
     app.command("results")(results_)

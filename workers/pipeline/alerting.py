@@ -59,6 +59,7 @@ from workers.alerts.message import AlertMessage, idempotency_key, thumbnail_from
 from workers.detect.registry import scores_distance
 from workers.errors import AlertError
 from workers.media.store import MediaMissing, MediaStore
+from workers.pipeline.counters import ALERT_DELIVERIES
 from workers.storage import alerts as alert_rows
 from workers.storage import reviews, videos
 from workers.storage.db import session_scope
@@ -158,6 +159,8 @@ def deliver_rows(ctx, row_ids: Sequence[int], digest_target: str | None = None, 
     undelivered = AlertStatus.HELD if digest_target else AlertStatus.FAILED
     with session_scope(ctx.db_url) as s:
         alert_rows.record_delivery(s, list(row_ids), report.to_json(), report.delivered, error, now or utcnow(), undelivered)
+    for result in report.results:
+        ctx.counters.add(ALERT_DELIVERIES, {"channel": result.channel, "outcome": "sent" if result.ok else "failed"})
     if not report.delivered:
         log.warning("alert for %s not delivered, will retry: %s", message.title(), error)
     elif error:

@@ -34,6 +34,7 @@ from sqlalchemy import and_, func, select
 from workers.alerts import Decision
 from workers.media.keys import media_id
 from workers.pipeline import alerting, leases
+from workers.pipeline.counters import REAPER_REQUEUES, VIDEOS_FINISHED
 from workers.pipeline.stages import FINISHED, RESUME_AT, discard_media
 from workers.storage import results, videos
 from workers.storage.db import session_scope
@@ -76,6 +77,8 @@ def reap_stalled(ctx, requeue: Callable[[int, str], object], now: datetime | Non
             requeued += 1
         except Exception as exc:  # noqa: BLE001 - broker down: the next pass after stall_timeout tries again
             log.error("video %s stalled and could not be requeued (%s: %s)", video_id, type(exc).__name__, exc)
+    ctx.counters.add(REAPER_REQUEUES, amount=requeued)
+    ctx.counters.add(VIDEOS_FINISHED, {"status": VideoStatus.FAILED}, len(to_discard))
     report = {"requeued": requeued, "failed": len(to_discard), "alert_rows": backfill_alert_rows(ctx, now)}
     if any(report.values()):
         log.info("reaper: %s", report)

@@ -25,7 +25,7 @@ store keys, statuses, waiting (``Postponed``) and clean-up.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
@@ -46,6 +46,7 @@ from workers.media.keys import evidence_face_key, frames_key, media_id, media_of
 from workers.media.scores import decode_scores, encode_scores
 from workers.media.store import MediaMissing, MediaStore
 from workers.pipeline import alerting
+from workers.pipeline.counters import FRAMES_SCORED, STAGE_RUNS, STAGE_SECONDS, VIDEOS_FINISHED, Counters, counters_for
 from workers.processing import ScoringOptions
 from workers.reposts import linking
 from workers.settings import Settings
@@ -54,6 +55,7 @@ from workers.storage.db import session_scope
 from workers.storage.models import Video, VideoStatus, as_utc, utcnow
 from workers.storage.videos import VideoState
 from workers.targets.published import TargetCatalog, catalog_for
+from workers.verdict import FrameScore
 from workers.video.sampling import Frame, content_hash, read_frames_at
 from workers.video_ref import VideoRef, is_url
 
@@ -136,11 +138,13 @@ class StageContext:
     # Queues a positive video's timeline follow-up (``complete_timeline``) at a lower priority;
     # None (stages run in one process, no broker): not queued, housekeeping drops its media later.
     complete_later: Callable[[int], None] | None = field(default=None, repr=False)
+    # What the stages did, counted for ``tiktok-tracker metrics`` (in the broker's Redis; none without one).
+    counters: Counters = field(default_factory=lambda: Counters(None), repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StageContext:
         store = store_from_settings(settings)
-        return cls(settings, store, LoadedModels(settings, catalog_for(settings, store)))
+        return cls(settings, store, LoadedModels(settings, catalog_for(settings, store)), counters=counters_for(settings.broker_url))
 
     @property
     def db_url(self) -> str:
@@ -332,7 +336,17 @@ def score(ctx: StageContext, video_id: int) -> Next:
             passes=passes_for(ctx.settings),  # forward passes shared with this process's other videos
         )
     ctx.store.put(scores_key(_media(video)), encode_scores(targets, scores, total))
+    _count_scored(ctx, scores)
     return Next.CONTINUE
+
+
+def _count_scored(
+    ctx: StageContext, scores: Mapping[str, Sequence[FrameScore]], before: Mapping[str, Sequence[FrameScore]] | None = None
+) -> None:
+    """Frames each target's model scored (a reused score is not counted), beyond those ``before`` had."""
+    for name, frames in scores.items():
+        had = sum(1 for f in (before or {}).get(name, ()) if f.reused_from is None)
+        ctx.counters.add(FRAMES_SCORED, {"target": name}, sum(1 for f in frames if f.reused_from is None) - had)
 
 
 # --- verdict --------------------------------------------------------------------
@@ -431,6 +445,7 @@ def complete_timeline(ctx: StageContext, video_id: int) -> Next:
         options = ScoringOptions.from_settings(ctx.settings)
         with open_frames(ctx.store, frames_key(media)) as batch:
             full = processing.complete_scores(batch.frames, targets, extractors, options, scores, total, passes=passes_for(ctx.settings))
+        _count_scored(ctx, full, scores)
         outcomes = processing.decide([p for p in specs if p.name in full], full, total)
         evidence, frame_evidence = processing.keep_evidence(
             ctx.store, media, outcomes, lambda wanted: _evidence_frames(ctx, video, wanted), ctx.settings.evidence_frames
@@ -466,13 +481,22 @@ def fail(ctx: StageContext, video_id: int, reason: str) -> None:
     with session_scope(ctx.db_url) as s:
         video = videos.mark_failed(s, video_id, reason)
     if video is not None:
+        ctx.counters.add(VIDEOS_FINISHED, {"status": VideoStatus.FAILED})
         discard_media(ctx, _media(video), video.video_key)
 
 
-def record_timing(ctx: StageContext, video_id: int, stage: str, worker: str, started: datetime, finished: datetime) -> None:
+def record_timing(
+    ctx: StageContext, video_id: int, stage: str, worker: str, started: datetime, finished: datetime, ok: bool = True
+) -> None:
+    """The stage's row in ``stage_timings``, and its count and duration for the metrics (the last
+    stage run through: the video is done)."""
     with session_scope(ctx.db_url) as s:
         if s.get(Video, video_id) is not None:
             results.record_timing(s, video_id, stage, worker, started, finished)
+    ctx.counters.add(STAGE_RUNS, {"stage": stage, "outcome": "ok" if ok else "failed"})
+    ctx.counters.observe(STAGE_SECONDS, {"stage": stage}, (finished - started).total_seconds())
+    if ok and stage == STAGES[-1].name:
+        ctx.counters.add(VIDEOS_FINISHED, {"status": VideoStatus.DONE})
 
 
 def housekeeping(ctx: StageContext, stalled_after: timedelta = timedelta(hours=1)) -> dict:

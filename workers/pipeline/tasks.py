@@ -216,7 +216,7 @@ class StageTask(Task):
     def _fail(ctx, video_id, stage, worker, started, reason: str) -> None:
         try:
             stages.fail(ctx, video_id, reason)
-            stages.record_timing(ctx, video_id, stage, worker, started, utcnow())
+            stages.record_timing(ctx, video_id, stage, worker, started, utcnow(), ok=False)
         except Exception:  # the database is down too: the task still fails
             logger.exception("video %s: could not record the failure (%s)", video_id, reason)
 

@@ -22,9 +22,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from workers.errors import TrackerError
+from workers.pipeline.counters import WATCH_RUNS, counters_for
 from workers.pipeline.submit import BrokerUnavailable, Job, Publisher, resolve_targets, submit
 from workers.settings import Settings
 from workers.sources import list_videos
+from workers.sources.base import BLOCKED_WARNING
 from workers.storage import watches as watch_rows
 from workers.storage.db import session_scope
 from workers.storage.models import utcnow
@@ -43,6 +45,15 @@ class WatchRun:
     jobs: list[Job] = field(default_factory=list)  # the new videos queued
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        """``failed`` (an error), ``blocked`` (the source answered as a blocked one does) or ``ok``."""
+        return "failed" if self.error else "blocked" if BLOCKED_WARNING in self.warnings else "ok"
+
+    @property
+    def failing(self) -> bool:
+        return self.outcome != "ok"
 
     def to_json(self) -> dict:
         return {
@@ -81,7 +92,8 @@ def run_watch(
         log.exception("watch %s (%s) failed", watch_id, run.source)
         run.error = f"internal error ({type(exc).__name__}: {exc})"
     with session_scope(url) as s:
-        watch_rows.record_run(s, watch_id, run.listed, len(run.jobs), run.warnings, run.error, started_at=now)
+        watch_rows.record_run(s, watch_id, run.listed, len(run.jobs), run.warnings, run.error, started_at=now, failed=run.failing)
+    counters_for(settings.broker_url).add(WATCH_RUNS, {"outcome": run.outcome})
     problems = "; ".join([*run.warnings, *([run.error] if run.error else [])])
     (log.warning if problems else log.info)(
         "watch %s (%s): listed %s, queued %d%s",

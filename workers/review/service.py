@@ -347,28 +347,18 @@ class PipelineView:
     broker_error: str | None
     failures: list[Video]
     flower_url: str | None
+    health: list = field(default_factory=list)  # ``services.health.Check``: the checks of ``tiktok-tracker health``
+    backlog: int = 0
+    finished_last_hour: dict[str, int] = field(default_factory=dict)
 
 
-def queue_lengths(settings: Settings) -> tuple[dict[str, int | None], str | None]:
-    """Messages waiting per queue, asked of the Redis broker; (Nones, why) when it cannot be."""
-    from workers.pipeline.stages import QUEUES
+def pipeline_view(settings: Settings, session: Session, snap, health: list, flower_url: str | None = None) -> PipelineView:
+    """The pipeline page: the health checks first (``snap``, ``services.health.Snapshot``, and its
+    ``health`` checks), then videos per status, queues and the recent failures."""
+    from workers.pipeline.stages import QUEUES, STATUSES
 
-    if not settings.broker_url or not settings.broker_url.startswith(("redis://", "rediss://")):
-        return {q: None for q in QUEUES}, "no Redis broker configured (TT_BROKER_URL)"
-    import redis
-
-    try:
-        client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=2, socket_timeout=2)
-        # Kombu keeps a priority's messages in a list of their own (``score\x06\x169``: the timeline follow-ups).
-        return {q: sum(int(client.llen(q + ("" if p == 0 else f"\x06\x16{p}"))) for p in (0, 3, 6, 9)) for q in QUEUES}, None
-    except redis.RedisError as exc:
-        return {q: None for q in QUEUES}, f"broker unreachable: {str(exc).splitlines()[0]}"
-
-
-def pipeline_view(settings: Settings, session: Session, flower_url: str | None = None) -> PipelineView:
-    from workers.pipeline.stages import STATUSES
-
-    statuses = {s: 0 for s in STATUSES} | results.status_counts(session)
+    statuses = {s: 0 for s in STATUSES} | snap.statuses
+    queues = snap.queues or {q: None for q in QUEUES}
+    broker_error = snap.broker_error if settings.broker_url else "no broker configured (TT_BROKER_URL)"
     failures = list(session.scalars(select(Video).where(Video.status == VideoStatus.FAILED).order_by(Video.updated_at.desc()).limit(20)))
-    queues, error = queue_lengths(settings)
-    return PipelineView(statuses, queues, error, failures, flower_url)
+    return PipelineView(statuses, queues, broker_error, failures, flower_url, health, snap.backlog, snap.finished_last_hour)

@@ -196,8 +196,12 @@ class FrameScore(Base):
 class StageTiming(Base):
     __tablename__ = "stage_timings"
     # One row per stage of a video: two deliveries of the same task (a broker
-    # redelivery while the first still runs) cannot both add one.
-    __table_args__ = (Index("uq_stage_timings_video_stage", "video_id", "stage", unique=True),)
+    # redelivery while the first still runs) cannot both add one. By finish time: what finished
+    # in the last hour, and the pipeline page's charts.
+    __table_args__ = (
+        Index("uq_stage_timings_video_stage", "video_id", "stage", unique=True),
+        Index("ix_stage_timings_finished", "finished_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
@@ -259,6 +263,10 @@ class Watch(Base):
     last_enqueued: Mapped[int | None] = mapped_column(Integer)  # new videos queued by the last run
     last_warnings: Mapped[list] = mapped_column(JSON, default=list)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The last run that listed its source (no error, not blocked), and the runs in a row since that
+    # failed or were blocked: what the metrics and ``health`` report ("failing for 3 runs").
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failed_runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     all_frames: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # its videos: every frame scored
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     changed_by: Mapped[str | None] = mapped_column(String(128))  # the account that added, enabled or disabled it last

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from workers.errors import TrackerError
-from workers.storage.models import Watch
+from workers.storage.models import Watch, utcnow
 
 
 class WatchNotFound(TrackerError):
@@ -94,8 +94,11 @@ def record_run(
     warnings: Sequence[str],
     error: str | None,
     started_at: datetime | None = None,
+    failed: bool = False,
 ) -> None:
-    """How the run that started at ``started_at`` went: shown by ``watch list``, never silently dropped."""
+    """How the run that started at ``started_at`` went: shown by ``watch list``, never silently dropped.
+    A failed run (an ``error``, or ``failed``: blocked by the platform) adds one to the watch's failed runs in a
+    row; any other sets them to 0 and is its last success."""
     watch = session.get(Watch, watch_id)
     if watch is None:  # removed while it ran
         return
@@ -103,3 +106,7 @@ def record_run(
         watch.last_run_at = started_at
     watch.last_listed, watch.last_enqueued = listed, enqueued
     watch.last_warnings, watch.last_error = list(warnings), error
+    if failed or error is not None:
+        watch.failed_runs = (watch.failed_runs or 0) + 1
+    else:
+        watch.failed_runs, watch.last_success_at = 0, started_at or utcnow()

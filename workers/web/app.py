@@ -264,8 +264,13 @@ class ReviewApp:
             return self.render(request, "targets.html", targets=service.targets_view(self.settings, s))
 
     def pipeline(self, request: Request) -> Response:
+        """The health checks of ``tiktok-tracker health`` (the workers' last answer: not waited
+        for), videos per status, queues, recent failures."""
+        from workers.services import health
+
+        snap = health.take_snapshot(self.settings, ask_workers=False)
         with session_scope(self.db_url) as s:
-            view = service.pipeline_view(self.settings, s, self.settings.flower_url or None)
+            view = service.pipeline_view(self.settings, s, snap, health.checks(snap, self.settings), self.settings.flower_url or None)
             return self.render(request, "pipeline.html", view=view)
 
     def watches(self, request: Request) -> Response:

@@ -17,9 +17,7 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import secrets
-import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -27,6 +25,7 @@ from starlette.requests import Request
 
 from workers.accounts import ROLES, VIEWER
 from workers.errors import TrackerError
+from workers.listen import is_loopback
 from workers.settings import Settings
 
 CSRF_FIELD = "csrf"
@@ -48,21 +47,6 @@ def password_of(settings: Settings) -> str:
 
 def auth_required(settings: Settings, has_accounts: bool = False) -> bool:
     return bool(password_of(settings) or settings.web_auth_header or has_accounts)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address or a name) is this machine only."""
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        pass
-    if host == "localhost":
-        return True
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except OSError:
-        return False
-    return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
 
 
 def check_bind(host: str, settings: Settings, has_accounts: bool = False) -> None:

@@ -1,0 +1,32 @@
+"""What the pipeline has been doing lately, read for the metrics, ``health`` and the pipeline page:
+videos finished in a window, the last one finished, alerts by status, the watches' runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from workers.storage.models import AlertRow, StageTiming, Video, VideoStatus, Watch, as_utc
+
+
+def finished_since(session: Session, since: datetime, last_stage: str) -> dict[str, int]:
+    """Videos done (their ``last_stage`` ran through) and failed since ``since``."""
+    done = session.scalar(select(func.count()).where(StageTiming.stage == last_stage, StageTiming.finished_at >= since))
+    failed = session.scalar(select(func.count()).where(Video.status == VideoStatus.FAILED, Video.updated_at >= since))
+    return {VideoStatus.DONE: int(done or 0), VideoStatus.FAILED: int(failed or 0)}
+
+
+def last_finished_at(session: Session, last_stage: str) -> datetime | None:
+    """When a video last ran through ``last_stage`` (the newest finish first: an index walk)."""
+    return as_utc(session.scalar(select(func.max(StageTiming.finished_at)).where(StageTiming.stage == last_stage)))
+
+
+def alert_counts(session: Session) -> dict[str, int]:
+    """Alert rows by status (``AlertStatus``)."""
+    return {status: int(n) for status, n in session.execute(select(AlertRow.status, func.count()).group_by(AlertRow.status))}
+
+
+def all_watches(session: Session) -> list[Watch]:
+    return list(session.scalars(select(Watch).order_by(Watch.id)))
