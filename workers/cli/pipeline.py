@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from workers.cli.common import cell, console, err_console, id_column, settings, warn
+from workers.cli.common import cell, console, err_console, id_column, progress_bar, settings, warn
 from workers.errors import TrackerError
 from workers.sanitize import sanitize
 
@@ -249,6 +249,47 @@ def health(as_json: bool = typer.Option(False, "--json", help="The checks as JSO
         raise typer.Exit(1)
 
 
+# --- prune ----------------------------------------------------------------------------
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""
+
+
+def prune(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Count what would go; remove nothing."),
+    as_json: bool = typer.Option(False, "--json", help="The report as JSON."),
+) -> None:
+    """Remove what has outlived its retention (the retain_* settings): old frame data, old
+    negative, failed (and, when set, positive) videos with their evidence, unneeded target
+    versions. In batches of short transactions; beat runs it daily (prune_interval)."""
+    from workers.pipeline.retention import prune as run_prune
+
+    cfg = settings()
+    with progress_bar("prune (dry run)" if dry_run else "prune", enabled=not as_json) as advance:
+        last: dict[str, int] = {}
+
+        def step(kind: str, videos: int) -> None:
+            advance(videos - last.get(kind, 0))
+            last[kind] = videos
+
+        report = run_prune(cfg, dry_run=dry_run, progress=step)
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+        return
+    table = Table("kind", "videos", "rows", "row bytes (est.)", "objects", "object bytes", title="would remove" if dry_run else "removed")
+    for k in report.kinds:
+        rows = ", ".join(f"{t} {n}" for t, n in k.rows.items() if n) or "-"
+        table.add_row(k.kind, str(k.videos), rows, _size(k.row_bytes), str(k.objects), _size(k.object_bytes))
+    console.print(table)
+    for k in report.kinds:
+        console.print(f"  {k.kind}: {k.rule}", highlight=False)
+
+
 def status_colours() -> dict[str, str]:
     """Every status, in the order a video goes through them (``stages.STATUSES``), with its colour."""
     from workers.pipeline.stages import STATUSES
@@ -411,4 +452,5 @@ def register(app: typer.Typer) -> None:
     app.command()(requeue)
     app.command()(status)
     app.command()(health)
+    app.command()(prune)
     app.command("results")(results_)

@@ -281,20 +281,22 @@ class S3MediaStore(MediaStore):
             yield path
 
     def exists(self, key: str) -> bool:
+        return self.size(key) is not None
+
+    def size(self, key: str) -> int | None:
         from botocore.exceptions import ClientError
 
         name = self._name(key)
         try:
             with self._calling("look up", key):
                 try:
-                    self.client.head_object(Bucket=self.bucket, Key=name)
+                    return int(self.client.head_object(Bucket=self.bucket, Key=name)["ContentLength"])
                 except ClientError as exc:
                     if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                        return False
+                        return None
                     raise
         except MediaMissing:
-            return False
-        return True
+            return None
 
     def delete(self, key: str) -> None:
         name = self._name(key)

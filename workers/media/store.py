@@ -112,6 +112,10 @@ class MediaStore(ABC):
     def exists(self, key: str) -> bool: ...
 
     @abstractmethod
+    def size(self, key: str) -> int | None:
+        """The object's bytes; None when it is absent."""
+
+    @abstractmethod
     def delete(self, key: str) -> None:
         """Remove the object; no error when it is already gone."""
 
@@ -205,6 +209,12 @@ class LocalMediaStore(MediaStore):
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
+
+    def size(self, key: str) -> int | None:
+        try:
+            return self.path(key).stat().st_size
+        except FileNotFoundError:
+            return None
 
     def put_file(self, key: str, path: str | Path, move: bool = False) -> None:
         if not move:

@@ -54,6 +54,7 @@ PERIODIC = {
     p.name: p
     for p in (
         Periodic("housekeeping", IO, "housekeeping_interval", expires=False, events=True),
+        Periodic("prune", IO, "prune_interval", expires=False, events=True),
         Periodic("reap_stalled", IO, "reaper_interval"),
         Periodic("run_watches", IO, "watch_poll_interval"),
         Periodic("alert_followups", IO, "watch_poll_interval"),

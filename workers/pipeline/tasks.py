@@ -49,7 +49,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.exc import OperationalError as DatabaseError
 
 from workers.errors import Postponed, TrackerError, TransientError
-from workers.pipeline import alerting, reaper, stages, watches
+from workers.pipeline import alerting, reaper, retention, stages, watches
 from workers.pipeline.celery_app import PERIODIC, app
 from workers.pipeline.leases import LeaseKeeper
 from workers.pipeline.submit import Publisher
@@ -272,6 +272,13 @@ def periodic_task(name: str) -> Callable:
 def housekeeping() -> dict:
     """Periodic clean-up and report (scheduled by celery beat)."""
     return stages.housekeeping(context())
+
+
+@periodic_task("prune")
+def prune() -> dict:
+    """Periodic (celery beat, daily): remove what has outlived its retention (``retention.prune``)."""
+    report = retention.prune(context().settings)
+    return {k.kind: k.videos or k.objects for k in report.kinds}
 
 
 @periodic_task("run_watches")

@@ -118,14 +118,21 @@ class Video(Base):
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("videos.id"), index=True)
     # How strongly it matches the original: 1.0 for the same file, else the weaker share of vPDQ frame matches.
     duplicate_match: Mapped[float | None] = mapped_column(Float)
+    # When retention dropped its frame data (``storage.retention``): out of the repost index since.
+    pruned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     detections: Mapped[list[Detection]] = relationship(back_populates="video", cascade="all, delete-orphan")
     timings: Mapped[list[StageTiming]] = relationship(back_populates="video", cascade="all, delete-orphan")
 
-    # One row per platform video: what keeps a watch from enqueueing a known video again.
-    __table_args__ = (Index("ix_videos_platform_id", "platform", "platform_id", unique=True),)
+    # One row per platform video: what keeps a watch from enqueueing a known video again. The
+    # finished videos by age: what retention reads (``storage.retention``).
+    __table_args__ = (
+        Index("ix_videos_platform_id", "platform", "platform_id", unique=True),
+        Index("ix_videos_finished_age", "status", "updated_at"),
+        Index("ix_videos_unpruned_age", "status", "pruned_at", "updated_at"),
+    )
 
     @validates("source")
     def _set_source_key(self, _name: str, source: str) -> str:

@@ -20,14 +20,19 @@ depends_on: Union[str, Sequence[str], None] = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("watches") as batch:
-        batch.add_column(sa.Column("last_success_at", sa.DateTime(timezone=True), nullable=True))
-        batch.add_column(sa.Column("failed_runs", sa.Integer(), nullable=False, server_default="0"))
+    op.add_column("watches", sa.Column("last_success_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("watches", sa.Column("failed_runs", sa.Integer(), nullable=False, server_default="0"))
     op.create_index("ix_stage_timings_finished", "stage_timings", ["finished_at"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_stage_timings_finished", table_name="stage_timings")
-    with op.batch_alter_table("watches") as batch:
-        batch.drop_column("failed_runs")
-        batch.drop_column("last_success_at")
+    _drop_column("watches", "failed_runs")
+    _drop_column("watches", "last_success_at")
+
+
+def _drop_column(table: str, column: str) -> None:
+    if op.get_bind().dialect.name == "sqlite":  # not batch mode: copying ``videos`` would cascade into detections (0013)
+        op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")  # SQLite >= 3.35
+    else:
+        op.drop_column(table, column)
