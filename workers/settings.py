@@ -411,6 +411,19 @@ class WatchSettings(SettingsGroup):
         ge=0,
         description="Files of a watched folder modified more recently than this are still being written: skipped.",
     )
+    backlog_limit: int = Field(
+        10000,
+        ge=1,
+        description=(
+            "Videos queued or in a stage, at most, that watches add to: a watch run that would pass it queues what fits "
+            "and leaves the rest for its next run (`watch list`: deferred). `enqueue` by hand passes it, with a warning."
+        ),
+    )
+    watch_backlog_limit: int = Field(
+        2000,
+        ge=1,
+        description="Videos queued or in a stage, at most, from one watch: a watch that lists thousands cannot bury the others.",
+    )
     watch_poll_interval: float = Field(
         30.0,
         gt=0,

@@ -91,7 +91,8 @@ def enqueue(
     Refused at once, each on its own line: a local file that is not a video
     container, a URL the download address policy refuses (loopback, private,
     metadata addresses; TT_ALLOW_HOSTS). The others are still queued: exit
-    status 1 when some were refused, 2 when nothing could be queued."""
+    status 1 when some were refused, 2 when nothing could be queued. Videos
+    asked for here pass the backlog bound (backlog_limit), with a warning."""
     from workers.pipeline.submit import (
         BrokerUnavailable,
         check_sources,
@@ -121,8 +122,20 @@ def enqueue(
         _print_jobs(exc.queued, as_json)
         raise
     _print_jobs(jobs, as_json)
+    _warn_past_the_backlog_bound(cfg)
     if refused:
         raise typer.Exit(1)  # some queued, some refused (2: nothing could be done)
+
+
+def _warn_past_the_backlog_bound(cfg) -> None:
+    """Videos asked for by hand are queued whatever the backlog (it is deliberate); say when it is past its bound."""
+    from workers.storage import activity
+    from workers.storage.db import session_scope
+
+    with session_scope(cfg.resolved_database_url) as s:
+        waiting = activity.backlog(s)
+    if waiting > cfg.backlog_limit:
+        warn(f"backlog {waiting} of {cfg.backlog_limit} (backlog_limit): queued anyway; watches queue nothing new until it drains")
 
 
 def _print_jobs(jobs, as_json: bool) -> None:

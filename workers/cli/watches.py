@@ -29,10 +29,12 @@ def watch_json(watch) -> dict:
         "every_seconds": watch.every_seconds,
         "enabled": watch.enabled,
         "all_frames": bool(watch.all_frames),
+        "expire_after_seconds": watch.expire_after_seconds,
         "last_run_at": _when(watch.last_run_at) or None,
         "next_run_at": _when(watch.next_run_at) or None,
         "last_listed": watch.last_listed,
         "last_enqueued": watch.last_enqueued,
+        "last_deferred": watch.last_deferred or 0,  # new videos left for its next run (a warning says which bound)
         "last_warnings": list(watch.last_warnings or []),
         "last_error": watch.last_error,
         "created_at": _when(watch.created_at) or None,
@@ -48,6 +50,9 @@ def add(
     all_frames: bool = typer.Option(
         False, "--all-frames", help="Its videos score every sampled frame in the first pass (as enqueue --all-frames)."
     ),
+    expire_after: str | None = typer.Option(
+        None, "--expire-after", help="Its videos not started within this (e.g. 1d for trending) fail as expired, with the reason."
+    ),
 ) -> None:
     """Add a watch; it first runs at the next beat tick (or now with `watch run ID`)."""
     from workers.durations import format_duration, parse_duration
@@ -62,7 +67,8 @@ def add(
     spec = canonical_spec(source)
     names = resolve_targets(cfg, target)
     with session_scope(cfg.resolved_database_url) as s:
-        watch = watches.add(s, spec, names, seconds, utcnow(), all_frames=all_frames)
+        expiry = parse_duration(expire_after) if expire_after else None
+        watch = watches.add(s, spec, names, seconds, utcnow(), all_frames=all_frames, expire_after_seconds=expiry)
         watch_id = watch.id
     console.print(f"Watch [bold]{watch_id}[/]: {cell(spec, 500)} every {format_duration(seconds)} for {', '.join(names)}")
     if seconds < cfg.watch_poll_interval:

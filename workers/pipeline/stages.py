@@ -208,10 +208,13 @@ def download(ctx: StageContext, video_id: int) -> Next:
     was scored for the same target versions, its verdicts are reused and the
     video goes straight to the alert stage; while it is still being scored,
     this one waits for it (``Postponed``) rather than being scored twice.
+    A video past its ``expires_at`` (its watch's ``--expire-after``) fails as expired instead.
     """
     video = _begin(ctx, video_id, "download")
     if video is None or video.finished:
         return Next.STOP
+    if not video.video_key and video.expires_at is not None and utcnow() > video.expires_at:
+        raise TrackerError(f"expired: not started by {video.expires_at:%Y-%m-%d %H:%M} UTC (its watch's --expire-after)")
     key, ref = video.video_key, None
     if key and ctx.store.exists(key) and video.content_hash:  # run again (waiting for its original)
         return _act_on_link(ctx, video)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +240,7 @@ def submit(
     watch_id: int | None = None,
     force: bool = False,
     all_frames: bool = False,
+    expires_at: datetime | None = None,
 ) -> list[Job]:
     """Record one queued video per source and ``publish`` its chain; return the jobs.
 
@@ -248,7 +250,8 @@ def submit(
     as it is (``Job.existing``: its status); once finished without them, failed, or
     with ``force``, it runs again as a new job on the same row (``force`` also reruns one
     left mid-way by a worker that is gone, or that stalled: ``videos.is_stuck``).
-    ``all_frames``: its videos score every sampled frame in the first pass (no early verdict).
+    ``all_frames``: its videos score every sampled frame in the first pass (no early verdict);
+    ``expires_at``: new videos not started by then fail as expired (a watch's ``--expire-after``).
     Raises ``BrokerUnavailable`` when the broker is down; videos recorded by
     this call whose chain was not published are deleted (re-runs: failed) again.
     """
@@ -277,6 +280,7 @@ def submit(
                 answers.append(jobs[-1])
                 continue
             video = new_video(item, target_names, watch_id, all_frames)
+            video.expires_at = expires_at
             try:
                 with s.begin_nested():
                     s.add(video)

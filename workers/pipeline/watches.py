@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from workers.errors import TrackerError
 from workers.pipeline.counters import WATCH_RUNS, counters_for
@@ -27,6 +27,7 @@ from workers.pipeline.submit import BrokerUnavailable, Job, Publisher, resolve_t
 from workers.settings import Settings
 from workers.sources import list_videos
 from workers.sources.base import BLOCKED_WARNING
+from workers.storage import activity
 from workers.storage import watches as watch_rows
 from workers.storage.db import session_scope
 from workers.storage.models import utcnow
@@ -45,6 +46,8 @@ class WatchRun:
     jobs: list[Job] = field(default_factory=list)  # the new videos queued
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    deferred: int = 0  # new videos left for a later run: the backlog was at its bound
+    bound: str = ""  # which bound, in words ("backlog 10000 of 10000")
 
     @property
     def outcome(self) -> str:
@@ -64,6 +67,7 @@ class WatchRun:
             "job_ids": [j.job_id for j in self.jobs],
             "warnings": self.warnings,
             "error": self.error,
+            "deferred": self.deferred,
         }
 
 
@@ -79,11 +83,17 @@ def run_watch(
         if not watch_rows.claim_run(s, watch, now, force):
             return None
         run, targets, all_frames = WatchRun(watch.id, watch.source), list(watch.targets), bool(watch.all_frames)
+        expires_at = now + timedelta(seconds=watch.expire_after_seconds) if watch.expire_after_seconds else None
     try:
         resolve_targets(settings, targets)
         listing = list_videos(run.source, settings, seen=KnownVideos(url))
         run.listed, run.warnings = listing.listed, list(listing.warnings)
-        run.jobs = submit(settings, listing.videos, targets, publish, watch_id=watch_id, all_frames=all_frames)
+        room, run.bound = backlog_room(settings, watch_id)
+        run.deferred = max(0, len(listing.videos) - room)
+        if run.deferred:  # shown by `watch list` and the web app's watches page
+            run.warnings.append(f"deferred {run.deferred}: {run.bound}")
+        wanted = listing.videos[:room]  # the rest: listed again (not yet known) by a later run
+        run.jobs = submit(settings, wanted, targets, publish, watch_id=watch_id, all_frames=all_frames, expires_at=expires_at)
     except BrokerUnavailable as exc:
         run.jobs, run.error = exc.queued, str(exc)
     except TrackerError as exc:
@@ -92,7 +102,9 @@ def run_watch(
         log.exception("watch %s (%s) failed", watch_id, run.source)
         run.error = f"internal error ({type(exc).__name__}: {exc})"
     with session_scope(url) as s:
-        watch_rows.record_run(s, watch_id, run.listed, len(run.jobs), run.warnings, run.error, started_at=now, failed=run.failing)
+        watch_rows.record_run(
+            s, watch_id, run.listed, len(run.jobs), run.warnings, run.error, started_at=now, failed=run.failing, deferred=run.deferred
+        )
     counters_for(settings.broker_url).add(WATCH_RUNS, {"outcome": run.outcome})
     problems = "; ".join([*run.warnings, *([run.error] if run.error else [])])
     (log.warning if problems else log.info)(
@@ -104,6 +116,17 @@ def run_watch(
         f"; {problems}" if problems else "",
     )
     return run
+
+
+def backlog_room(settings: Settings, watch_id: int) -> tuple[int, str]:
+    """How many more videos the watch may queue now, and the tighter bound in words: the whole
+    backlog stays within ``backlog_limit``, the watch's own within ``watch_backlog_limit``."""
+    with session_scope(settings.resolved_database_url) as s:
+        total, own = activity.backlog(s), activity.backlog(s, watch_id)
+    global_room, own_room = settings.backlog_limit - total, settings.watch_backlog_limit - own
+    if own_room < global_room:
+        return max(0, own_room), f"this watch's backlog {own} of {settings.watch_backlog_limit} (watch_backlog_limit)"
+    return max(0, global_room), f"backlog {total} of {settings.backlog_limit} (backlog_limit)"
 
 
 def run_due_watches(settings: Settings, publish: Publisher, *, now: datetime | None = None) -> list[WatchRun]:

@@ -349,6 +349,7 @@ class PipelineView:
     flower_url: str | None
     health: list = field(default_factory=list)  # ``services.health.Check``: the checks of ``tiktok-tracker health``
     backlog: int = 0
+    backlog_limit: int = 0
     finished_last_hour: dict[str, int] = field(default_factory=dict)
 
 
@@ -361,4 +362,6 @@ def pipeline_view(settings: Settings, session: Session, snap, health: list, flow
     queues = snap.queues or {q: None for q in QUEUES}
     broker_error = snap.broker_error if settings.broker_url else "no broker configured (TT_BROKER_URL)"
     failures = list(session.scalars(select(Video).where(Video.status == VideoStatus.FAILED).order_by(Video.updated_at.desc()).limit(20)))
-    return PipelineView(statuses, queues, broker_error, failures, flower_url, health, snap.backlog, snap.finished_last_hour)
+    return PipelineView(
+        statuses, queues, broker_error, failures, flower_url, health, snap.backlog, settings.backlog_limit, snap.finished_last_hour
+    )

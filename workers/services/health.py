@@ -31,6 +31,7 @@ class WatchState:
     failed_runs: int
     last_error: str | None
     last_warnings: list[str]
+    last_deferred: int = 0
 
 
 @dataclass
@@ -185,11 +186,14 @@ def _progress(snap: Snapshot, settings: Settings) -> Check:
 def _watches(snap: Snapshot, settings: Settings) -> Check:
     enabled = [w for w in snap.watches if w.enabled]
     failing = [w for w in enabled if w.failed_runs >= settings.health_failed_runs]
+    deferring = "".join(
+        f"; #{w.id} deferred {w.last_deferred} (backlog {snap.backlog} of {settings.backlog_limit})" for w in enabled if w.last_deferred
+    )
     if not failing:
-        return Check("watches", True, f"{len(enabled)} enabled, none failing")
+        return Check("watches", True, f"{len(enabled)} enabled, none failing{deferring}")
     said = "; ".join(
         f"#{w.id} {w.source}: {w.failed_runs} runs in a row ({w.last_error or ', '.join(w.last_warnings) or 'blocked'}), "
         f"last success {_ago(w.last_success_at, snap.at)}"
         for w in failing
     )
-    return Check("watches", False, f"{len(failing)} of {len(enabled)} failing: {said}")
+    return Check("watches", False, f"{len(failing)} of {len(enabled)} failing: {said}{deferring}")

@@ -57,6 +57,7 @@ def snapshot_metrics(snap: Snapshot, settings: Settings) -> Iterator[Metric]:
     if snap.database_error is None:
         yield _gauge("tt_videos", "Videos by status.", ["status"], {(k,): v for k, v in snap.statuses.items()})
         yield _gauge("tt_backlog_videos", "Videos accepted and not finished (queued or in a stage).", [], {(): snap.backlog})
+        yield _gauge("tt_backlog_limit", "The bound of the backlog that watches add to (backlog_limit).", [], {(): settings.backlog_limit})
         yield _gauge(
             "tt_videos_finished_last_hour",
             "Videos done or failed in the last hour.",

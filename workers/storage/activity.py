@@ -30,3 +30,11 @@ def alert_counts(session: Session) -> dict[str, int]:
 
 def all_watches(session: Session) -> list[Watch]:
     return list(session.scalars(select(Watch).order_by(Watch.id)))
+
+
+def backlog(session: Session, watch_id: int | None = None) -> int:
+    """Videos queued or in a stage (of one watch)."""
+    query = select(func.count()).select_from(Video).where(Video.status.notin_(VideoStatus.FINISHED))
+    if watch_id is not None:
+        query = query.where(Video.watch_id == watch_id)
+    return int(session.scalar(query) or 0)

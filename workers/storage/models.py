@@ -118,6 +118,8 @@ class Video(Base):
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("videos.id"), index=True)
     # How strongly it matches the original: 1.0 for the same file, else the weaker share of vPDQ frame matches.
     duplicate_match: Mapped[float | None] = mapped_column(Float)
+    # Not started by then (its watch's ``expire_after_seconds``): the download stage fails it as expired.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When retention dropped its frame data (``storage.retention``): out of the repost index since.
     pruned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -274,6 +276,10 @@ class Watch(Base):
     # failed or were blocked: what the metrics and ``health`` report ("failing for 3 runs").
     last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     failed_runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # New videos its last run left for a later run (the backlog was at its bound: ``backlog_limit``).
+    last_deferred: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Its videos not started within this many seconds fail as expired (None: never).
+    expire_after_seconds: Mapped[float | None] = mapped_column(Float)
     all_frames: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # its videos: every frame scored
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     changed_by: Mapped[str | None] = mapped_column(String(128))  # the account that added, enabled or disabled it last

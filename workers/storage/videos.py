@@ -33,6 +33,7 @@ class VideoState:
     frames_linked: bool  # the frames stage stored its frames' hashes and linked the video
     targets: tuple[str, ...]  # the target names it is scored for
     all_frames: bool = False  # every sampled frame scored in the first pass (``enqueue --all-frames``)
+    expires_at: datetime | None = None  # not started by then: expired (its watch's ``--expire-after``)
     ref_json: dict | None = field(default=None, repr=False)  # ``videos.ref``: read it as ``ref``
 
     @property
@@ -57,6 +58,7 @@ def state_of(video: Video) -> VideoState:
         frames_linked=bool(video.frames_linked),
         targets=tuple(video.targets or ()),
         all_frames=bool(video.all_frames),
+        expires_at=as_utc(video.expires_at),
         ref_json=dict(video.ref) if video.ref else None,
     )
 

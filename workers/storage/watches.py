@@ -24,8 +24,10 @@ def add(
     now: datetime,
     all_frames: bool = False,
     by: str | None = None,
+    expire_after_seconds: float | None = None,
 ) -> Watch:
-    """A new watch, due at once (``all_frames``: its videos score every sampled frame; ``by``: who added it)."""
+    """A new watch, due at once (``all_frames``: its videos score every sampled frame; ``by``: who added it;
+    ``expire_after_seconds``: its videos not started within that fail as expired)."""
     watch = Watch(
         source=source,
         targets=list(targets),
@@ -36,6 +38,7 @@ def add(
         created_at=now,
         all_frames=all_frames,
         changed_by=by,
+        expire_after_seconds=expire_after_seconds,
     )
     session.add(watch)
     session.flush()
@@ -95,8 +98,10 @@ def record_run(
     error: str | None,
     started_at: datetime | None = None,
     failed: bool = False,
+    deferred: int = 0,
 ) -> None:
-    """How the run that started at ``started_at`` went: shown by ``watch list``, never silently dropped.
+    """How the run that started at ``started_at`` went: shown by ``watch list``, never silently dropped
+    (``deferred``: new videos left for a later run, the backlog at its bound).
     A failed run (an ``error``, or ``failed``: blocked by the platform) adds one to the watch's failed runs in a
     row; any other sets them to 0 and is its last success."""
     watch = session.get(Watch, watch_id)
@@ -105,7 +110,7 @@ def record_run(
     if started_at is not None:
         watch.last_run_at = started_at
     watch.last_listed, watch.last_enqueued = listed, enqueued
-    watch.last_warnings, watch.last_error = list(warnings), error
+    watch.last_warnings, watch.last_error, watch.last_deferred = list(warnings), error, deferred
     if failed or error is not None:
         watch.failed_runs = (watch.failed_runs or 0) + 1
     else:
