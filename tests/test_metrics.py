@@ -180,3 +180,38 @@ def test_a_watch_counts_its_failed_runs_in_a_row_and_its_last_success(tmp_path):
             if n == 3:
                 assert watch.failed_runs == 3 and watch.last_success_at.replace(tzinfo=None) == now.replace(tzinfo=None)
     assert watch.failed_runs == 0 and watch.last_success_at.replace(tzinfo=None) == (now + timedelta(minutes=4)).replace(tzinfo=None)
+
+
+def test_history_counts_finishes_per_hour_and_works_the_backlog_back_from_now(tmp_path):
+    from workers.services.health import history
+    from workers.storage import results, videos
+    from workers.storage.db import session_scope
+    from workers.storage.models import Video
+    from workers.web.charts import backlog_svg, finished_per_hour_svg, stage_times_svg
+
+    settings = Settings(_env_file=None, data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'h.db'}", broker_url="")
+    now = utcnow().replace(minute=30, second=0, microsecond=0)
+    with session_scope(settings.resolved_database_url) as s:
+        def video(n: int, status: str, created: timedelta, finished: timedelta | None) -> None:
+            row = videos.queued_video(f"job-{n}", f"/v/{n}.mp4", ["red"])
+            row.status = status
+            s.add(row)
+            s.flush()
+            if status == "done":
+                results.record_timing(s, row.id, "alert", "w/1", now - finished - timedelta(seconds=2), now - finished)
+            s.execute(Video.__table__.update().where(Video.id == row.id).values(
+                created_at=now - created, updated_at=now - (finished if finished is not None else timedelta(0))))
+
+        video(1, "done", timedelta(hours=3), timedelta(hours=2))  # queued 3 h ago, done 2 h ago
+        video(2, "done", timedelta(hours=3), timedelta(hours=2))
+        video(3, "failed", timedelta(hours=2), timedelta(hours=1))
+        video(4, "queued", timedelta(hours=1), None)  # still waiting
+    past = history(settings, now, hours=6)
+    assert past.done == [0, 0, 0, 2, 0, 0] and past.failed == [0, 0, 0, 0, 1, 0]
+    assert past.backlog == [0, 0, 2, 1, 1, 1]  # 2 queued, both done; 1 more, failed; 1 more, waiting
+    assert past.stages["alert"] == (2.0, 2.0, 2) and past.stages["score"] == (0.0, 0.0, 0)
+    bars = finished_per_hour_svg(past.hours, past.done, past.failed)
+    assert bars.count('class="bar done"') == 1 and ": 2 done</title>" in bars and ": 1 failed</title>" in bars
+    line = backlog_svg(past.hours, past.backlog, 10)
+    assert line.count('<circle class="backlog"') == 6 and "backlog_limit 10" not in line  # 10 is off this chart's scale
+    assert "alert p95: 2.00 s over 2 runs" in stage_times_svg(past.stages)

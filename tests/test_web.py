@@ -187,6 +187,7 @@ def test_pages_render(web_env):
     assert "Videos per status" in page and "Health" in page
     assert re.search(r'<tr class="ok"><td>ok</td><th>database</th><td>answers</td></tr>', page), page
     assert re.search(r'<tr class="ok"><td>ok</td><th>progress</th><td>0 waiting; last hour', page), page
+    assert page.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart"') == 3  # finished per hour, backlog, stage times
     assert client.get("/targets").status_code == 200
     assert client.get("/static/style.css").status_code == 200
     assert client.get("/videos/999").status_code == 404

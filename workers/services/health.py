@@ -197,3 +197,54 @@ def _watches(snap: Snapshot, settings: Settings) -> Check:
         for w in failing
     )
     return Check("watches", False, f"{len(failing)} of {len(enabled)} failing: {said}{deferring}")
+
+
+@dataclass
+class History:
+    """The last ``len(hours)`` hours, oldest first, for the pipeline page's charts: videos done and
+    failed per hour, the backlog at each hour's end (worked back from now: arrivals added, finishes
+    taken away), and each stage's p50 and p95 seconds over its newest runs."""
+
+    hours: list[datetime]
+    done: list[int]
+    failed: list[int]
+    backlog: list[int]
+    stages: dict[str, tuple[float, float, int]]  # stage -> (p50, p95, runs measured)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else 0.0
+
+
+def history(settings: Settings, now: datetime | None = None, hours: int = 48) -> History:
+    from workers.pipeline.stages import STAGES
+    from workers.storage import activity, results
+    from workers.storage.db import session_scope
+
+    now = now or utcnow()
+    first = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    starts = [first + timedelta(hours=h) for h in range(hours)]
+
+    def per_hour(times: list[datetime]) -> list[int]:
+        counts = [0] * hours
+        for t in times:
+            index = int((t - first).total_seconds() // 3600)
+            if 0 <= index < hours:
+                counts[index] += 1
+        return counts
+
+    with session_scope(settings.resolved_database_url) as s:
+        done_at, failed_at = activity.finish_times(s, first, LAST_STAGE)
+        arrived = per_hour(activity.arrival_times(s, first))
+        waiting = sum(n for status, n in results.status_counts(s).items() if status not in VideoStatus.FINISHED)
+        stages = {}
+        for stage in STAGES:
+            seconds = activity.recent_stage_seconds(s, stage.name)
+            stages[stage.name] = (_percentile(seconds, 0.5), _percentile(seconds, 0.95), len(seconds))
+    done, failed = per_hour(done_at), per_hour(failed_at)
+    backlog = [0] * hours
+    backlog[-1] = waiting
+    for h in range(hours - 1, 0, -1):
+        backlog[h - 1] = max(0, backlog[h] - arrived[h] + done[h] + failed[h])
+    return History(starts, done, failed, backlog, stages)

@@ -38,3 +38,26 @@ def backlog(session: Session, watch_id: int | None = None) -> int:
     if watch_id is not None:
         query = query.where(Video.watch_id == watch_id)
     return int(session.scalar(query) or 0)
+
+
+def finish_times(session: Session, since: datetime, last_stage: str) -> tuple[list[datetime], list[datetime]]:
+    """When each video done (through ``last_stage``) and failed since ``since`` finished."""
+    done = session.scalars(select(StageTiming.finished_at).where(StageTiming.stage == last_stage, StageTiming.finished_at >= since))
+    failed = session.scalars(select(Video.updated_at).where(Video.status == VideoStatus.FAILED, Video.updated_at >= since))
+    return [as_utc(t) for t in done], [as_utc(t) for t in failed]
+
+
+def arrival_times(session: Session, since: datetime) -> list[datetime]:
+    """When each video accepted since ``since`` was queued."""
+    return [as_utc(t) for t in session.scalars(select(Video.created_at).where(Video.created_at >= since))]
+
+
+def recent_stage_seconds(session: Session, stage: str, limit: int = 2000) -> list[float]:
+    """How long the stage's newest ``limit`` runs took (newest first: an index walk)."""
+    rows = session.execute(
+        select(StageTiming.started_at, StageTiming.finished_at)
+        .where(StageTiming.stage == stage)
+        .order_by(StageTiming.finished_at.desc())
+        .limit(limit)
+    )
+    return [(finished - started).total_seconds() for started, finished in rows]

@@ -134,6 +134,7 @@ class Video(Base):
         Index("ix_videos_platform_id", "platform", "platform_id", unique=True),
         Index("ix_videos_finished_age", "status", "updated_at"),
         Index("ix_videos_unpruned_age", "status", "pruned_at", "updated_at"),
+        Index("ix_videos_created", "created_at"),  # arrivals per hour (the pipeline page's backlog chart)
     )
 
     @validates("source")

@@ -42,6 +42,7 @@ from workers.storage.db import session_scope
 from workers.storage.models import Detection, FrameScore, ReviewVerdict
 from workers.targets.bundle import list_targets
 from workers.web import auth
+from workers.web.charts import backlog_svg, finished_per_hour_svg, stage_times_svg
 from workers.web.timeline import timeline_svg
 
 HERE = Path(__file__).parent
@@ -62,6 +63,7 @@ def _templates() -> Environment:
     env.filters["clean"] = lambda value, limit=500: sanitize(value, limit)
     env.filters["urlquote"] = lambda value: quote(str(value), safe="")
     env.globals["timeline_svg"] = timeline_svg
+    env.globals.update(finished_per_hour_svg=finished_per_hour_svg, backlog_svg=backlog_svg, stage_times_svg=stage_times_svg)
     return env
 
 
@@ -269,9 +271,10 @@ class ReviewApp:
         from workers.services import health
 
         snap = health.take_snapshot(self.settings, ask_workers=False)
+        past = health.history(self.settings, snap.at)
         with session_scope(self.db_url) as s:
             view = service.pipeline_view(self.settings, s, snap, health.checks(snap, self.settings), self.settings.flower_url or None)
-            return self.render(request, "pipeline.html", view=view)
+            return self.render(request, "pipeline.html", view=view, history=past)
 
     def watches(self, request: Request) -> Response:
         """The watches and how their last run went; admins add, switch and remove them here."""

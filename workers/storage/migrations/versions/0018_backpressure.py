@@ -1,6 +1,7 @@
-"""Backpressure (issue 23): ``watches.last_deferred`` (new videos its last run left for a later
+"""Backpressure and history (issue 23): ``watches.last_deferred`` (new videos its last run left for a later
 one: the backlog was at its bound), ``watches.expire_after_seconds`` (its videos not started
-within this are failed as expired) and ``videos.expires_at`` (set from it at submission).
+within this are failed as expired), ``videos.expires_at`` (set from it at submission), and
+``ix_videos_created``: arrivals per hour, for the pipeline page's backlog chart.
 
 Revision ID: 0018
 Revises: 0017
@@ -27,9 +28,11 @@ COLUMNS = (
 def upgrade() -> None:
     for table, column in COLUMNS:
         op.add_column(table, column)
+    op.create_index("ix_videos_created", "videos", ["created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_videos_created", table_name="videos")
     for table, column in reversed(COLUMNS):
         if op.get_bind().dialect.name == "sqlite":  # not batch mode: copying ``videos`` would cascade into detections (0013)
             op.execute(f"ALTER TABLE {table} DROP COLUMN {column.name}")  # SQLite >= 3.35
