@@ -102,6 +102,7 @@ def prune(settings: Settings, now: datetime | None = None, dry_run: bool = False
     report = PruneReport(now, dry_run, [])
     for kind, cutoff, rule in rules(settings, now):
         found = KindReport(kind, rule, rows=dict.fromkeys(stored.FRAME_TABLES if kind == stored.FRAME_DATA else stored.VIDEO_TABLES, 0))
+        folders = object_folders(kind, settings)
         after = 0
         while True:
             with session_scope(url) as s:
@@ -109,8 +110,8 @@ def prune(settings: Settings, now: datetime | None = None, dry_run: bool = False
                 if not ids:
                     break
                 counts = stored.row_counts(s, ids, list(found.rows))
-                media = [] if kind == stored.FRAME_DATA else stored.media_ids(s, ids)
-            keys = [key for m in media for prefix in (f"evidence/{m}", f"videos/{m}") for key in store.keys(prefix)]
+                media = stored.media_ids(s, ids) if folders else []
+            keys = [key for m in media for folder in folders for key in store.keys(f"{folder}/{m}")]
             found.videos += len(ids)
             for table, n in counts.items():
                 found.rows[table] += n
@@ -140,6 +141,15 @@ def prune(settings: Settings, now: datetime | None = None, dry_run: bool = False
         "prune%s: %s", " (dry run)" if dry_run else "", "; ".join(f"{k.kind}: {k.videos} videos, {k.objects} objects" for k in report.kinds)
     )
     return report
+
+
+def object_folders(kind: str, settings: Settings) -> list[str]:
+    """The media-store folders (``evidence/<media>``, ``videos/<media>``) a deleted video of ``kind``
+    may have objects in: evidence only a positive has (kept videos); a file only with ``keep_videos``.
+    (Frame batches and score files of finished videos are housekeeping's.)"""
+    if kind == stored.FRAME_DATA:
+        return []
+    return [*(["evidence"] if kind == stored.KEPT else []), *(["videos"] if settings.keep_videos else [])]
 
 
 def prune_target_versions(settings: Settings, store: MediaStore, dry_run: bool) -> KindReport:
