@@ -8,11 +8,14 @@
 #   - base image tt-base:bookworm from Debian packages (debootstrap + docker import; kept),
 #     and tt-postgres:bookworm from it (infra/local-base/);
 #   - the project installed from wheels built on the host (infra/wheelhouse.sh; kept).
-# Then: build the image, start redis, postgres, the io/cpu/score workers, beat, flower and
-# web (and s3 with --s3), enrol a face target from seed photos, enqueue Trump.mp4 and
-# Biden.mp4, wait for both to be done, check the verdicts (Trump positive, Biden negative)
-# and that Flower answers 401 without the password and 200 with it, print the timings and
-# tear everything down (volumes too; images stay for the next run), on failure as well.
+#   - tt-prometheus:bookworm from it and the host's Debian prometheus binary (kept).
+# Then: build the image, start redis, postgres, the io/cpu/score workers, beat, flower, web,
+# the metrics exporter and Prometheus (the `monitoring` profile; and s3 with --s3), enrol a
+# face target from seed photos, enqueue Trump.mp4 and Biden.mp4, wait for both to be done,
+# check the verdicts (Trump positive, Biden negative), that Flower answers 401 without the
+# password and 200 with it, and that Prometheus scraped the exporter (the two videos done,
+# its rules loaded); print the timings and tear everything down (volumes too; images stay
+# for the next run), on failure as well.
 #
 #   infra/compose-smoke.sh [--s3] [--official] [--keep] [--timeout SECONDS]
 #     --s3        media in S3: a local moto server (compose profile s3), TT_MEDIA_URL and
@@ -29,6 +32,7 @@ mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 project=tt-smoke
 base_image=tt-base:bookworm
 postgres_image=tt-postgres:bookworm
+prometheus_image=tt-prometheus:bookworm
 use_s3=0 official=0 keep=0 timeout=900
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -93,12 +97,19 @@ if [ "$official" = 0 ]; then
   fi
   docker build -q -f "$root/infra/local-base/Dockerfile.postgres" --build-arg BASE_IMAGE="$base_image" \
     -t "$postgres_image" "$root/infra/local-base" >"$work/postgres-build.log" 2>&1 || die "tt-postgres build failed (see $work/postgres-build.log)"
+  if ! docker image inspect "$prometheus_image" >/dev/null 2>&1; then
+    command -v prometheus >/dev/null || apt_install prometheus
+    mkdir -p "$work/prometheus-image" && cp "$(command -v prometheus)" "$work/prometheus-image/"
+    docker build -q -f "$root/infra/local-base/Dockerfile.prometheus" --build-arg BASE_IMAGE="$base_image" \
+      -t "$prometheus_image" "$work/prometheus-image" >"$work/prometheus-build.log" 2>&1 || die "tt-prometheus build failed (see $work/prometheus-build.log)"
+  fi
   say "base images ready in $(since "$t_base") s"
   t_wheels=$(now)
   image_python=$(docker run --rm "$base_image" python3 -c 'import sys; print("python%d.%d" % sys.version_info[:2])')
   PYTHON=${PYTHON:-$image_python} "$root/infra/wheelhouse.sh" || die "wheelhouse failed"
   say "wheelhouse ready in $(since "$t_wheels") s"
   export TT_BASE_IMAGE=$base_image TT_PIP_OFFLINE=1 TT_REDIS_IMAGE=$base_image TT_POSTGRES_IMAGE=$postgres_image
+  export TT_PROMETHEUS_IMAGE=$prometheus_image
 fi
 base_s=$(since "$t_base")
 
@@ -114,8 +125,10 @@ export TT_BIND_ADDRESS=127.0.0.1 FLOWER_BIND_ADDRESS=127.0.0.1 WEB_BIND_ADDRESS=
 # Ports beside a Redis, Postgres or Flower that the host may run itself.
 export TT_REDIS_HOST_PORT=${TT_REDIS_HOST_PORT:-16379} TT_POSTGRES_HOST_PORT=${TT_POSTGRES_HOST_PORT:-15432}
 export FLOWER_HOST_PORT=${FLOWER_HOST_PORT:-15555} WEB_HOST_PORT=${WEB_HOST_PORT:-18080}
+export METRICS_HOST_PORT=${METRICS_HOST_PORT:-19808} PROMETHEUS_HOST_PORT=${PROMETHEUS_HOST_PORT:-19090} TT_METRICS_PASSWORD=$(secret)
+export COMPOSE_PROFILES=monitoring
 if [ "$use_s3" = 1 ]; then
-  export COMPOSE_PROFILES=s3 TT_EXTRA_REQUIREMENTS='moto[server]'
+  export COMPOSE_PROFILES=monitoring,s3 TT_EXTRA_REQUIREMENTS='moto[server]'
   export TT_MEDIA_URL=s3://tiktok-tracker/media TT_S3_ENDPOINT_URL=http://s3:5000
   export AWS_ACCESS_KEY_ID=smoke AWS_SECRET_ACCESS_KEY=$(secret)
   say "media store: S3 (moto server in the s3 service, $TT_MEDIA_URL)"
@@ -238,6 +251,26 @@ say "Trump.mp4: $trump"
 say "Biden.mp4: $biden"
 case "$trump" in "done trump=positive"*) ;; *) die "Trump.mp4 should be done with trump=positive" ;; esac
 case "$biden" in "done trump=negative"*) ;; *) die "Biden.mp4 should be done with trump=negative" ;; esac
+
+# --- Prometheus scraped the exporter --------------------------------------------------------
+prom=http://127.0.0.1:$PROMETHEUS_HOST_PORT
+prom_value() {
+  curl -s -m 10 --get "$prom/api/v1/query" --data-urlencode "query=$1" \
+    | python3 -c 'import json, sys; r = json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "")' 2>/dev/null || true
+}
+scraped=""
+for _ in $(seq 60); do
+  scraped=$(prom_value 'tt_videos{status="done"}')
+  [ "$scraped" = 2 ] && [ "$(prom_value 'up{job="tiktok-tracker"}')" = 1 ] && break
+  sleep 2
+done
+rules=$(curl -s -m 10 "$prom/api/v1/rules" | python3 -c 'import json, sys; print(sum(len(g["rules"]) for g in json.load(sys.stdin)["data"]["groups"]))' 2>/dev/null || true)
+say "prometheus: tt_videos{status=done} = ${scraped:-none}, up = $(prom_value 'up{job="tiktok-tracker"}'), $rules alerting rules loaded"
+[ "$scraped" = 2 ] || die "Prometheus did not scrape the two videos done from the exporter"
+[ "${rules:-0}" -gt 0 ] || die "Prometheus loaded no alerting rules"
+code_metrics=$(http_code "http://127.0.0.1:$METRICS_HOST_PORT/metrics")
+say "metrics: $code_metrics without the password"
+[ "$code_metrics" = 401 ] || die "the exporter answered $code_metrics without the password (401 expected)"
 
 say "timings: base images + wheelhouse ${base_s} s, image build ${build_s} s, start ${start_s} s (compose up ${up_s} s)," \
   "enqueue ${enqueue_s} s, verdicts after being queued: Trump.mp4 ${seconds[$trump_job]} s, Biden.mp4 ${seconds[$biden_job]} s"
