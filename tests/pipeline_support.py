@@ -325,6 +325,19 @@ def overlapping_workers(timings) -> set[tuple[str, str]]:
     return pairs
 
 
+# Float32 scores of the same frame through the same model, in passes of other sizes or neighbours:
+# equal on most CPUs, but oneDNN may pick another kernel for another batch size, which changes the
+# last bits (3e-8 on a 2-core AVX2-only EPYC, 2026-12-03). Verdicts and frame facts stay exact.
+SCORE_TOLERANCE = 1e-5
+
+
+def same_scores(a, b, tolerance: float = SCORE_TOLERANCE) -> bool:
+    """Two lists of per-frame tuples whose last item is a score: the same frames, scores within ``tolerance``."""
+    return len(a) == len(b) and all(
+        x[:-1] == y[:-1] and abs(x[-1] - y[-1]) <= tolerance for x, y in zip(a, b, strict=True)
+    )
+
+
 def assert_scan_matches_pipeline(cluster: "Cluster", settings, target: str, jobs: dict[Path, str]) -> dict:
     """Scan ``jobs``' files in one process (``Scanner``, ``settings``' own database) and
     assert each gets exactly the per-frame scores and verdict its job got from the
@@ -351,10 +364,10 @@ def assert_scan_matches_pipeline(cluster: "Cluster", settings, target: str, jobs
                 remote_detection = s.scalars(select(Detection).join(Video).where(Video.job_id == job)).one()
                 remote = facts(remote_detection)
                 remote_verdict = remote_detection.verdict
-            if remote == local or time.monotonic() > deadline:
+            if (same_scores(remote[0], local[0]) and remote[1] == local[1]) or time.monotonic() > deadline:
                 break
             time.sleep(0.25)
-        assert remote[0] == local[0], path  # scores bit for bit: the same float32 features
+        assert same_scores(remote[0], local[0]), (path, remote[0], local[0])  # the same float32 features (SCORE_TOLERANCE)
         assert remote[1] == local[1], path
         assert row.verdict == remote_verdict
     return scanned

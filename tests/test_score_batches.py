@@ -9,6 +9,7 @@ import threading
 import numpy as np
 import pytest
 
+from tests.pipeline_support import same_scores
 from tests.score_batches_support import small_trump  # noqa: F401  (fixture)
 from tests.test_scoring import THIRD, Bright, MeanBrightness, frames_of
 from workers.detect.scoring import VideoScoring, collect_scores, collect_scores_of
@@ -159,8 +160,9 @@ def test_a_failing_model_fails_the_videos_of_its_pass_and_the_thread_goes_on():
 
 @pytest.mark.seed
 def test_seed_videos_score_identically_alone_and_together(seed_target, seed_dir):
-    """Bit-identical float32 scores: per video (chunks of 16) and in passes of up to 64
-    frames mixing the seed videos and generated ones."""
+    """The same float32 scores (within ``SCORE_TOLERANCE``: bit for bit on most CPUs) and the
+    same frames scored and reused: per video (chunks of 16) and in passes of up to 64 frames
+    mixing the seed videos and generated ones."""
     from workers.detect.backbone import VIEW
     from workers.processing.steps import scoring_frames
     from workers.video.sampling import open_sampled
@@ -176,7 +178,7 @@ def test_seed_videos_score_identically_alone_and_together(seed_target, seed_dir)
         shared = [VideoScoring(v, [target], 16, early, None, 1.0) for v in videos]
         together = collect_scores_of(shared, {"vgg16": backbone}, videos_per_pass=4)
         for a, b in zip(alone, together):
-            assert [(s.index, s.score, s.reused_from) for s in a["trump"]] == [(s.index, s.score, s.reused_from) for s in b["trump"]]
+            assert same_scores([(s.index, s.reused_from, s.score) for s in a["trump"]], [(s.index, s.reused_from, s.score) for s in b["trump"]])
     # and the verdicts are the tutorial's
     positive = sum(s.score >= target.threshold for s in together[0]["trump"])
     assert positive >= 1

@@ -88,12 +88,13 @@ def run_watch(
         resolve_targets(settings, targets)
         listing = list_videos(run.source, settings, seen=KnownVideos(url))
         run.listed, run.warnings = listing.listed, list(listing.warnings)
-        room, run.bound = backlog_room(settings, watch_id)
-        run.deferred = max(0, len(listing.videos) - room)
-        if run.deferred:  # shown by `watch list` and the web app's watches page
-            run.warnings.append(f"deferred {run.deferred}: {run.bound}")
-        wanted = listing.videos[:room]  # the rest: listed again (not yet known) by a later run
-        run.jobs = submit(settings, wanted, targets, publish, watch_id=watch_id, all_frames=all_frames, expires_at=expires_at)
+        with watch_rows.queueing_turn(url):  # counted and queued with no other run in between
+            room, run.bound = backlog_room(settings, watch_id)
+            run.deferred = max(0, len(listing.videos) - room)
+            if run.deferred:  # shown by `watch list` and the web app's watches page
+                run.warnings.append(f"deferred {run.deferred}: {run.bound}")
+            wanted = listing.videos[:room]  # the rest: listed again (not yet known) by a later run
+            run.jobs = submit(settings, wanted, targets, publish, watch_id=watch_id, all_frames=all_frames, expires_at=expires_at)
     except BrokerUnavailable as exc:
         run.jobs, run.error = exc.queued, str(exc)
     except TrackerError as exc:

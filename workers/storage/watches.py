@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from workers.errors import TrackerError
+from workers.storage.db import get_engine
 from workers.storage.models import Watch, utcnow
+
+_PG_QUEUEING_LOCK = 0x7474_7771  # "ttwq": the advisory lock of watch runs' counting and queueing
+
+
+@contextmanager
+def queueing_turn(url: str) -> Iterator[None]:
+    """One watch run at a time counts the backlog and queues (``pipeline.watches``), on every host,
+    so that two runs never both fill the same room. Postgres: a session advisory lock held on a
+    connection of its own; SQLite (one host): nothing. Watch runs are seconds apart; videos are
+    never serialised by it."""
+    engine = get_engine(url)
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _PG_QUEUEING_LOCK})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _PG_QUEUEING_LOCK})
+            conn.commit()
 
 
 class WatchNotFound(TrackerError):
