@@ -183,7 +183,7 @@ def test_a_watch_counts_its_failed_runs_in_a_row_and_its_last_success(tmp_path):
 
 
 def test_history_counts_finishes_per_hour_and_works_the_backlog_back_from_now(tmp_path):
-    from workers.services.health import history
+    from workers.services.health import history, take_snapshot
     from workers.storage import results, videos
     from workers.storage.db import session_scope
     from workers.storage.models import Video
@@ -206,7 +206,7 @@ def test_history_counts_finishes_per_hour_and_works_the_backlog_back_from_now(tm
         video(2, "done", timedelta(hours=3), timedelta(hours=2))
         video(3, "failed", timedelta(hours=2), timedelta(hours=1))
         video(4, "queued", timedelta(hours=1), None)  # still waiting
-    past = history(settings, now, hours=6)
+    past = history(settings, take_snapshot(settings, now), hours=6)
     assert past.done == [0, 0, 0, 2, 0, 0] and past.failed == [0, 0, 0, 0, 1, 0]
     assert past.backlog == [0, 0, 2, 1, 1, 1]  # 2 queued, both done; 1 more, failed; 1 more, waiting
     assert past.stages["alert"] == (2.0, 2.0, 2) and past.stages["score"] == (0.0, 0.0, 0)

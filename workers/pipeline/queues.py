@@ -3,6 +3,8 @@ each (for the pipeline page, ``health`` and the metrics)."""
 
 from __future__ import annotations
 
+from workers.pipeline.counters import redis_url_of
+from workers.pipeline.submit import broker_error
 from workers.settings import Settings
 
 # The queues are the stage table's (``stages.QUEUES``): imported when asked, so that a command that
@@ -16,12 +18,13 @@ def queue_lengths(settings: Settings) -> tuple[dict[str, int | None], str | None
     """Messages waiting per queue, asked of the Redis broker; (Nones, why) when it cannot be."""
     from workers.pipeline.stages import QUEUES
 
-    if not settings.broker_url or not settings.broker_url.startswith(("redis://", "rediss://")):
+    url = redis_url_of(settings.broker_url)
+    if url is None:
         return {q: None for q in QUEUES}, "no Redis broker configured (TT_BROKER_URL)"
     import redis
 
     try:
-        client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=2, socket_timeout=2)
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
         with client.pipeline(transaction=False) as pipe:
             for q in QUEUES:
                 for suffix in PRIORITY_SUFFIXES:
@@ -30,7 +33,7 @@ def queue_lengths(settings: Settings) -> tuple[dict[str, int | None], str | None
         per = len(PRIORITY_SUFFIXES)
         return {q: sum(lengths[i * per : (i + 1) * per]) for i, q in enumerate(QUEUES)}, None
     except redis.RedisError as exc:
-        return {q: None for q in QUEUES}, f"broker unreachable: {str(exc).splitlines()[0]}"
+        return {q: None for q in QUEUES}, broker_error(url, exc)
 
 
 def queue_consumers(settings: Settings, timeout: float = 1.0) -> tuple[dict[str, int] | None, str | None]:
@@ -46,7 +49,7 @@ def queue_consumers(settings: Settings, timeout: float = 1.0) -> tuple[dict[str,
         with app.connection_for_write(settings.broker_url) as conn:
             answers = app.control.inspect(timeout=timeout, connection=conn).active_queues() or {}
     except Exception as exc:  # noqa: BLE001 - kombu wraps every transport error differently
-        return None, f"broker unreachable: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+        return None, broker_error(settings.broker_url, exc)
     counts = {q: 0 for q in QUEUES}
     for queues in answers.values():
         for name in {q.get("name") for q in queues or ()}:

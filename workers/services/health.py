@@ -14,6 +14,9 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import DBAPIError
+
+from workers.services.database import database_problem
 from workers.settings import Settings
 from workers.storage.models import AlertStatus, VideoStatus, as_utc, utcnow
 
@@ -85,8 +88,10 @@ def take_snapshot(settings: Settings, now: datetime | None = None, ask_workers: 
                 )
                 for w in activity.all_watches(s)
             ]
+    except DBAPIError as exc:
+        snap.database_error = database_problem(settings.resolved_database_url, exc)
     except Exception as exc:  # noqa: BLE001 - a health check reports a database it cannot read
-        snap.database_error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        snap.database_error = f"{type(exc).__name__}: {exc}"
     if settings.broker_url:
         snap.queues, snap.broker_error = queue_lengths(settings)
         if ask_workers and snap.broker_error is None:
@@ -217,12 +222,13 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else 0.0
 
 
-def history(settings: Settings, now: datetime | None = None, hours: int = 48) -> History:
+def history(settings: Settings, snap: Snapshot, hours: int = 48) -> History:
+    """The ``hours`` up to ``snap``'s moment, its backlog the last hour's end."""
     from workers.pipeline.stages import STAGES
-    from workers.storage import activity, results
+    from workers.storage import activity
     from workers.storage.db import session_scope
 
-    now = now or utcnow()
+    now = snap.at
     first = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
     starts = [first + timedelta(hours=h) for h in range(hours)]
 
@@ -237,14 +243,13 @@ def history(settings: Settings, now: datetime | None = None, hours: int = 48) ->
     with session_scope(settings.resolved_database_url) as s:
         done_at, failed_at = activity.finish_times(s, first, LAST_STAGE)
         arrived = per_hour(activity.arrival_times(s, first))
-        waiting = sum(n for status, n in results.status_counts(s).items() if status not in VideoStatus.FINISHED)
         stages = {}
         for stage in STAGES:
             seconds = activity.recent_stage_seconds(s, stage.name)
             stages[stage.name] = (_percentile(seconds, 0.5), _percentile(seconds, 0.95), len(seconds))
     done, failed = per_hour(done_at), per_hour(failed_at)
     backlog = [0] * hours
-    backlog[-1] = waiting
+    backlog[-1] = snap.backlog
     for h in range(hours - 1, 0, -1):
         backlog[h - 1] = max(0, backlog[h] - arrived[h] + done[h] + failed[h])
     return History(starts, done, failed, backlog, stages)

@@ -1,6 +1,6 @@
 """Which videos' data has outlived its retention, and removing it in small transactions.
 
-Two things happen to an old video (``services.retention`` decides when, from the settings):
+Two things happen to an old video (``pipeline.retention`` decides when, from the settings):
 
 - its *frame data* is dropped (per-frame scores, frame hashes with their index rows, stage
   timings) and it leaves the repost index (no frame hashes, no content hash): the video and
@@ -25,6 +25,7 @@ from workers.media.keys import media_id
 from workers.storage.db import batches
 from workers.storage.models import (
     AlertRow,
+    Base,
     Detection,
     FrameHash,
     FrameHashChunk,
@@ -36,7 +37,6 @@ from workers.storage.models import (
 )
 
 FRAME_DATA, NEGATIVE, FAILED, KEPT = "frame data", "negative videos", "failed videos", "positive or reviewed videos"
-KINDS = (FRAME_DATA, NEGATIVE, FAILED, KEPT)
 # The tables a kind removes rows from, in the order the report lists them.
 FRAME_TABLES = ("frame_scores", "frame_hashes", "frame_hash_chunks", "stage_timings")
 VIDEO_TABLES = ("videos", "detections", "reviews", "alerts", *FRAME_TABLES)
@@ -140,18 +140,7 @@ def delete_videos(session: Session, video_ids: Sequence[int]) -> None:
     session.execute(delete(Video).where(Video.id.in_(video_ids)))
 
 
-TABLES = (
-    "videos",
-    "detections",
-    "frame_scores",
-    "stage_timings",
-    "alerts",
-    "watches",
-    "frame_hashes",
-    "frame_hash_chunks",
-    "reviews",
-    "accounts",
-)
+TABLES = tuple(Base.metadata.tables)  # every table of the schema, for its size
 
 
 def table_bytes(session: Session) -> dict[str, int]:
@@ -198,5 +187,5 @@ def vacuum(engine: Engine) -> None:
     if engine.dialect.name != "postgresql":
         return
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        for table in TABLES:
+        for table in VIDEO_TABLES:
             conn.execute(text(f"VACUUM (ANALYZE) {table}"))

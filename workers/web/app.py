@@ -271,7 +271,7 @@ class ReviewApp:
         from workers.services import health
 
         snap = health.take_snapshot(self.settings, ask_workers=False)
-        past = health.history(self.settings, snap.at)
+        past = health.history(self.settings, snap)
         with session_scope(self.db_url) as s:
             view = service.pipeline_view(self.settings, s, snap, health.checks(snap, self.settings), self.settings.flower_url or None)
             return self.render(request, "pipeline.html", view=view, history=past)
